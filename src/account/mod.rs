@@ -1,0 +1,374 @@
+//! One device's long-term identity: its Ed25519 signing key and X25519
+//! identity key, its one-time keys and fallback keys, and the signed objects
+//! it publishes; the factory for pairwise sessions.
+//!
+//! Guarantees: private keys never leave the account except inside its
+//! encrypted pickle; the one-time key store is bounded and drops (and
+//! reports) its oldest key first; an outbound session is created only from
+//! a verified device and a one-time key whose signature verifies strictly;
+//! an inbound session consumes its one-time key only after its first message
+//! decrypts.
+
+mod one_time_keys;
+mod signed;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey};
+use thiserror::Error;
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V1, SignedOneTimeKey, VerifiedDevice};
+
+use self::one_time_keys::{FallbackKeys, OneTimeKeys, PrivateKey};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::MAX_ONE_TIME_KEYS;
+use crate::crypto::{Secret, os_rng};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
+use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::session::{LocalIdentity, PreKeyMessage, Session, SessionError};
+
+/// Why an account operation failed. The account is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AccountError {
+    /// A one-time or fallback key's signature does not verify.
+    #[error("one-time key signature does not verify")]
+    BadOneTimeKeySignature,
+    /// A device-key bundle's signature does not verify.
+    #[error("device-key signature does not verify")]
+    BadDeviceKeysSignature,
+    /// A device-key bundle is malformed.
+    #[error("invalid device keys: {0}")]
+    InvalidDeviceKeys(&'static str),
+    /// A pre-key message names a one-time key this account does not hold
+    /// (never generated, already used, or dropped).
+    #[error("pre-key message names an unknown one-time key")]
+    UnknownOneTimeKey,
+    /// The session layer rejected the handshake or the first message.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Keys created by [`Account::generate_one_time_keys`], and any older keys it
+/// had to drop to stay within [`MAX_ONE_TIME_KEYS`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OneTimeKeysGenerated {
+    /// Public keys created, oldest first.
+    pub created: Vec<Curve25519PublicKey>,
+    /// Public keys dropped to make room, oldest first. If any was already
+    /// published, the server may still hand it out; sessions started from it
+    /// will fail with [`AccountError::UnknownOneTimeKey`].
+    pub removed: Vec<Curve25519PublicKey>,
+}
+
+/// A new inbound session and the plaintext of the message that created it.
+#[derive(Debug)]
+pub struct InboundCreation {
+    /// The session, ready to encrypt replies.
+    pub session: Session,
+    /// The first message's plaintext.
+    pub plaintext: Vec<u8>,
+}
+
+/// A device's long-term identity and one-time keys.
+pub struct Account {
+    signing: SigningKey,
+    ed25519: Ed25519PublicKey,
+    curve_secret: StaticSecret,
+    curve25519: Curve25519PublicKey,
+    next_key_id: u64,
+    one_time_keys: OneTimeKeys,
+    fallback: FallbackKeys,
+}
+
+impl Default for Account {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Account {
+    /// A new device identity from the operating system's generator.
+    pub fn new() -> Self {
+        Self::new_with_rng(&mut os_rng())
+    }
+
+    /// A new device identity from `rng` (deterministic in tests).
+    pub fn new_with_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let signing = SigningKey::generate(rng);
+        let curve_secret = StaticSecret::random_from_rng(rng);
+        Self::from_parts(signing, curve_secret, 0, OneTimeKeys::default(), FallbackKeys::default())
+    }
+
+    fn from_parts(
+        signing: SigningKey,
+        curve_secret: StaticSecret,
+        next_key_id: u64,
+        one_time_keys: OneTimeKeys,
+        fallback: FallbackKeys,
+    ) -> Self {
+        Self {
+            ed25519: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
+            curve25519: Curve25519PublicKey::from(&curve_secret),
+            signing,
+            curve_secret,
+            next_key_id,
+            one_time_keys,
+            fallback,
+        }
+    }
+
+    /// The device's public identity keys.
+    pub fn identity_keys(&self) -> IdentityKeys {
+        IdentityKeys { ed25519: self.ed25519, curve25519: self.curve25519 }
+    }
+
+    /// Signs `message` with the device's Ed25519 key.
+    pub fn sign(&self, message: &[u8]) -> Ed25519Signature {
+        Ed25519Signature::from_signature(self.signing.sign(message))
+    }
+
+    /// The signed device-key bundle to publish for `user_id`/`device_id`
+    /// (each 1 to 255 bytes), advertising protocol version 1.
+    pub fn device_keys(&self, user_id: &str, device_id: &str) -> Result<DeviceKeys, AccountError> {
+        let keys = self.identity_keys();
+        let protocols = vec![PROTOCOL_V1.to_owned()];
+        let bytes = DeviceKeys::signed_bytes(user_id, device_id, &keys, &protocols)?;
+        Ok(DeviceKeys {
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            keys,
+            protocols,
+            signature: self.sign(&bytes),
+        })
+    }
+
+    fn next_id(&mut self) -> KeyId {
+        let id = KeyId(self.next_key_id);
+        self.next_key_id = self.next_key_id.wrapping_add(1);
+        id
+    }
+
+    /// Generates `count` new one-time keys (at most [`MAX_ONE_TIME_KEYS`] at
+    /// once), dropping the oldest stored keys if the store would overflow.
+    pub fn generate_one_time_keys(&mut self, count: usize) -> OneTimeKeysGenerated {
+        self.generate_one_time_keys_with_rng(count, &mut os_rng())
+    }
+
+    /// [`Account::generate_one_time_keys`] with a caller-supplied generator.
+    pub fn generate_one_time_keys_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        count: usize,
+        rng: &mut R,
+    ) -> OneTimeKeysGenerated {
+        let mut report = OneTimeKeysGenerated::default();
+        for _ in 0..count.min(MAX_ONE_TIME_KEYS) {
+            let key = PrivateKey::new(self.next_id(), StaticSecret::random_from_rng(rng), false);
+            report.created.push(key.public);
+            report.removed.extend(self.one_time_keys.push(key));
+        }
+        report
+    }
+
+    /// The one-time keys not yet marked as published, signed.
+    pub fn one_time_keys(&self) -> Vec<SignedOneTimeKey> {
+        self.one_time_keys
+            .keys
+            .iter()
+            .filter(|k| !k.published)
+            .map(|k| self.signed_key(k, false))
+            .collect()
+    }
+
+    /// How many one-time private keys the account holds (published or not).
+    pub fn stored_one_time_key_count(&self) -> usize {
+        self.one_time_keys.keys.len()
+    }
+
+    /// The most one-time keys the account keeps; publish at most this many.
+    pub const fn max_one_time_keys() -> usize {
+        MAX_ONE_TIME_KEYS
+    }
+
+    /// Marks every one-time key and the current fallback key as published.
+    pub fn mark_keys_as_published(&mut self) {
+        for key in &mut self.one_time_keys.keys {
+            key.published = true;
+        }
+        if let Some(key) = &mut self.fallback.current {
+            key.published = true;
+        }
+    }
+
+    /// Generates a new fallback key; the current one becomes the previous
+    /// one. Returns the public key of the previous key that was dropped.
+    pub fn generate_fallback_key(&mut self) -> Option<Curve25519PublicKey> {
+        self.generate_fallback_key_with_rng(&mut os_rng())
+    }
+
+    /// [`Account::generate_fallback_key`] with a caller-supplied generator.
+    pub fn generate_fallback_key_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Option<Curve25519PublicKey> {
+        let key = PrivateKey::new(self.next_id(), StaticSecret::random_from_rng(rng), false);
+        self.fallback.rotate(key)
+    }
+
+    /// The current fallback key, signed, if it has not been published yet.
+    pub fn unpublished_fallback_key(&self) -> Option<SignedOneTimeKey> {
+        self.fallback
+            .current
+            .as_ref()
+            .filter(|k| !k.published)
+            .map(|k| self.signed_key(k, true))
+    }
+
+    /// The current fallback key, signed, published or not.
+    pub fn fallback_key(&self) -> Option<SignedOneTimeKey> {
+        self.fallback.current.as_ref().map(|k| self.signed_key(k, true))
+    }
+
+    /// Forgets the previous fallback key (once no session can still be
+    /// started from it). Returns whether there was one.
+    pub fn forget_previous_fallback_key(&mut self) -> bool {
+        self.fallback.previous.take().is_some()
+    }
+
+    fn signed_key(&self, key: &PrivateKey, fallback: bool) -> SignedOneTimeKey {
+        let bytes = SignedOneTimeKey::signed_bytes(key.id, &key.public, fallback);
+        SignedOneTimeKey { key_id: key.id, key: key.public, fallback, signature: self.sign(&bytes) }
+    }
+
+    fn local_identity(&self) -> LocalIdentity<'_> {
+        LocalIdentity { curve_secret: &self.curve_secret, keys: self.identity_keys(), signing: &self.signing }
+    }
+
+    /// Starts a session with `peer` from one of its signed one-time (or
+    /// fallback) keys, verifying the key's signature first.
+    pub fn create_outbound_session(
+        &self,
+        peer: &VerifiedDevice,
+        one_time_key: &SignedOneTimeKey,
+    ) -> Result<Session, AccountError> {
+        self.create_outbound_session_with_rng(peer, one_time_key, &mut os_rng())
+    }
+
+    /// [`Account::create_outbound_session`] with a caller-supplied generator.
+    pub fn create_outbound_session_with_rng<R: rand::CryptoRng + ?Sized>(
+        &self,
+        peer: &VerifiedDevice,
+        one_time_key: &SignedOneTimeKey,
+        rng: &mut R,
+    ) -> Result<Session, AccountError> {
+        let peer_keys = peer.identity_keys();
+        one_time_key.verify(&peer_keys.ed25519)?;
+        Ok(Session::new_outbound(rng, &self.local_identity(), peer_keys, one_time_key.key)?)
+    }
+
+    /// Creates the responder's session from a pre-key message and decrypts
+    /// its first message. The one-time key it names is removed only if that
+    /// succeeds; fallback keys are kept.
+    pub fn create_inbound_session(&mut self, message: &PreKeyMessage) -> Result<InboundCreation, AccountError> {
+        self.create_inbound_session_with_rng(message, &mut os_rng())
+    }
+
+    /// [`Account::create_inbound_session`] with a caller-supplied generator.
+    pub fn create_inbound_session_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        message: &PreKeyMessage,
+        rng: &mut R,
+    ) -> Result<InboundCreation, AccountError> {
+        let named = message.one_time_key();
+        let (secret, is_one_time) = match self.one_time_keys.find(&named) {
+            Some(key) => (&key.secret, true),
+            None => match self.fallback.find(&named) {
+                Some(key) => (&key.secret, false),
+                None => return Err(AccountError::UnknownOneTimeKey),
+            },
+        };
+        let (session, plaintext) = Session::new_inbound(rng, &self.curve_secret, self.curve25519, secret, message)?;
+        if is_one_time {
+            self.one_time_keys.remove(&named);
+        }
+        Ok(InboundCreation { session, plaintext })
+    }
+
+    /// The encrypted pickle of this account (fresh random nonce).
+    pub fn pickle(&self, key: &PickleKey) -> String {
+        self.pickle_with_rng(key, &mut os_rng())
+    }
+
+    /// [`Account::pickle`] with the nonce drawn from `rng`.
+    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(&self, key: &PickleKey, rng: &mut R) -> String {
+        let mut w = Writer::with_capacity(80 + 41 * self.one_time_keys.keys.len());
+        self.write_contents(&mut w);
+        pickle::seal(PickleKind::Account, key, Zeroizing::new(w.into_vec()), rng)
+    }
+
+    /// Restores an account from its pickle.
+    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
+        let contents = pickle::open(PickleKind::Account, key, pickle)?;
+        let mut reader = Reader::new(&contents);
+        let account = Self::read_contents(&mut reader)?;
+        reader.finish()?;
+        Ok(account)
+    }
+
+    pub(crate) fn write_contents(&self, w: &mut Writer) {
+        fn key(w: &mut Writer, k: &PrivateKey) {
+            w.u64(k.id.0).bool(k.published).bytes(k.secret.as_bytes());
+        }
+        w.bytes(self.signing.as_bytes())
+            .bytes(self.curve_secret.as_bytes())
+            .u64(self.next_key_id)
+            .count(self.one_time_keys.keys.len());
+        for k in &self.one_time_keys.keys {
+            key(w, k);
+        }
+        for slot in [&self.fallback.current, &self.fallback.previous] {
+            match slot {
+                Some(k) => {
+                    w.bool(true);
+                    key(w, k);
+                }
+                None => {
+                    w.bool(false);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        fn key(r: &mut Reader<'_>) -> Result<PrivateKey, DecodeError> {
+            let id = KeyId(r.u64("key id")?);
+            let published = r.bool("published flag")?;
+            let secret = Secret::new(r.array::<32>("private key")?);
+            Ok(PrivateKey::new(id, StaticSecret::from(*secret.expose()), published))
+        }
+        let signing = SigningKey::from_bytes(Secret::new(r.array::<32>("signing key")?).expose());
+        let curve_secret = StaticSecret::from(*Secret::new(r.array::<32>("identity key")?).expose());
+        let next_key_id = r.u64("next key id")?;
+        let count = r.count(MAX_ONE_TIME_KEYS, "one-time keys")?;
+        let mut one_time_keys = OneTimeKeys::default();
+        for _ in 0..count {
+            one_time_keys.keys.push_back(key(r)?);
+        }
+        let current = if r.bool("fallback flag")? { Some(key(r)?) } else { None };
+        let previous = if r.bool("previous fallback flag")? { Some(key(r)?) } else { None };
+        Ok(Self::from_parts(signing, curve_secret, next_key_id, one_time_keys, FallbackKeys { current, previous }))
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("identity_keys", &self.identity_keys())
+            .field("one_time_keys", &self.one_time_keys.keys.len())
+            .field("fallback_key", &self.fallback.current.as_ref().map(|k| k.public))
+            .finish_non_exhaustive()
+    }
+}

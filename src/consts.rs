@@ -1,0 +1,56 @@
+//! Every protocol bound in one place, each with the reason for its value.
+//!
+//! These numbers are part of the protocol's behaviour (a message beyond a
+//! bound is rejected with a typed error), so changing one is a protocol
+//! change: PROTOCOL.md lists them and the tests exercise each edge.
+
+/// Version byte of the native wire and pickle formats described in
+/// PROTOCOL.md. Every encoded object starts with it; any other value is an
+/// error.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Receiving chains a pairwise session keeps message keys for: the live one
+/// and up to four earlier ones.
+///
+/// A chain ends when the peer's ratchet key changes (once per change of
+/// direction). Messages still in flight from an earlier chain can be read as
+/// long as their keys are kept. Five chains cover a reply delayed by two full
+/// round trips in each direction; older chains are dropped, oldest first.
+pub const MAX_RECEIVING_CHAINS: usize = 5;
+
+/// Message keys a pairwise session stores for messages that have not arrived
+/// yet (skipped over by a later message), across all chains.
+///
+/// Each key costs 36 bytes of state and a pickle entry. One hundred keys let
+/// any permutation of up to one hundred messages in flight be read; when a
+/// further key must be stored, the oldest stored key is dropped first.
+pub const MAX_SKIPPED_MESSAGE_KEYS: usize = 100;
+
+/// The largest number of chain steps one incoming message may force a
+/// pairwise session to compute (the forward jump over messages not yet seen,
+/// including the remainder of the previous chain).
+///
+/// Each step is two HMAC-SHA-256 calls (about one microsecond), so a forged
+/// message can cost the receiver at most about 2 ms of work before its tag is
+/// checked and it is rejected. Legitimate gaps this large mean thousands of
+/// lost messages; the session reports them instead of guessing.
+pub const MAX_FORWARD_JUMP: u32 = 2000;
+
+/// One-time private keys an account keeps (published and not yet published,
+/// until a session created from one decrypts its first message).
+///
+/// When generating a new key would exceed it, the oldest key is dropped and
+/// reported, so a server that never delivers claimed keys cannot make the
+/// account grow without bound.
+pub const MAX_ONE_TIME_KEYS: usize = 100;
+
+/// Longest user id or device id accepted in a device-key bundle, in bytes.
+/// Matrix user ids are limited to 255 bytes; device ids are shorter.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Largest plaintext a single pairwise or group message may carry: 1 MiB.
+///
+/// Room events are a few kilobytes at most (Matrix limits events to 64 KiB);
+/// the bound keeps every decoder's allocation proportional to a reasonable
+/// input and far below the AES-GCM per-key limit.
+pub const MAX_PLAINTEXT_LEN: usize = 1 << 20;

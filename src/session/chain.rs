@@ -1,0 +1,87 @@
+//! The symmetric pieces of the Double Ratchet: root key, chain key, ratchet
+//! key pair. Stepping never mutates: each step returns the next value, so a
+//! decryption can stage its changes and commit them only on success.
+
+use x25519_dalek::StaticSecret;
+
+use crate::crypto::{MessageKey, Secret, hkdf, hmac_pair, label};
+use crate::keys::Curve25519PublicKey;
+
+/// One-use seed of a message key (expanded by HKDF into AES key and nonce).
+pub(crate) type MessageSeed = Secret<32>;
+
+/// The root key of the DH ratchet.
+#[derive(Clone, Debug)]
+pub(crate) struct RootKey(pub(crate) Secret<32>);
+
+impl RootKey {
+    /// Mixes a ratchet DH output into the root: the next root key and the
+    /// first chain key of the new chain.
+    pub(crate) fn ratchet(&self, shared: &Secret<32>) -> (RootKey, ChainKey) {
+        let okm = hkdf::<64>(Some(self.0.expose()), shared.expose(), label::ROOT);
+        split_root_and_chain(&okm)
+    }
+}
+
+/// Splits 64 bytes of KDF output into a root key and a chain key at index 0.
+pub(crate) fn split_root_and_chain(okm: &Secret<64>) -> (RootKey, ChainKey) {
+    let (root, chain) = okm.expose().split_at(32);
+    let mut root_bytes = [0u8; 32];
+    let mut chain_bytes = [0u8; 32];
+    root_bytes.copy_from_slice(root);
+    chain_bytes.copy_from_slice(chain);
+    (
+        RootKey(Secret::from_mut(&mut root_bytes)),
+        ChainKey {
+            key: Secret::from_mut(&mut chain_bytes),
+            index: 0,
+        },
+    )
+}
+
+/// A sending or receiving chain key and the index of the next message key it
+/// yields.
+#[derive(Clone, Debug)]
+pub(crate) struct ChainKey {
+    pub(crate) key: Secret<32>,
+    pub(crate) index: u32,
+}
+
+impl ChainKey {
+    /// The seed for message `self.index` and the chain key after it, or
+    /// `None` when the index space of the chain is used up.
+    pub(crate) fn step(&self) -> Option<(MessageSeed, ChainKey)> {
+        let index = self.index.checked_add(1)?;
+        let (seed, next) = hmac_pair(self.key.expose(), label::CHAIN_MESSAGE, label::CHAIN_NEXT);
+        Some((seed, ChainKey { key: next, index }))
+    }
+}
+
+/// Expands a message seed into the AES-256-GCM key and nonce of one message.
+pub(crate) fn message_key(seed: &MessageSeed) -> MessageKey {
+    MessageKey::derive(seed, label::MESSAGE_KEY)
+}
+
+/// Our current ratchet key pair.
+#[derive(Clone)]
+pub(crate) struct RatchetKeyPair {
+    pub(crate) secret: StaticSecret,
+    pub(crate) public: Curve25519PublicKey,
+}
+
+impl RatchetKeyPair {
+    pub(crate) fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(StaticSecret::random_from_rng(rng))
+    }
+
+    pub(crate) fn from_secret(secret: StaticSecret) -> Self {
+        let public = Curve25519PublicKey::from(&secret);
+        Self { secret, public }
+    }
+}
+
+impl std::fmt::Debug for RatchetKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RatchetKeyPair").field("public", &self.public).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,627 @@
+//! The pairwise session between two devices: a triple Diffie-Hellman
+//! handshake followed by a Double Ratchet, with AES-256-GCM per message.
+//!
+//! What it owns: the root key, our sending chain and ratchet key pair, the
+//! live receiving chain, and a bounded store of skipped message keys.
+//!
+//! What it promises:
+//! - every X25519 result is contributory (a low-order peer key is an error);
+//! - each message key encrypts or decrypts exactly one message, so a replayed
+//!   message is an error;
+//! - the associated data binds the protocol version, the session id, the
+//!   message header and both identity keys;
+//! - decryption is transactional: on any error the session is unchanged
+//!   (changes are staged and committed only after the tag verifies);
+//! - memory and work per message are bounded by [`crate::consts`].
+
+mod chain;
+mod message;
+mod skipped;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey};
+use thiserror::Error;
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+pub use self::message::{DeviceMessage, NormalMessage, PreKeyMessage, SessionId};
+
+use self::chain::{ChainKey, RatchetKeyPair, RootKey, message_key, split_root_and_chain};
+use self::message::HEADER_LEN;
+use self::skipped::{SkippedKey, SkippedKeys};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::{MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_SKIPPED_MESSAGE_KEYS, PROTOCOL_VERSION};
+use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
+use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+
+/// Why a pairwise session operation failed. The session is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SessionError {
+    /// The message bytes could not be decoded.
+    #[error("message could not be decoded: {0}")]
+    Decode(#[from] DecodeError),
+    /// A pre-key message that starts a different session.
+    #[error("pre-key message belongs to another session")]
+    SessionMismatch,
+    /// The message does not authenticate under this session: forged,
+    /// altered, or meant for another session.
+    #[error("message failed authentication")]
+    Authentication,
+    /// The key for this message was already used (a replay) or is no longer
+    /// kept (it fell out of the bounded store).
+    #[error("message key {counter} was already used or is no longer kept")]
+    MessageKeyGone {
+        /// The message's counter.
+        counter: u32,
+    },
+    /// Reading the message would skip more message keys than allowed.
+    #[error("message would skip {jump} message keys, more than the {max} allowed")]
+    TooFarAhead {
+        /// Chain steps the message would force.
+        jump: u64,
+        /// The bound, [`MAX_FORWARD_JUMP`].
+        max: u32,
+    },
+    /// A peer key is a low-order point (the exchange would not be
+    /// contributory).
+    #[error("peer key is a low-order point")]
+    LowOrderKey,
+    /// The initiator's signature binding its Ed25519 key to the session does
+    /// not verify.
+    #[error("session binding signature does not verify")]
+    BadBinding,
+    /// The plaintext exceeds [`MAX_PLAINTEXT_LEN`].
+    #[error("plaintext of {len} bytes exceeds the {max}-byte limit")]
+    PlaintextTooLong {
+        /// Its length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The sending or receiving chain has used all 2^32 message indices.
+    #[error("chain has no message indices left")]
+    ChainExhausted,
+}
+
+/// Which side started the session; fixes the order of identity keys in the
+/// associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Initiator,
+    Responder,
+}
+
+/// What the initiator repeats in every message until it has read a reply.
+#[derive(Clone)]
+struct PreKeyHeader {
+    one_time_key: Curve25519PublicKey,
+    base_key: Curve25519PublicKey,
+    our_identity: IdentityKeys,
+    binding: Ed25519Signature,
+}
+
+#[derive(Clone, Debug)]
+struct SendingChain {
+    key: RatchetKeyPair,
+    chain: ChainKey,
+}
+
+#[derive(Clone, Debug)]
+struct ReceivingChain {
+    ratchet_key: Curve25519PublicKey,
+    chain: ChainKey,
+}
+
+/// Our side of a triple Diffie-Hellman: identity secret and public keys, and
+/// the Ed25519 key that signs the session binding.
+pub(crate) struct LocalIdentity<'a> {
+    pub(crate) curve_secret: &'a StaticSecret,
+    pub(crate) keys: IdentityKeys,
+    pub(crate) signing: &'a SigningKey,
+}
+
+/// A ratcheted, end-to-end encrypted channel with one peer device.
+///
+/// Created by [`crate::Account::create_outbound_session`] or
+/// [`crate::Account::create_inbound_session`]; persisted only through
+/// [`Session::pickle`].
+pub struct Session {
+    id: SessionId,
+    role: Role,
+    our_curve: Curve25519PublicKey,
+    peer: IdentityKeys,
+    pre_key: Option<PreKeyHeader>,
+    root: RootKey,
+    sending: SendingChain,
+    previous_counter: u32,
+    receiving: Option<ReceivingChain>,
+    skipped: SkippedKeys,
+}
+
+/// A decryption's changes, computed without touching the session.
+enum Staged {
+    /// A stored skipped key was used: remove it.
+    Skipped(usize),
+    /// The live receiving chain advanced.
+    Current { chain: ChainKey, skipped: Vec<SkippedKey> },
+    /// The peer ratcheted: a new root, receiving chain and sending chain.
+    NewChain {
+        root: RootKey,
+        receiving: ReceivingChain,
+        sending: SendingChain,
+        skipped: Vec<SkippedKey>,
+    },
+}
+
+/// Triple DH output → root key and first chain key, bound to the session id.
+fn triple_dh_keys(
+    id: &SessionId,
+    dh: [Secret<32>; 3],
+) -> (RootKey, ChainKey) {
+    let mut ikm = Zeroizing::new([0u8; 96]);
+    for (slot, part) in ikm.chunks_exact_mut(32).zip(dh.iter()) {
+        slot.copy_from_slice(part.expose());
+    }
+    let info = [label::TRIPLE_DH, id.as_bytes().as_slice()].concat();
+    split_root_and_chain(&hkdf::<64>(None, ikm.as_slice(), &info))
+}
+
+fn dh(ours: &StaticSecret, theirs: &Curve25519PublicKey) -> Result<Secret<32>, SessionError> {
+    diffie_hellman(ours, theirs.as_bytes()).map_err(|_| SessionError::LowOrderKey)
+}
+
+/// What the initiator signs to bind its Ed25519 key to the session and to
+/// the responder's identity key.
+fn binding_message(id: &SessionId, responder: &Curve25519PublicKey) -> Vec<u8> {
+    [label::SESSION_BINDING, id.as_bytes(), responder.as_bytes()].concat()
+}
+
+/// Advances `chain` to index `to`, keeping the seeds of the skipped indices
+/// (at most the newest [`MAX_SKIPPED_MESSAGE_KEYS`]).
+fn advance(
+    chain: &ChainKey,
+    ratchet_key: Curve25519PublicKey,
+    to: u32,
+    skipped: &mut Vec<SkippedKey>,
+) -> Result<ChainKey, SessionError> {
+    let mut current = chain.clone();
+    while current.index < to {
+        let (seed, next) = current.step().ok_or(SessionError::ChainExhausted)?;
+        let distance = usize::try_from(to.saturating_sub(current.index)).unwrap_or(usize::MAX);
+        if distance <= MAX_SKIPPED_MESSAGE_KEYS {
+            skipped.push(SkippedKey { ratchet_key, counter: current.index, seed });
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+impl Session {
+    /// Starts a session as initiator (triple DH against the peer's identity
+    /// and one-time key). The caller has verified the one-time key's
+    /// signature.
+    pub(crate) fn new_outbound<R: rand::CryptoRng + ?Sized>(
+        rng: &mut R,
+        ours: &LocalIdentity<'_>,
+        peer: IdentityKeys,
+        one_time_key: Curve25519PublicKey,
+    ) -> Result<Self, SessionError> {
+        let base_secret = StaticSecret::random_from_rng(rng);
+        let base_key = Curve25519PublicKey::from(&base_secret);
+        let id = SessionId::compute(&ours.keys, &base_key, &one_time_key);
+        let shared = [
+            dh(ours.curve_secret, &one_time_key)?,
+            dh(&base_secret, &peer.curve25519)?,
+            dh(&base_secret, &one_time_key)?,
+        ];
+        let (root, chain) = triple_dh_keys(&id, shared);
+        let binding = Ed25519Signature::from_signature(
+            ours.signing.sign(&binding_message(&id, &peer.curve25519)),
+        );
+        Ok(Self {
+            id,
+            role: Role::Initiator,
+            our_curve: ours.keys.curve25519,
+            peer,
+            pre_key: Some(PreKeyHeader { one_time_key, base_key, our_identity: ours.keys, binding }),
+            root,
+            sending: SendingChain { key: RatchetKeyPair::generate(rng), chain },
+            previous_counter: 0,
+            receiving: None,
+            skipped: SkippedKeys::default(),
+        })
+    }
+
+    /// Builds the responder's session from a pre-key message and decrypts
+    /// its first message. Touches nothing outside the returned session.
+    pub(crate) fn new_inbound<R: rand::CryptoRng + ?Sized>(
+        rng: &mut R,
+        our_curve_secret: &StaticSecret,
+        our_curve: Curve25519PublicKey,
+        one_time_secret: &StaticSecret,
+        message: &PreKeyMessage,
+    ) -> Result<(Self, Vec<u8>), SessionError> {
+        let id = message.session_id();
+        let initiator = message.identity_keys;
+        initiator
+            .ed25519
+            .verify(&binding_message(&id, &our_curve), &message.binding)
+            .map_err(|_| SessionError::BadBinding)?;
+        let shared = [
+            dh(one_time_secret, &initiator.curve25519)?,
+            dh(our_curve_secret, &message.base_key)?,
+            dh(one_time_secret, &message.base_key)?,
+        ];
+        let (root0, first_chain) = triple_dh_keys(&id, shared);
+        let their_ratchet = message.message.ratchet_key;
+        let our_ratchet = RatchetKeyPair::generate(rng);
+        let (root, sending_chain) = root0.ratchet(&dh(&our_ratchet.secret, &their_ratchet)?);
+        let mut session = Self {
+            id,
+            role: Role::Responder,
+            our_curve,
+            peer: initiator,
+            pre_key: None,
+            root,
+            sending: SendingChain { key: our_ratchet, chain: sending_chain },
+            previous_counter: 0,
+            receiving: Some(ReceivingChain { ratchet_key: their_ratchet, chain: first_chain }),
+            skipped: SkippedKeys::default(),
+        };
+        let plaintext = session.decrypt_normal(&message.message, rng)?;
+        Ok((session, plaintext))
+    }
+
+    /// The session id, equal on both sides.
+    pub fn session_id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The peer device's identity keys. For an inbound session they were
+    /// authenticated by the handshake (X25519) and the binding signature
+    /// (Ed25519).
+    pub fn peer_identity(&self) -> IdentityKeys {
+        self.peer
+    }
+
+    /// Our X25519 identity key as used in this session.
+    pub fn our_identity_key(&self) -> Curve25519PublicKey {
+        self.our_curve
+    }
+
+    /// Whether this session has decrypted a message from its peer (an
+    /// initiator sends pre-key messages until it has).
+    pub fn has_received_message(&self) -> bool {
+        self.receiving.is_some()
+    }
+
+    /// Encrypts `plaintext` for the peer.
+    ///
+    /// Returns a pre-key message until a reply has been decrypted, a normal
+    /// message after. Errors: [`SessionError::PlaintextTooLong`] and, after
+    /// 2^32 - 1 messages without a reply, [`SessionError::ChainExhausted`].
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<DeviceMessage, SessionError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(SessionError::PlaintextTooLong { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+        }
+        let counter = self.sending.chain.index;
+        let (seed, next) = self.sending.chain.step().ok_or(SessionError::ChainExhausted)?;
+        let mut message = NormalMessage {
+            ratchet_key: self.sending.key.public,
+            previous_counter: self.previous_counter,
+            counter,
+            ciphertext: Vec::with_capacity(plaintext.len() + crate::crypto::TAG_LEN),
+        };
+        let aad = self.associated_data(&message.header());
+        message_key(&seed)
+            .seal_into(&aad, plaintext, &mut message.ciphertext)
+            .map_err(|_| SessionError::PlaintextTooLong { len: plaintext.len(), max: MAX_PLAINTEXT_LEN })?;
+        self.sending.chain = next;
+        Ok(match &self.pre_key {
+            Some(header) => DeviceMessage::PreKey(PreKeyMessage {
+                one_time_key: header.one_time_key,
+                base_key: header.base_key,
+                identity_keys: header.our_identity,
+                binding: header.binding,
+                message,
+            }),
+            None => DeviceMessage::Normal(message),
+        })
+    }
+
+    /// Decrypts a message from the peer. On any error the session is left
+    /// exactly as it was.
+    pub fn decrypt(&mut self, message: &DeviceMessage) -> Result<Vec<u8>, SessionError> {
+        self.decrypt_with_rng(message, &mut os_rng())
+    }
+
+    /// [`Session::decrypt`] with the generator for our next ratchet key
+    /// supplied by the caller (for deterministic tests).
+    pub fn decrypt_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        message: &DeviceMessage,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SessionError> {
+        let normal = match message {
+            DeviceMessage::PreKey(pre_key) => {
+                if pre_key.session_id() != self.id {
+                    return Err(SessionError::SessionMismatch);
+                }
+                &pre_key.message
+            }
+            DeviceMessage::Normal(normal) => normal,
+        };
+        self.decrypt_normal(normal, rng)
+    }
+
+    fn decrypt_normal<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        message: &NormalMessage,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SessionError> {
+        let (staged, plaintext) = self.stage(message, rng)?;
+        self.commit(staged);
+        Ok(plaintext)
+    }
+
+    /// Computes everything a decryption changes, touching nothing.
+    fn stage<R: rand::CryptoRng + ?Sized>(
+        &self,
+        message: &NormalMessage,
+        rng: &mut R,
+    ) -> Result<(Staged, Vec<u8>), SessionError> {
+        let aad = self.associated_data(&message.header());
+        let open = |seed: &Secret<32>| {
+            message_key(seed)
+                .open(&aad, &message.ciphertext)
+                .map_err(|_| SessionError::Authentication)
+        };
+        let ratchet_key = message.ratchet_key;
+        let counter = message.counter;
+
+        if let Some(index) = self.skipped.find(&ratchet_key, counter) {
+            let key = self.skipped.get(index).ok_or(SessionError::MessageKeyGone { counter })?;
+            return Ok((Staged::Skipped(index), open(&key.seed)?));
+        }
+
+        if let Some(receiving) = self.receiving.as_ref().filter(|r| r.ratchet_key == ratchet_key) {
+            let index = receiving.chain.index;
+            if counter < index {
+                return Err(SessionError::MessageKeyGone { counter });
+            }
+            let jump = counter.saturating_sub(index);
+            if jump > MAX_FORWARD_JUMP {
+                return Err(SessionError::TooFarAhead { jump: u64::from(jump), max: MAX_FORWARD_JUMP });
+            }
+            let mut skipped = Vec::new();
+            let at = advance(&receiving.chain, ratchet_key, counter, &mut skipped)?;
+            let (seed, chain) = at.step().ok_or(SessionError::ChainExhausted)?;
+            let plaintext = open(&seed)?;
+            return Ok((Staged::Current { chain, skipped }, plaintext));
+        }
+
+        // The peer has ratcheted: finish its previous chain up to the length
+        // it announces, then start the new one.
+        let rest_of_previous = self
+            .receiving
+            .as_ref()
+            .map_or(0, |r| message.previous_counter.saturating_sub(r.chain.index));
+        let jump = u64::from(rest_of_previous) + u64::from(counter);
+        if jump > u64::from(MAX_FORWARD_JUMP) {
+            return Err(SessionError::TooFarAhead { jump, max: MAX_FORWARD_JUMP });
+        }
+        let (root, new_chain) = self.root.ratchet(&dh(&self.sending.key.secret, &ratchet_key)?);
+        let mut skipped = Vec::new();
+        if let Some(previous) = &self.receiving {
+            advance(&previous.chain, previous.ratchet_key, message.previous_counter, &mut skipped)?;
+        }
+        let at = advance(&new_chain, ratchet_key, counter, &mut skipped)?;
+        let (seed, chain) = at.step().ok_or(SessionError::ChainExhausted)?;
+        let plaintext = open(&seed)?;
+
+        // Authenticated: prepare our next sending chain against their new key.
+        let our_next = RatchetKeyPair::generate(rng);
+        let (root, sending_chain) = root.ratchet(&dh(&our_next.secret, &ratchet_key)?);
+        Ok((
+            Staged::NewChain {
+                root,
+                receiving: ReceivingChain { ratchet_key, chain },
+                sending: SendingChain { key: our_next, chain: sending_chain },
+                skipped,
+            },
+            plaintext,
+        ))
+    }
+
+    fn commit(&mut self, staged: Staged) {
+        match staged {
+            Staged::Skipped(index) => self.skipped.remove(index),
+            Staged::Current { chain, skipped } => {
+                if let Some(receiving) = self.receiving.as_mut() {
+                    receiving.chain = chain;
+                }
+                self.skipped.extend(skipped);
+            }
+            Staged::NewChain { root, receiving, sending, skipped } => {
+                self.root = root;
+                self.receiving = Some(receiving);
+                self.previous_counter = self.sending.chain.index;
+                self.sending = sending;
+                self.skipped.extend(skipped);
+            }
+        }
+        self.pre_key = None;
+    }
+
+    /// version ‖ session id ‖ initiator identity ‖ responder identity ‖ header.
+    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> [u8; 1 + 32 * 3 + HEADER_LEN] {
+        let (initiator, responder) = match self.role {
+            Role::Initiator => (self.our_curve, self.peer.curve25519),
+            Role::Responder => (self.peer.curve25519, self.our_curve),
+        };
+        let mut aad = [0u8; 1 + 32 * 3 + HEADER_LEN];
+        let mut w = aad.iter_mut();
+        for (slot, byte) in (&mut w).zip(
+            std::iter::once(&PROTOCOL_VERSION)
+                .chain(self.id.as_bytes())
+                .chain(initiator.as_bytes())
+                .chain(responder.as_bytes())
+                .chain(header),
+        ) {
+            *slot = *byte;
+        }
+        aad
+    }
+
+    /// The encrypted pickle of this session (fresh random nonce).
+    pub fn pickle(&self, key: &PickleKey) -> String {
+        self.pickle_with_rng(key, &mut os_rng())
+    }
+
+    /// [`Session::pickle`] with the nonce drawn from `rng`.
+    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(&self, key: &PickleKey, rng: &mut R) -> String {
+        pickle::seal(PickleKind::Session, key, self.pickle_contents(), rng)
+    }
+
+    /// Restores a session from its pickle.
+    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
+        let contents = pickle::open(PickleKind::Session, key, pickle)?;
+        let mut reader = Reader::new(&contents);
+        let session = Self::read_contents(&mut reader)?;
+        reader.finish()?;
+        Ok(session)
+    }
+
+    pub(crate) fn pickle_contents(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(320 + self.skipped.len() * 68);
+        self.write_contents(&mut w);
+        Zeroizing::new(w.into_vec())
+    }
+
+    pub(crate) fn write_contents(&self, w: &mut Writer) {
+        w.bytes(self.id.as_bytes())
+            .u8(match self.role {
+                Role::Initiator => 0,
+                Role::Responder => 1,
+            })
+            .bytes(self.our_curve.as_bytes())
+            .bytes(&self.peer.to_bytes());
+        match &self.pre_key {
+            Some(h) => {
+                w.bool(true)
+                    .bytes(h.one_time_key.as_bytes())
+                    .bytes(h.base_key.as_bytes())
+                    .bytes(h.our_identity.ed25519.as_bytes())
+                    .bytes(&h.binding.to_bytes());
+            }
+            None => {
+                w.bool(false);
+            }
+        }
+        w.bytes(self.root.0.expose())
+            .bytes(self.sending.key.secret.as_bytes())
+            .bytes(self.sending.chain.key.expose())
+            .u32(self.sending.chain.index)
+            .u32(self.previous_counter);
+        match &self.receiving {
+            Some(r) => {
+                w.bool(true)
+                    .bytes(r.ratchet_key.as_bytes())
+                    .bytes(r.chain.key.expose())
+                    .u32(r.chain.index);
+            }
+            None => {
+                w.bool(false);
+            }
+        }
+        w.count(self.skipped.len());
+        for key in self.skipped.iter() {
+            w.bytes(key.ratchet_key.as_bytes()).u32(key.counter).bytes(key.seed.expose());
+        }
+    }
+
+    pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        fn secret(r: &mut Reader<'_>, field: &'static str) -> Result<Secret<32>, DecodeError> {
+            Ok(Secret::from_mut(&mut r.array::<32>(field)?))
+        }
+        let id = SessionId::from_bytes(r.array("session id")?);
+        let role = match r.u8("role")? {
+            0 => Role::Initiator,
+            1 => Role::Responder,
+            _ => return Err(DecodeError::InvalidValue("role")),
+        };
+        let our_curve = Curve25519PublicKey::from_bytes(r.array("our identity key")?);
+        let peer = IdentityKeys::read(r)?;
+        let pre_key = if r.bool("pre-key flag")? {
+            let one_time_key = Curve25519PublicKey::from_bytes(r.array("one-time key")?);
+            let base_key = Curve25519PublicKey::from_bytes(r.array("base key")?);
+            let ed25519 = Ed25519PublicKey::from_bytes(&r.array("our ed25519 key")?)
+                .map_err(|_| DecodeError::InvalidValue("our ed25519 key"))?;
+            let binding = Ed25519Signature::from_bytes(&r.array("binding")?);
+            Some(PreKeyHeader {
+                one_time_key,
+                base_key,
+                our_identity: IdentityKeys { ed25519, curve25519: our_curve },
+                binding,
+            })
+        } else {
+            None
+        };
+        let root = RootKey(secret(r, "root key")?);
+        let ratchet_secret = StaticSecret::from(*secret(r, "ratchet key")?.expose());
+        let sending = SendingChain {
+            key: RatchetKeyPair::from_secret(ratchet_secret),
+            chain: ChainKey { key: secret(r, "sending chain key")?, index: r.u32("sending index")? },
+        };
+        let previous_counter = r.u32("previous counter")?;
+        let receiving = if r.bool("receiving flag")? {
+            Some(ReceivingChain {
+                ratchet_key: Curve25519PublicKey::from_bytes(r.array("receiving ratchet key")?),
+                chain: ChainKey { key: secret(r, "receiving chain key")?, index: r.u32("receiving index")? },
+            })
+        } else {
+            None
+        };
+        let count = r.count(MAX_SKIPPED_MESSAGE_KEYS, "skipped keys")?;
+        let mut keys = Vec::with_capacity(count);
+        for _ in 0..count {
+            keys.push(SkippedKey {
+                ratchet_key: Curve25519PublicKey::from_bytes(r.array("skipped ratchet key")?),
+                counter: r.u32("skipped counter")?,
+                seed: secret(r, "skipped key")?,
+            });
+        }
+        let mut skipped = SkippedKeys::default();
+        skipped.extend(keys);
+        Ok(Self {
+            id,
+            role,
+            our_curve,
+            peer,
+            pre_key,
+            root,
+            sending,
+            previous_counter,
+            receiving,
+            skipped,
+        })
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.id)
+            .field("role", &self.role)
+            .field("peer", &self.peer)
+            .field("pre_key_phase", &self.pre_key.is_some())
+            .field("sending_index", &self.sending.chain.index)
+            .field("receiving_index", &self.receiving.as_ref().map(|r| r.chain.index))
+            .field("skipped_keys", &self.skipped.len())
+            .finish_non_exhaustive()
+    }
+}
