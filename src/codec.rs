@@ -63,7 +63,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if self.rest.len() < len {
             return Err(DecodeError::Truncated(field));
         }
@@ -72,7 +76,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let bytes = self.bytes(N, field)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -104,7 +111,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string prefixed by its `u16` length, at most `max` bytes.
-    pub(crate) fn short_bytes(&mut self, max: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    #[allow(dead_code)] // used by the group layer
+    pub(crate) fn short_bytes(
+        &mut self,
+        max: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u16(field)?);
         if len > max {
             return Err(DecodeError::TooLong { field, len, max });
@@ -124,11 +136,6 @@ impl<'a> Reader<'a> {
     /// Everything left.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
-    }
-
-    /// Bytes not yet read.
-    pub(crate) fn remaining(&self) -> usize {
-        self.rest.len()
     }
 
     /// Succeeds only if every byte was read.
@@ -194,16 +201,8 @@ impl Writer {
         self.u16(u16::try_from(count).unwrap_or(u16::MAX))
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
     pub(crate) fn into_vec(self) -> Vec<u8> {
         self.buf
-    }
-
-    pub(crate) fn as_mut_vec(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
     }
 }
 
@@ -215,15 +214,25 @@ mod tests {
     #[test]
     fn reader_rejects_short_trailing_and_wrong_version() {
         assert_eq!(Reader::new(&[]).version(1), Err(DecodeError::Empty));
-        assert_eq!(Reader::new(&[2]).version(1), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(
+            Reader::new(&[2]).version(1),
+            Err(DecodeError::UnknownVersion(2))
+        );
         let mut r = Reader::new(&[0, 1, 2]);
         assert_eq!(r.u32("x"), Err(DecodeError::Truncated("x")));
         assert_eq!(r.u16("y"), Ok(1));
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes(1)));
-        assert_eq!(Reader::new(&[2]).bool("b"), Err(DecodeError::InvalidValue("b")));
+        assert_eq!(
+            Reader::new(&[2]).bool("b"),
+            Err(DecodeError::InvalidValue("b"))
+        );
         assert_eq!(
             Reader::new(&[0, 9, 1]).short_bytes(8, "s"),
-            Err(DecodeError::TooLong { field: "s", len: 9, max: 8 })
+            Err(DecodeError::TooLong {
+                field: "s",
+                len: 9,
+                max: 8
+            })
         );
     }
 

@@ -122,7 +122,11 @@ pub(crate) fn seal<R: rand::CryptoRng + ?Sized>(
 }
 
 /// Decrypts the text form of a pickle of type `kind`.
-pub(crate) fn open(kind: PickleKind, key: &PickleKey, text: &str) -> Result<Zeroizing<Vec<u8>>, PickleError> {
+pub(crate) fn open(
+    kind: PickleKind,
+    key: &PickleKey,
+    text: &str,
+) -> Result<Zeroizing<Vec<u8>>, PickleError> {
     let bytes = base64_decode(text).map_err(|_| PickleError::Base64)?;
     let (&version, rest) = bytes.split_first().ok_or(PickleError::Truncated)?;
     if version != PROTOCOL_VERSION {
@@ -150,12 +154,32 @@ mod tests {
     #[test]
     fn round_trip_and_every_failure() {
         let mut rng = crate::crypto::os_rng();
-        let text = seal(PickleKind::Session, &key(1), Zeroizing::new(b"state".to_vec()), &mut rng);
-        assert_eq!(&*open(PickleKind::Session, &key(1), &text).unwrap(), b"state");
-        assert_eq!(open(PickleKind::Session, &key(2), &text), Err(PickleError::Decryption));
-        assert_eq!(open(PickleKind::Account, &key(1), &text), Err(PickleError::Decryption));
-        assert_eq!(open(PickleKind::Session, &key(1), "!!"), Err(PickleError::Base64));
-        assert_eq!(open(PickleKind::Session, &key(1), ""), Err(PickleError::Truncated));
+        let text = seal(
+            PickleKind::Session,
+            &key(1),
+            Zeroizing::new(b"state".to_vec()),
+            &mut rng,
+        );
+        assert_eq!(
+            &*open(PickleKind::Session, &key(1), &text).unwrap(),
+            b"state"
+        );
+        assert_eq!(
+            open(PickleKind::Session, &key(2), &text),
+            Err(PickleError::Decryption)
+        );
+        assert_eq!(
+            open(PickleKind::Account, &key(1), &text),
+            Err(PickleError::Decryption)
+        );
+        assert_eq!(
+            open(PickleKind::Session, &key(1), "!!"),
+            Err(PickleError::Base64)
+        );
+        assert_eq!(
+            open(PickleKind::Session, &key(1), ""),
+            Err(PickleError::Truncated)
+        );
         let mut bytes = base64_decode(&text).unwrap();
         bytes[0] = 9;
         assert_eq!(
@@ -175,7 +199,12 @@ mod tests {
             assert!(open(PickleKind::Session, &key(1), &base64_encode(&bytes[..len])).is_err());
         }
         // Fresh nonce each time.
-        let again = seal(PickleKind::Session, &key(1), Zeroizing::new(b"state".to_vec()), &mut rng);
+        let again = seal(
+            PickleKind::Session,
+            &key(1),
+            Zeroizing::new(b"state".to_vec()),
+            &mut rng,
+        );
         assert_ne!(text, again);
         assert_eq!(format!("{:?}", key(7)), "PickleKey(***)");
     }

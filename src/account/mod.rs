@@ -100,7 +100,13 @@ impl Account {
     pub fn new_with_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let signing = SigningKey::generate(rng);
         let curve_secret = StaticSecret::random_from_rng(rng);
-        Self::from_parts(signing, curve_secret, 0, OneTimeKeys::default(), FallbackKeys::default())
+        Self::from_parts(
+            signing,
+            curve_secret,
+            0,
+            OneTimeKeys::default(),
+            FallbackKeys::default(),
+        )
     }
 
     fn from_parts(
@@ -123,7 +129,10 @@ impl Account {
 
     /// The device's public identity keys.
     pub fn identity_keys(&self) -> IdentityKeys {
-        IdentityKeys { ed25519: self.ed25519, curve25519: self.curve25519 }
+        IdentityKeys {
+            ed25519: self.ed25519,
+            curve25519: self.curve25519,
+        }
     }
 
     /// Signs `message` with the device's Ed25519 key.
@@ -229,7 +238,10 @@ impl Account {
 
     /// The current fallback key, signed, published or not.
     pub fn fallback_key(&self) -> Option<SignedOneTimeKey> {
-        self.fallback.current.as_ref().map(|k| self.signed_key(k, true))
+        self.fallback
+            .current
+            .as_ref()
+            .map(|k| self.signed_key(k, true))
     }
 
     /// Forgets the previous fallback key (once no session can still be
@@ -240,11 +252,20 @@ impl Account {
 
     fn signed_key(&self, key: &PrivateKey, fallback: bool) -> SignedOneTimeKey {
         let bytes = SignedOneTimeKey::signed_bytes(key.id, &key.public, fallback);
-        SignedOneTimeKey { key_id: key.id, key: key.public, fallback, signature: self.sign(&bytes) }
+        SignedOneTimeKey {
+            key_id: key.id,
+            key: key.public,
+            fallback,
+            signature: self.sign(&bytes),
+        }
     }
 
     fn local_identity(&self) -> LocalIdentity<'_> {
-        LocalIdentity { curve_secret: &self.curve_secret, keys: self.identity_keys(), signing: &self.signing }
+        LocalIdentity {
+            curve_secret: &self.curve_secret,
+            keys: self.identity_keys(),
+            signing: &self.signing,
+        }
     }
 
     /// Starts a session with `peer` from one of its signed one-time (or
@@ -266,13 +287,21 @@ impl Account {
     ) -> Result<Session, AccountError> {
         let peer_keys = peer.identity_keys();
         one_time_key.verify(&peer_keys.ed25519)?;
-        Ok(Session::new_outbound(rng, &self.local_identity(), peer_keys, one_time_key.key)?)
+        Ok(Session::new_outbound(
+            rng,
+            &self.local_identity(),
+            peer_keys,
+            one_time_key.key,
+        )?)
     }
 
     /// Creates the responder's session from a pre-key message and decrypts
     /// its first message. The one-time key it names is removed only if that
     /// succeeds; fallback keys are kept.
-    pub fn create_inbound_session(&mut self, message: &PreKeyMessage) -> Result<InboundCreation, AccountError> {
+    pub fn create_inbound_session(
+        &mut self,
+        message: &PreKeyMessage,
+    ) -> Result<InboundCreation, AccountError> {
         self.create_inbound_session_with_rng(message, &mut os_rng())
     }
 
@@ -290,7 +319,8 @@ impl Account {
                 None => return Err(AccountError::UnknownOneTimeKey),
             },
         };
-        let (session, plaintext) = Session::new_inbound(rng, &self.curve_secret, self.curve25519, secret, message)?;
+        let (session, plaintext) =
+            Session::new_inbound(rng, &self.curve_secret, self.curve25519, secret, message)?;
         if is_one_time {
             self.one_time_keys.remove(&named);
         }
@@ -303,7 +333,11 @@ impl Account {
     }
 
     /// [`Account::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(&self, key: &PickleKey, rng: &mut R) -> String {
+    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> String {
         let mut w = Writer::with_capacity(80 + 41 * self.one_time_keys.keys.len());
         self.write_contents(&mut w);
         pickle::seal(PickleKind::Account, key, Zeroizing::new(w.into_vec()), rng)
@@ -347,19 +381,38 @@ impl Account {
             let id = KeyId(r.u64("key id")?);
             let published = r.bool("published flag")?;
             let secret = Secret::new(r.array::<32>("private key")?);
-            Ok(PrivateKey::new(id, StaticSecret::from(*secret.expose()), published))
+            Ok(PrivateKey::new(
+                id,
+                StaticSecret::from(*secret.expose()),
+                published,
+            ))
         }
         let signing = SigningKey::from_bytes(Secret::new(r.array::<32>("signing key")?).expose());
-        let curve_secret = StaticSecret::from(*Secret::new(r.array::<32>("identity key")?).expose());
+        let curve_secret =
+            StaticSecret::from(*Secret::new(r.array::<32>("identity key")?).expose());
         let next_key_id = r.u64("next key id")?;
         let count = r.count(MAX_ONE_TIME_KEYS, "one-time keys")?;
         let mut one_time_keys = OneTimeKeys::default();
         for _ in 0..count {
             one_time_keys.keys.push_back(key(r)?);
         }
-        let current = if r.bool("fallback flag")? { Some(key(r)?) } else { None };
-        let previous = if r.bool("previous fallback flag")? { Some(key(r)?) } else { None };
-        Ok(Self::from_parts(signing, curve_secret, next_key_id, one_time_keys, FallbackKeys { current, previous }))
+        let current = if r.bool("fallback flag")? {
+            Some(key(r)?)
+        } else {
+            None
+        };
+        let previous = if r.bool("previous fallback flag")? {
+            Some(key(r)?)
+        } else {
+            None
+        };
+        Ok(Self::from_parts(
+            signing,
+            curve_secret,
+            next_key_id,
+            one_time_keys,
+            FallbackKeys { current, previous },
+        ))
     }
 }
 
@@ -368,7 +421,10 @@ impl fmt::Debug for Account {
         f.debug_struct("Account")
             .field("identity_keys", &self.identity_keys())
             .field("one_time_keys", &self.one_time_keys.keys.len())
-            .field("fallback_key", &self.fallback.current.as_ref().map(|k| k.public))
+            .field(
+                "fallback_key",
+                &self.fallback.current.as_ref().map(|k| k.public),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -27,7 +27,12 @@ pub(crate) struct PrivateKey {
 impl PrivateKey {
     pub(crate) fn new(id: KeyId, secret: StaticSecret, published: bool) -> Self {
         let public = Curve25519PublicKey::from(&secret);
-        Self { id, secret, public, published }
+        Self {
+            id,
+            secret,
+            public,
+            published,
+        }
     }
 }
 

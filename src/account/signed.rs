@@ -54,8 +54,16 @@ pub struct SignedOneTimeKey {
 impl SignedOneTimeKey {
     /// The bytes the signature covers: a label that says one-time or
     /// fallback, the key id (big-endian u64) and the key.
-    pub(crate) fn signed_bytes(key_id: KeyId, key: &Curve25519PublicKey, fallback: bool) -> Vec<u8> {
-        let context = if fallback { label::FALLBACK_KEY } else { label::ONE_TIME_KEY };
+    pub(crate) fn signed_bytes(
+        key_id: KeyId,
+        key: &Curve25519PublicKey,
+        fallback: bool,
+    ) -> Vec<u8> {
+        let context = if fallback {
+            label::FALLBACK_KEY
+        } else {
+            label::ONE_TIME_KEY
+        };
         let mut w = Writer::with_capacity(context.len() + 40);
         w.bytes(context).u64(key_id.0).bytes(key.as_bytes());
         w.into_vec()
@@ -64,7 +72,10 @@ impl SignedOneTimeKey {
     /// Verifies the signature against the owning device's Ed25519 key.
     pub fn verify(&self, signer: &Ed25519PublicKey) -> Result<(), AccountError> {
         signer
-            .verify(&Self::signed_bytes(self.key_id, &self.key, self.fallback), &self.signature)
+            .verify(
+                &Self::signed_bytes(self.key_id, &self.key, self.fallback),
+                &self.signature,
+            )
             .map_err(|_| AccountError::BadOneTimeKeySignature)
     }
 }
@@ -97,7 +108,9 @@ impl DeviceKeys {
         check_id(user_id, "user id")?;
         check_id(device_id, "device id")?;
         if protocols.len() > MAX_PROTOCOLS {
-            return Err(AccountError::InvalidDeviceKeys("too many protocol versions"));
+            return Err(AccountError::InvalidDeviceKeys(
+                "too many protocol versions",
+            ));
         }
         let mut w = Writer::with_capacity(200);
         w.bytes(label::DEVICE_KEYS)
@@ -117,13 +130,16 @@ impl DeviceKeys {
     /// Checks the ids and the self-signature, yielding the device identity
     /// that sessions may be started with.
     pub fn verify(&self) -> Result<VerifiedDevice, AccountError> {
-        let bytes = Self::signed_bytes(&self.user_id, &self.device_id, &self.keys, &self.protocols)?;
+        let bytes =
+            Self::signed_bytes(&self.user_id, &self.device_id, &self.keys, &self.protocols)?;
         self.keys
             .ed25519
             .verify(&bytes, &self.signature)
             .map_err(|_| AccountError::BadDeviceKeysSignature)?;
         if !self.protocols.iter().any(|p| p == PROTOCOL_V1) {
-            return Err(AccountError::InvalidDeviceKeys("device does not speak roomseal.v1"));
+            return Err(AccountError::InvalidDeviceKeys(
+                "device does not speak roomseal.v1",
+            ));
         }
         Ok(VerifiedDevice {
             user_id: self.user_id.clone(),

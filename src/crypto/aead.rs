@@ -107,18 +107,34 @@ mod tests {
     fn seal_open_round_trip_and_tamper() {
         let seed = Secret::new([9u8; 32]);
         let mut sealed = Vec::new();
-        MessageKey::derive(&seed, b"info").seal_into(b"aad", b"hello", &mut sealed).unwrap();
+        MessageKey::derive(&seed, b"info")
+            .seal_into(b"aad", b"hello", &mut sealed)
+            .unwrap();
         assert_eq!(sealed.len(), 5 + TAG_LEN);
-        let opened = MessageKey::derive(&seed, b"info").open(b"aad", &sealed).unwrap();
+        let opened = MessageKey::derive(&seed, b"info")
+            .open(b"aad", &sealed)
+            .unwrap();
         assert_eq!(opened, b"hello");
-        assert_eq!(MessageKey::derive(&seed, b"info").open(b"aaX", &sealed), Err(AeadFailure));
-        assert_eq!(MessageKey::derive(&seed, b"infX").open(b"aad", &sealed), Err(AeadFailure));
+        assert_eq!(
+            MessageKey::derive(&seed, b"info").open(b"aaX", &sealed),
+            Err(AeadFailure)
+        );
+        assert_eq!(
+            MessageKey::derive(&seed, b"infX").open(b"aad", &sealed),
+            Err(AeadFailure)
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(MessageKey::derive(&seed, b"info").open(b"aad", &bad), Err(AeadFailure));
+            assert_eq!(
+                MessageKey::derive(&seed, b"info").open(b"aad", &bad),
+                Err(AeadFailure)
+            );
         }
-        assert_eq!(MessageKey::derive(&seed, b"info").open(b"aad", &sealed[..15]), Err(AeadFailure));
+        assert_eq!(
+            MessageKey::derive(&seed, b"info").open(b"aad", &sealed[..15]),
+            Err(AeadFailure)
+        );
     }
 
     #[test]

@@ -69,8 +69,9 @@ macro_rules! text_serde {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                text.parse()
-                    .map_err(|e| serde::de::Error::custom(format_args!(concat!("invalid ", $what, ": {}"), e)))
+                text.parse().map_err(|e| {
+                    serde::de::Error::custom(format_args!(concat!("invalid ", $what, ": {}"), e))
+                })
             }
         }
     };
@@ -97,7 +98,10 @@ impl Curve25519PublicKey {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
         <[u8; 32]>::try_from(bytes)
             .map(Self)
-            .map_err(|_| KeyError::Length { expected: 32, found: bytes.len() })
+            .map_err(|_| KeyError::Length {
+                expected: 32,
+                found: bytes.len(),
+            })
     }
 
     /// The key's bytes.
@@ -151,8 +155,10 @@ impl Ed25519PublicKey {
 
     /// Parses a slice, which must be exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
-        let array = <[u8; 32]>::try_from(bytes)
-            .map_err(|_| KeyError::Length { expected: 32, found: bytes.len() })?;
+        let array = <[u8; 32]>::try_from(bytes).map_err(|_| KeyError::Length {
+            expected: 32,
+            found: bytes.len(),
+        })?;
         Self::from_bytes(&array)
     }
 
@@ -188,6 +194,7 @@ impl Ed25519PublicKey {
         Self(key)
     }
 
+    #[allow(dead_code)] // used by batch verification in the group layer
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.0
     }
@@ -216,7 +223,10 @@ impl Ed25519Signature {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
         <[u8; 64]>::try_from(bytes)
             .map(|b| Self::from_bytes(&b))
-            .map_err(|_| KeyError::Length { expected: 64, found: bytes.len() })
+            .map_err(|_| KeyError::Length {
+                expected: 64,
+                found: bytes.len(),
+            })
     }
 
     /// The signature's bytes.
@@ -234,6 +244,7 @@ impl Ed25519Signature {
         decode_array(text).map(|b| Self::from_bytes(&b))
     }
 
+    #[allow(dead_code)] // used by batch verification in the group layer
     pub(crate) fn inner(&self) -> &Signature {
         &self.0
     }
@@ -292,13 +303,18 @@ impl IdentityKeys {
         out
     }
 
-    pub(crate) fn read(reader: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
+    pub(crate) fn read(
+        reader: &mut crate::codec::Reader<'_>,
+    ) -> Result<Self, crate::codec::DecodeError> {
         let ed25519 = Ed25519PublicKey::from_bytes(&reader.array("ed25519 identity key")?)
             .map_err(|_| crate::codec::DecodeError::InvalidValue("ed25519 identity key"))?;
         let curve25519 = Curve25519PublicKey::from_bytes(reader.array("curve25519 identity key")?);
-        Ok(Self { ed25519, curve25519 })
+        Ok(Self {
+            ed25519,
+            curve25519,
+        })
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,10 @@
 use super::*;
 
 fn hex32(s: &str) -> [u8; 32] {
-    let v: Vec<u8> = (0..64).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    let v: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 
@@ -21,7 +24,10 @@ pub(crate) const SMALL_ORDER_ED25519: [&str; 7] = [
 fn small_order_ed25519_keys_are_rejected() {
     for hex in SMALL_ORDER_ED25519 {
         let err = Ed25519PublicKey::from_bytes(&hex32(hex)).unwrap_err();
-        assert!(matches!(err, KeyError::WeakKey | KeyError::InvalidPoint), "{hex}: {err:?}");
+        assert!(
+            matches!(err, KeyError::WeakKey | KeyError::InvalidPoint),
+            "{hex}: {err:?}"
+        );
     }
 }
 
@@ -43,16 +49,25 @@ fn ed25519_text_serde_and_verify() {
     let text = public.to_base64();
     assert_eq!(text.len(), 43);
     assert_eq!(Ed25519PublicKey::from_base64(&text).unwrap(), public);
-    assert_eq!(Ed25519PublicKey::from_base64(&format!("{text}=")).unwrap(), public);
+    assert_eq!(
+        Ed25519PublicKey::from_base64(&format!("{text}=")).unwrap(),
+        public
+    );
     let json = serde_json::to_string(&public).unwrap();
     assert_eq!(json, format!("\"{text}\""));
-    assert_eq!(serde_json::from_str::<Ed25519PublicKey>(&json).unwrap(), public);
+    assert_eq!(
+        serde_json::from_str::<Ed25519PublicKey>(&json).unwrap(),
+        public
+    );
     assert!(serde_json::from_str::<Ed25519PublicKey>("\"AAAA\"").is_err());
 
     use ed25519_dalek::Signer;
     let signature = Ed25519Signature::from_signature(signing.sign(b"message"));
     public.verify(b"message", &signature).unwrap();
-    assert_eq!(public.verify(b"massage", &signature), Err(KeyError::BadSignature));
+    assert_eq!(
+        public.verify(b"massage", &signature),
+        Err(KeyError::BadSignature)
+    );
     let sig_text = signature.to_base64();
     assert_eq!(Ed25519Signature::from_base64(&sig_text).unwrap(), signature);
 
@@ -88,15 +103,27 @@ fn small_order_r_is_rejected_by_strict_verification() {
 #[test]
 fn curve25519_text_and_length_errors() {
     let key = Curve25519PublicKey::from_bytes([3u8; 32]);
-    assert_eq!(Curve25519PublicKey::from_base64(&key.to_base64()).unwrap(), key);
+    assert_eq!(
+        Curve25519PublicKey::from_base64(&key.to_base64()).unwrap(),
+        key
+    );
     assert_eq!(
         Curve25519PublicKey::from_base64("AAAA"),
-        Err(KeyError::Length { expected: 32, found: 3 })
+        Err(KeyError::Length {
+            expected: 32,
+            found: 3
+        })
     );
     assert_eq!(Curve25519PublicKey::from_base64("*"), Err(KeyError::Base64));
-    assert_eq!(format!("{key:?}"), format!("Curve25519PublicKey({})", key.to_base64()));
+    assert_eq!(
+        format!("{key:?}"),
+        format!("Curve25519PublicKey({})", key.to_base64())
+    );
     let json = serde_json::to_string(&key).unwrap();
-    assert_eq!(serde_json::from_str::<Curve25519PublicKey>(&json).unwrap(), key);
+    assert_eq!(
+        serde_json::from_str::<Curve25519PublicKey>(&json).unwrap(),
+        key
+    );
 }
 
 /// Low-order X25519 points (libsodium's blocklist): every one must make a
@@ -115,7 +142,10 @@ pub(crate) const LOW_ORDER_X25519: [&str; 7] = [
 fn low_order_x25519_points_fail_diffie_hellman() {
     let secret = x25519_dalek::StaticSecret::from([5u8; 32]);
     for hex in LOW_ORDER_X25519 {
-        assert!(crate::crypto::diffie_hellman(&secret, &hex32(hex)).is_err(), "{hex}");
+        assert!(
+            crate::crypto::diffie_hellman(&secret, &hex32(hex)).is_err(),
+            "{hex}"
+        );
     }
     let peer = Curve25519PublicKey::from(&x25519_dalek::StaticSecret::from([6u8; 32]));
     assert!(crate::crypto::diffie_hellman(&secret, peer.as_bytes()).is_ok());

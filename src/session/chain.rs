@@ -82,6 +82,8 @@ impl RatchetKeyPair {
 
 impl std::fmt::Debug for RatchetKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RatchetKeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("RatchetKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }

@@ -13,7 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_PLAINTEXT_LEN, PROTOCOL_VERSION};
 use crate::crypto::{TAG_LEN, label, sha256};
-use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys, base64_decode, base64_encode};
+use crate::keys::{
+    Curve25519PublicKey, Ed25519Signature, IdentityKeys, base64_decode, base64_encode,
+};
 
 const KIND_PRE_KEY: u8 = 0;
 const KIND_NORMAL: u8 = 1;
@@ -124,9 +126,18 @@ impl NormalMessage {
         }
         let max = MAX_PLAINTEXT_LEN + TAG_LEN;
         if ciphertext.len() > max {
-            return Err(DecodeError::TooLong { field: "ciphertext", len: ciphertext.len(), max });
+            return Err(DecodeError::TooLong {
+                field: "ciphertext",
+                len: ciphertext.len(),
+                max,
+            });
         }
-        Ok(Self { ratchet_key, previous_counter, counter, ciphertext: ciphertext.to_vec() })
+        Ok(Self {
+            ratchet_key,
+            previous_counter,
+            counter,
+            ciphertext: ciphertext.to_vec(),
+        })
     }
 }
 
@@ -185,7 +196,13 @@ impl PreKeyMessage {
         let identity_keys = IdentityKeys::read(r)?;
         let binding = Ed25519Signature::from_bytes(&r.array("binding signature")?);
         let message = NormalMessage::read(r)?;
-        Ok(Self { one_time_key, base_key, identity_keys, binding, message })
+        Ok(Self {
+            one_time_key,
+            base_key,
+            identity_keys,
+            binding,
+            message,
+        })
     }
 }
 
@@ -194,6 +211,9 @@ impl PreKeyMessage {
 ///
 /// Binary form: version byte, kind byte, body (PROTOCOL.md); text form:
 /// unpadded base64 of that; serde uses the text form.
+// The pre-key variant is larger, but messages are short-lived values that
+// are decoded, decrypted and dropped; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, PartialEq, Eq)]
 pub enum DeviceMessage {
     /// A message that can start a session on the receiving side.
@@ -374,11 +394,20 @@ mod tests {
     #[test]
     fn rejects_bad_version_kind_and_short_ciphertext() {
         assert_eq!(DeviceMessage::from_bytes(&[]), Err(DecodeError::Empty));
-        assert_eq!(DeviceMessage::from_bytes(&[2, 1]), Err(DecodeError::UnknownVersion(2)));
-        assert_eq!(DeviceMessage::from_bytes(&[1, 7]), Err(DecodeError::InvalidValue("message kind")));
+        assert_eq!(
+            DeviceMessage::from_bytes(&[2, 1]),
+            Err(DecodeError::UnknownVersion(2))
+        );
+        assert_eq!(
+            DeviceMessage::from_bytes(&[1, 7]),
+            Err(DecodeError::InvalidValue("message kind"))
+        );
         let mut short = vec![1, 1];
         short.extend_from_slice(&[0u8; HEADER_LEN + 15]);
-        assert_eq!(DeviceMessage::from_bytes(&short), Err(DecodeError::Truncated("ciphertext")));
+        assert_eq!(
+            DeviceMessage::from_bytes(&short),
+            Err(DecodeError::Truncated("ciphertext"))
+        );
         assert_eq!(DeviceMessage::from_base64("$$"), Err(DecodeError::Base64));
     }
 }

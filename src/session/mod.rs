@@ -33,7 +33,9 @@ use self::chain::{ChainKey, RatchetKeyPair, RootKey, message_key, split_root_and
 use self::message::HEADER_LEN;
 use self::skipped::{SkippedKey, SkippedKeys};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::{MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_SKIPPED_MESSAGE_KEYS, PROTOCOL_VERSION};
+use crate::consts::{
+    MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_SKIPPED_MESSAGE_KEYS, PROTOCOL_VERSION,
+};
 use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::pickle::{self, PickleError, PickleKey, PickleKind};
@@ -147,7 +149,10 @@ enum Staged {
     /// A stored skipped key was used: remove it.
     Skipped(usize),
     /// The live receiving chain advanced.
-    Current { chain: ChainKey, skipped: Vec<SkippedKey> },
+    Current {
+        chain: ChainKey,
+        skipped: Vec<SkippedKey>,
+    },
     /// The peer ratcheted: a new root, receiving chain and sending chain.
     NewChain {
         root: RootKey,
@@ -158,10 +163,7 @@ enum Staged {
 }
 
 /// Triple DH output → root key and first chain key, bound to the session id.
-fn triple_dh_keys(
-    id: &SessionId,
-    dh: [Secret<32>; 3],
-) -> (RootKey, ChainKey) {
+fn triple_dh_keys(id: &SessionId, dh: [Secret<32>; 3]) -> (RootKey, ChainKey) {
     let mut ikm = Zeroizing::new([0u8; 96]);
     for (slot, part) in ikm.chunks_exact_mut(32).zip(dh.iter()) {
         slot.copy_from_slice(part.expose());
@@ -193,7 +195,11 @@ fn advance(
         let (seed, next) = current.step().ok_or(SessionError::ChainExhausted)?;
         let distance = usize::try_from(to.saturating_sub(current.index)).unwrap_or(usize::MAX);
         if distance <= MAX_SKIPPED_MESSAGE_KEYS {
-            skipped.push(SkippedKey { ratchet_key, counter: current.index, seed });
+            skipped.push(SkippedKey {
+                ratchet_key,
+                counter: current.index,
+                seed,
+            });
         }
         current = next;
     }
@@ -227,9 +233,17 @@ impl Session {
             role: Role::Initiator,
             our_curve: ours.keys.curve25519,
             peer,
-            pre_key: Some(PreKeyHeader { one_time_key, base_key, our_identity: ours.keys, binding }),
+            pre_key: Some(PreKeyHeader {
+                one_time_key,
+                base_key,
+                our_identity: ours.keys,
+                binding,
+            }),
             root,
-            sending: SendingChain { key: RatchetKeyPair::generate(rng), chain },
+            sending: SendingChain {
+                key: RatchetKeyPair::generate(rng),
+                chain,
+            },
             previous_counter: 0,
             receiving: None,
             skipped: SkippedKeys::default(),
@@ -267,9 +281,15 @@ impl Session {
             peer: initiator,
             pre_key: None,
             root,
-            sending: SendingChain { key: our_ratchet, chain: sending_chain },
+            sending: SendingChain {
+                key: our_ratchet,
+                chain: sending_chain,
+            },
             previous_counter: 0,
-            receiving: Some(ReceivingChain { ratchet_key: their_ratchet, chain: first_chain }),
+            receiving: Some(ReceivingChain {
+                ratchet_key: their_ratchet,
+                chain: first_chain,
+            }),
             skipped: SkippedKeys::default(),
         };
         let plaintext = session.decrypt_normal(&message.message, rng)?;
@@ -306,10 +326,17 @@ impl Session {
     /// 2^32 - 1 messages without a reply, [`SessionError::ChainExhausted`].
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<DeviceMessage, SessionError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(SessionError::PlaintextTooLong { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+            return Err(SessionError::PlaintextTooLong {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            });
         }
         let counter = self.sending.chain.index;
-        let (seed, next) = self.sending.chain.step().ok_or(SessionError::ChainExhausted)?;
+        let (seed, next) = self
+            .sending
+            .chain
+            .step()
+            .ok_or(SessionError::ChainExhausted)?;
         let mut message = NormalMessage {
             ratchet_key: self.sending.key.public,
             previous_counter: self.previous_counter,
@@ -319,7 +346,10 @@ impl Session {
         let aad = self.associated_data(&message.header());
         message_key(&seed)
             .seal_into(&aad, plaintext, &mut message.ciphertext)
-            .map_err(|_| SessionError::PlaintextTooLong { len: plaintext.len(), max: MAX_PLAINTEXT_LEN })?;
+            .map_err(|_| SessionError::PlaintextTooLong {
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_LEN,
+            })?;
         self.sending.chain = next;
         Ok(match &self.pre_key {
             Some(header) => DeviceMessage::PreKey(PreKeyMessage {
@@ -384,18 +414,28 @@ impl Session {
         let counter = message.counter;
 
         if let Some(index) = self.skipped.find(&ratchet_key, counter) {
-            let key = self.skipped.get(index).ok_or(SessionError::MessageKeyGone { counter })?;
+            let key = self
+                .skipped
+                .get(index)
+                .ok_or(SessionError::MessageKeyGone { counter })?;
             return Ok((Staged::Skipped(index), open(&key.seed)?));
         }
 
-        if let Some(receiving) = self.receiving.as_ref().filter(|r| r.ratchet_key == ratchet_key) {
+        if let Some(receiving) = self
+            .receiving
+            .as_ref()
+            .filter(|r| r.ratchet_key == ratchet_key)
+        {
             let index = receiving.chain.index;
             if counter < index {
                 return Err(SessionError::MessageKeyGone { counter });
             }
             let jump = counter.saturating_sub(index);
             if jump > MAX_FORWARD_JUMP {
-                return Err(SessionError::TooFarAhead { jump: u64::from(jump), max: MAX_FORWARD_JUMP });
+                return Err(SessionError::TooFarAhead {
+                    jump: u64::from(jump),
+                    max: MAX_FORWARD_JUMP,
+                });
             }
             let mut skipped = Vec::new();
             let at = advance(&receiving.chain, ratchet_key, counter, &mut skipped)?;
@@ -406,18 +446,27 @@ impl Session {
 
         // The peer has ratcheted: finish its previous chain up to the length
         // it announces, then start the new one.
-        let rest_of_previous = self
-            .receiving
-            .as_ref()
-            .map_or(0, |r| message.previous_counter.saturating_sub(r.chain.index));
+        let rest_of_previous = self.receiving.as_ref().map_or(0, |r| {
+            message.previous_counter.saturating_sub(r.chain.index)
+        });
         let jump = u64::from(rest_of_previous) + u64::from(counter);
         if jump > u64::from(MAX_FORWARD_JUMP) {
-            return Err(SessionError::TooFarAhead { jump, max: MAX_FORWARD_JUMP });
+            return Err(SessionError::TooFarAhead {
+                jump,
+                max: MAX_FORWARD_JUMP,
+            });
         }
-        let (root, new_chain) = self.root.ratchet(&dh(&self.sending.key.secret, &ratchet_key)?);
+        let (root, new_chain) = self
+            .root
+            .ratchet(&dh(&self.sending.key.secret, &ratchet_key)?);
         let mut skipped = Vec::new();
         if let Some(previous) = &self.receiving {
-            advance(&previous.chain, previous.ratchet_key, message.previous_counter, &mut skipped)?;
+            advance(
+                &previous.chain,
+                previous.ratchet_key,
+                message.previous_counter,
+                &mut skipped,
+            )?;
         }
         let at = advance(&new_chain, ratchet_key, counter, &mut skipped)?;
         let (seed, chain) = at.step().ok_or(SessionError::ChainExhausted)?;
@@ -430,7 +479,10 @@ impl Session {
             Staged::NewChain {
                 root,
                 receiving: ReceivingChain { ratchet_key, chain },
-                sending: SendingChain { key: our_next, chain: sending_chain },
+                sending: SendingChain {
+                    key: our_next,
+                    chain: sending_chain,
+                },
                 skipped,
             },
             plaintext,
@@ -446,7 +498,12 @@ impl Session {
                 }
                 self.skipped.extend(skipped);
             }
-            Staged::NewChain { root, receiving, sending, skipped } => {
+            Staged::NewChain {
+                root,
+                receiving,
+                sending,
+                skipped,
+            } => {
                 self.root = root;
                 self.receiving = Some(receiving);
                 self.previous_counter = self.sending.chain.index;
@@ -483,7 +540,11 @@ impl Session {
     }
 
     /// [`Session::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(&self, key: &PickleKey, rng: &mut R) -> String {
+    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> String {
         pickle::seal(PickleKind::Session, key, self.pickle_contents(), rng)
     }
 
@@ -540,7 +601,9 @@ impl Session {
         }
         w.count(self.skipped.len());
         for key in self.skipped.iter() {
-            w.bytes(key.ratchet_key.as_bytes()).u32(key.counter).bytes(key.seed.expose());
+            w.bytes(key.ratchet_key.as_bytes())
+                .u32(key.counter)
+                .bytes(key.seed.expose());
         }
     }
 
@@ -565,7 +628,10 @@ impl Session {
             Some(PreKeyHeader {
                 one_time_key,
                 base_key,
-                our_identity: IdentityKeys { ed25519, curve25519: our_curve },
+                our_identity: IdentityKeys {
+                    ed25519,
+                    curve25519: our_curve,
+                },
                 binding,
             })
         } else {
@@ -575,13 +641,19 @@ impl Session {
         let ratchet_secret = StaticSecret::from(*secret(r, "ratchet key")?.expose());
         let sending = SendingChain {
             key: RatchetKeyPair::from_secret(ratchet_secret),
-            chain: ChainKey { key: secret(r, "sending chain key")?, index: r.u32("sending index")? },
+            chain: ChainKey {
+                key: secret(r, "sending chain key")?,
+                index: r.u32("sending index")?,
+            },
         };
         let previous_counter = r.u32("previous counter")?;
         let receiving = if r.bool("receiving flag")? {
             Some(ReceivingChain {
                 ratchet_key: Curve25519PublicKey::from_bytes(r.array("receiving ratchet key")?),
-                chain: ChainKey { key: secret(r, "receiving chain key")?, index: r.u32("receiving index")? },
+                chain: ChainKey {
+                    key: secret(r, "receiving chain key")?,
+                    index: r.u32("receiving index")?,
+                },
             })
         } else {
             None
@@ -620,7 +692,10 @@ impl fmt::Debug for Session {
             .field("peer", &self.peer)
             .field("pre_key_phase", &self.pre_key.is_some())
             .field("sending_index", &self.sending.chain.index)
-            .field("receiving_index", &self.receiving.as_ref().map(|r| r.chain.index))
+            .field(
+                "receiving_index",
+                &self.receiving.as_ref().map(|r| r.chain.index),
+            )
             .field("skipped_keys", &self.skipped.len())
             .finish_non_exhaustive()
     }

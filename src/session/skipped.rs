@@ -93,15 +93,29 @@ mod tests {
         let mut store = SkippedKeys::default();
         store.extend((0..150).map(|i| key(1, i)));
         assert_eq!(store.len(), MAX_SKIPPED_MESSAGE_KEYS);
-        assert!(store.find(&Curve25519PublicKey::from_bytes([1; 32]), 49).is_none());
-        assert!(store.find(&Curve25519PublicKey::from_bytes([1; 32]), 50).is_some());
+        assert!(
+            store
+                .find(&Curve25519PublicKey::from_bytes([1; 32]), 49)
+                .is_none()
+        );
+        assert!(
+            store
+                .find(&Curve25519PublicKey::from_bytes([1; 32]), 50)
+                .is_some()
+        );
         for chain in 2..=6 {
             store.extend([key(chain, 0)]);
         }
         // Chain 1 (the oldest) is gone entirely; chains 2..=6 remain.
         assert_eq!(store.len(), 5);
-        assert!(store.find(&Curve25519PublicKey::from_bytes([2; 32]), 0).is_some());
-        let at = store.find(&Curve25519PublicKey::from_bytes([4; 32]), 0).unwrap();
+        assert!(
+            store
+                .find(&Curve25519PublicKey::from_bytes([2; 32]), 0)
+                .is_some()
+        );
+        let at = store
+            .find(&Curve25519PublicKey::from_bytes([4; 32]), 0)
+            .unwrap();
         store.remove(at);
         assert_eq!(store.len(), 4);
     }

@@ -17,14 +17,18 @@ fn outbound(seed: u8) -> (Account, Account, Session) {
     bob.generate_one_time_keys_with_rng(5, &mut r);
     let bob_device = bob.device_keys("@bob:x", "B").unwrap().verify().unwrap();
     let otk = bob.one_time_keys()[0].clone();
-    let session = alice.create_outbound_session_with_rng(&bob_device, &otk, &mut r).unwrap();
+    let session = alice
+        .create_outbound_session_with_rng(&bob_device, &otk, &mut r)
+        .unwrap();
     (alice, bob, session)
 }
 
 /// Alice and Bob with established sessions (one message each way).
 fn pair(seed: u8) -> (Session, Session) {
     let (_alice, mut bob, mut a) = outbound(seed);
-    let DeviceMessage::PreKey(m) = a.encrypt(b"hello").unwrap() else { panic!() };
+    let DeviceMessage::PreKey(m) = a.encrypt(b"hello").unwrap() else {
+        panic!()
+    };
     let created = bob.create_inbound_session(&m).unwrap();
     assert_eq!(created.plaintext, b"hello");
     let mut b = created.session;
@@ -57,13 +61,18 @@ fn initiator_keeps_sending_pre_key_messages_until_reply() {
     let first = a.encrypt(b"1").unwrap();
     let second = a.encrypt(b"2").unwrap();
     assert!(first.is_pre_key() && second.is_pre_key());
-    let DeviceMessage::PreKey(p2) = &second else { panic!() };
+    let DeviceMessage::PreKey(p2) = &second else {
+        panic!()
+    };
     // Bob receives the second one first; the first then decrypts by session.
     let created = bob.create_inbound_session(p2).unwrap();
     let mut b = created.session;
     assert_eq!(created.plaintext, b"2");
     assert_eq!(b.decrypt(&first).unwrap(), b"1");
-    assert_eq!(b.decrypt(&first), Err(SessionError::MessageKeyGone { counter: 0 }));
+    assert_eq!(
+        b.decrypt(&first),
+        Err(SessionError::MessageKeyGone { counter: 0 })
+    );
 }
 
 #[test]
@@ -114,7 +123,10 @@ fn replay_is_rejected_and_changes_nothing() {
     let m = a.encrypt(b"once").unwrap();
     assert_eq!(b.decrypt(&m).unwrap(), b"once");
     let before = fixed_pickle(&b);
-    assert_eq!(b.decrypt(&m), Err(SessionError::MessageKeyGone { counter: 0 }));
+    assert_eq!(
+        b.decrypt(&m),
+        Err(SessionError::MessageKeyGone { counter: 0 })
+    );
     assert_eq!(fixed_pickle(&b), before);
 }
 
@@ -127,7 +139,10 @@ fn forward_jump_beyond_bound_is_rejected() {
     }
     let before = fixed_pickle(&b);
     let err = b.decrypt(&last.unwrap()).unwrap_err();
-    assert!(matches!(err, SessionError::TooFarAhead { jump, .. } if jump == u64::from(MAX_FORWARD_JUMP) + 1), "{err:?}");
+    assert!(
+        matches!(err, SessionError::TooFarAhead { jump, .. } if jump == u64::from(MAX_FORWARD_JUMP) + 1),
+        "{err:?}"
+    );
     assert_eq!(fixed_pickle(&b), before);
     // Exactly at the bound is fine.
     let (mut a, mut b) = pair(8);
@@ -144,7 +159,9 @@ fn every_single_byte_change_is_rejected_and_harmless() {
         let mut b = if pre_key {
             None
         } else {
-            let DeviceMessage::PreKey(m) = a.encrypt(b"start").unwrap() else { panic!() };
+            let DeviceMessage::PreKey(m) = a.encrypt(b"start").unwrap() else {
+                panic!()
+            };
             let mut b = bob.create_inbound_session(&m).unwrap().session;
             assert_eq!(a.decrypt(&b.encrypt(b"ack").unwrap()).unwrap(), b"ack");
             Some(b)
@@ -160,9 +177,10 @@ fn every_single_byte_change_is_rejected_and_harmless() {
                 bad[i] ^= flip;
                 let result = match DeviceMessage::from_bytes(&bad) {
                     Err(_) => continue,
-                    Ok(DeviceMessage::PreKey(p)) if b.is_none() => {
-                        bob.create_inbound_session(&p).map(|c| c.plaintext).map_err(|e| format!("{e:?}"))
-                    }
+                    Ok(DeviceMessage::PreKey(p)) if b.is_none() => bob
+                        .create_inbound_session(&p)
+                        .map(|c| c.plaintext)
+                        .map_err(|e| format!("{e:?}")),
                     Ok(m) => match b.as_mut() {
                         Some(s) => s.decrypt(&m).map_err(|e| format!("{e:?}")),
                         None => continue,
@@ -171,12 +189,18 @@ fn every_single_byte_change_is_rejected_and_harmless() {
                 assert!(result.is_err(), "byte {i} ^ {flip:#x} accepted");
             }
         }
-        assert_eq!(bob.pickle_with_rng(&PickleKey::from_bytes(&mut [2; 32]), &mut rng(1)), account_before);
+        assert_eq!(
+            bob.pickle_with_rng(&PickleKey::from_bytes(&mut [2; 32]), &mut rng(1)),
+            account_before
+        );
         assert_eq!(b.as_ref().map(fixed_pickle), session_before);
         // The genuine message still decrypts.
         match (&genuine, b.as_mut()) {
             (DeviceMessage::PreKey(p), None) => {
-                assert_eq!(bob.create_inbound_session(p).unwrap().plaintext, b"the genuine message")
+                assert_eq!(
+                    bob.create_inbound_session(p).unwrap().plaintext,
+                    b"the genuine message"
+                )
             }
             (m, Some(s)) => assert_eq!(s.decrypt(m).unwrap(), b"the genuine message"),
             _ => unreachable!(),
@@ -215,9 +239,15 @@ fn pickle_mid_conversation_continues_exactly() {
     assert_eq!(b2.decrypt(&skipped).unwrap(), b"skipped");
     assert_eq!(b2.decrypt(&in_flight).unwrap(), b"in flight");
     assert_eq!(a2.decrypt(&b2.encrypt(b"back").unwrap()).unwrap(), b"back");
-    assert_eq!(b2.decrypt(&a2.encrypt(b"forth").unwrap()).unwrap(), b"forth");
+    assert_eq!(
+        b2.decrypt(&a2.encrypt(b"forth").unwrap()).unwrap(),
+        b"forth"
+    );
     let wrong = PickleKey::from_bytes(&mut [4; 32]);
-    assert_eq!(Session::from_pickle(&a.pickle(&key), &wrong).unwrap_err(), PickleError::Decryption);
+    assert_eq!(
+        Session::from_pickle(&a.pickle(&key), &wrong).unwrap_err(),
+        PickleError::Decryption
+    );
 }
 
 #[test]
