@@ -111,7 +111,6 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string prefixed by its `u16` length, at most `max` bytes.
-    #[allow(dead_code)] // used by the group layer
     pub(crate) fn short_bytes(
         &mut self,
         max: usize,

@@ -110,6 +110,7 @@ mod account;
 mod codec;
 pub mod consts;
 mod crypto;
+mod group;
 mod keys;
 mod pickle;
 mod session;
@@ -119,6 +120,10 @@ pub use account::{
     SignedOneTimeKey, VerifiedDevice,
 };
 pub use codec::DecodeError;
+pub use group::{
+    ExportedSessionKey, GroupDecrypted, GroupError, GroupMessage, GroupSessionId,
+    InboundGroupSession, OutboundGroupSession, SessionKey, SessionOrdering,
+};
 pub use keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys, KeyError};
 pub use pickle::{PickleError, PickleKey};
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};

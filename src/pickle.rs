@@ -75,9 +75,7 @@ pub enum PickleError {
 pub(crate) enum PickleKind {
     Account,
     Session,
-    #[allow(dead_code)]
     OutboundGroupSession,
-    #[allow(dead_code)]
     InboundGroupSession,
     #[allow(dead_code)]
     Endpoint,

@@ -32,6 +32,21 @@ pub(crate) mod label {
     pub(crate) const DEVICE_KEYS: &[u8] = b"roomseal/v1/device-keys";
     /// Pickle associated data prefix; the object type follows.
     pub(crate) const PICKLE: &[u8] = b"roomseal/v1/pickle/";
+    /// HMAC inputs: advancing part 0, 1, 2 or 3 of the group ratchet.
+    pub(crate) const GROUP_RATCHET: [&[u8]; 4] = [
+        b"roomseal/v1/group/ratchet/0",
+        b"roomseal/v1/group/ratchet/1",
+        b"roomseal/v1/group/ratchet/2",
+        b"roomseal/v1/group/ratchet/3",
+    ];
+    /// HKDF info: AES-256-GCM key and nonce of one group message.
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
+    /// Associated data prefix of a group message; room and session follow.
+    pub(crate) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message";
+    /// Signature context: a group message.
+    pub(crate) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
+    /// Signature context: a signed group session key.
+    pub(crate) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -60,6 +75,13 @@ pub(crate) fn hmac_pair(key: &[u8; 32], first: &[u8], second: &[u8]) -> (Secret<
         Secret::new(a.finalize().into_bytes().into()),
         Secret::new(b.finalize().into_bytes().into()),
     )
+}
+
+/// HMAC-SHA-256 of `data` under `key`.
+pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Secret<32> {
+    let mut mac = keyed(key);
+    mac.update(data);
+    Secret::new(mac.finalize().into_bytes().into())
 }
 
 /// HKDF-SHA-256 with `N` bytes of output.
@@ -136,6 +158,14 @@ mod tests {
             label::FALLBACK_KEY,
             label::DEVICE_KEYS,
             label::PICKLE,
+            label::GROUP_RATCHET[0],
+            label::GROUP_RATCHET[1],
+            label::GROUP_RATCHET[2],
+            label::GROUP_RATCHET[3],
+            label::GROUP_MESSAGE_KEY,
+            label::GROUP_MESSAGE_AD,
+            label::GROUP_MESSAGE_SIGNATURE,
+            label::GROUP_SESSION_KEY,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -11,7 +11,7 @@ mod kdf;
 mod secret;
 
 pub(crate) use aead::{AeadFailure, MessageKey, NONCE_LEN, TAG_LEN};
-pub(crate) use kdf::{hkdf, hmac_pair, label, sha256};
+pub(crate) use kdf::{hkdf, hmac, hmac_pair, label, sha256};
 pub(crate) use secret::Secret;
 
 use x25519_dalek::{PublicKey, StaticSecret};

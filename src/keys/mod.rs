@@ -194,7 +194,6 @@ impl Ed25519PublicKey {
         Self(key)
     }
 
-    #[allow(dead_code)] // used by batch verification in the group layer
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.0
     }
@@ -244,7 +243,6 @@ impl Ed25519Signature {
         decode_array(text).map(|b| Self::from_bytes(&b))
     }
 
-    #[allow(dead_code)] // used by batch verification in the group layer
     pub(crate) fn inner(&self) -> &Signature {
         &self.0
     }
