@@ -54,3 +54,21 @@ pub const MAX_ID_LEN: usize = 255;
 /// the bound keeps every decoder's allocation proportional to a reasonable
 /// input and far below the AES-GCM per-key limit.
 pub const MAX_PLAINTEXT_LEN: usize = 1 << 20;
+
+/// Pairwise sessions the orchestrator keeps per peer device. Peers may
+/// start new sessions (for example after restoring a backup); the newest is
+/// used to send and all are tried on receipt. Beyond this the oldest is
+/// dropped, so a peer reusing our fallback key cannot grow our state.
+pub const MAX_SESSIONS_PER_PEER: usize = 8;
+
+/// Message indices per inbound group session whose event ids the replay
+/// store remembers. With the default rotation after 100 messages this is a
+/// hundred times the normal need; past it the oldest entries are dropped and
+/// the session is advanced past them, so a dropped index can no longer be
+/// decrypted at all (it cannot be replayed either).
+pub const MAX_TRACKED_INDICES: usize = 10_000;
+
+/// Recipients at or above which a room-key share is encrypted on several
+/// threads (with the `parallel` feature). Below it, thread start-up costs
+/// more than it saves.
+pub const PARALLEL_SHARE_THRESHOLD: usize = 64;

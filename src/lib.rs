@@ -113,6 +113,7 @@ mod crypto;
 mod group;
 mod keys;
 mod pickle;
+mod room;
 mod session;
 
 pub use account::{
@@ -126,6 +127,11 @@ pub use group::{
 };
 pub use keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys, KeyError};
 pub use pickle::{PickleError, PickleKey};
+pub use room::{
+    Clock, DecryptedEvent, EncryptedEvent, Endpoint, InboundKeyStore, KeyAdded, KeysToPublish,
+    ROOM_ALGORITHM, ReceivedRoomKey, RoomError, RoomKeyShare, RoomKeyShareOutcome, RotationPolicy,
+    SystemClock, ToDeviceMessage,
+};
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
 
 /// The random-generator trait accepted by every `_with_rng` function.

@@ -77,7 +77,6 @@ pub(crate) enum PickleKind {
     Session,
     OutboundGroupSession,
     InboundGroupSession,
-    #[allow(dead_code)]
     Endpoint,
 }
 

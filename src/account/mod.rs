@@ -311,20 +311,37 @@ impl Account {
         message: &PreKeyMessage,
         rng: &mut R,
     ) -> Result<InboundCreation, AccountError> {
+        let (creation, used) = self.stage_inbound_session(message, rng)?;
+        self.consume_one_time_key(used);
+        Ok(creation)
+    }
+
+    /// Builds the inbound session without changing the account; returns the
+    /// one-time key to consume once the caller commits (none for a fallback
+    /// key).
+    pub(crate) fn stage_inbound_session<R: rand::CryptoRng + ?Sized>(
+        &self,
+        message: &PreKeyMessage,
+        rng: &mut R,
+    ) -> Result<(InboundCreation, Option<Curve25519PublicKey>), AccountError> {
         let named = message.one_time_key();
-        let (secret, is_one_time) = match self.one_time_keys.find(&named) {
-            Some(key) => (&key.secret, true),
+        let (secret, used) = match self.one_time_keys.find(&named) {
+            Some(key) => (&key.secret, Some(named)),
             None => match self.fallback.find(&named) {
-                Some(key) => (&key.secret, false),
+                Some(key) => (&key.secret, None),
                 None => return Err(AccountError::UnknownOneTimeKey),
             },
         };
         let (session, plaintext) =
             Session::new_inbound(rng, &self.curve_secret, self.curve25519, secret, message)?;
-        if is_one_time {
-            self.one_time_keys.remove(&named);
+        Ok((InboundCreation { session, plaintext }, used))
+    }
+
+    /// Removes a one-time key after the session it started was committed.
+    pub(crate) fn consume_one_time_key(&mut self, key: Option<Curve25519PublicKey>) {
+        if let Some(key) = key {
+            self.one_time_keys.remove(&key);
         }
-        Ok(InboundCreation { session, plaintext })
     }
 
     /// The encrypted pickle of this account (fresh random nonce).

@@ -296,6 +296,24 @@ impl Session {
         Ok((session, plaintext))
     }
 
+    /// A full copy of the state, for staging a change that is committed only
+    /// if everything after it succeeds. Deliberately not `Clone`: two live
+    /// copies of a session would reuse message keys.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            id: self.id,
+            role: self.role,
+            our_curve: self.our_curve,
+            peer: self.peer,
+            pre_key: self.pre_key.clone(),
+            root: self.root.clone(),
+            sending: self.sending.clone(),
+            previous_counter: self.previous_counter,
+            receiving: self.receiving.clone(),
+            skipped: self.skipped.clone(),
+        }
+    }
+
     /// The session id, equal on both sides.
     pub fn session_id(&self) -> SessionId {
         self.id

@@ -1,0 +1,719 @@
+//! [`Endpoint`]: one device's orchestrator. It owns the account, the
+//! pairwise sessions per peer device, the outbound group session per room
+//! and the inbound key store, and turns app intents (publish keys, start
+//! sessions, share a room key, receive, encrypt and decrypt events, persist)
+//! into the bytes the app must move.
+//!
+//! Guarantees: sans-I/O; every operation that takes outside bytes is
+//! transactional (a message whose pairwise layer decrypts but whose payload
+//! is rejected changes nothing: the session copy is discarded and the
+//! one-time key kept); a room's key rotates before it is shared whenever a
+//! device left the set it was shared with, or the rotation policy says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::RoomError;
+use super::event::{DecryptedEvent, EncryptedEvent, EventPlaintext, ROOM_ALGORITHM};
+use super::policy::{Clock, RotationPolicy, SystemClock};
+use super::share::RoomKeyShare;
+use super::store::{InboundKeyStore, KeyAdded};
+use crate::account::{Account, DeviceKeys, SignedOneTimeKey, VerifiedDevice};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::{MAX_ID_LEN, MAX_SESSIONS_PER_PEER};
+use crate::crypto::os_rng;
+use crate::group::{
+    ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, check_room_id,
+};
+use crate::keys::{Curve25519PublicKey, IdentityKeys};
+use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::session::{DeviceMessage, Session, SessionError};
+
+/// What to upload to the server: the signed device bundle and the signed
+/// one-time and fallback keys not yet published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysToPublish {
+    /// The device's signed key bundle.
+    pub device_keys: DeviceKeys,
+    /// Signed one-time keys not yet published.
+    pub one_time_keys: Vec<SignedOneTimeKey>,
+    /// The signed fallback key, if it has not been published yet.
+    pub fallback_key: Option<SignedOneTimeKey>,
+}
+
+/// A pairwise message for the app to deliver to one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToDeviceMessage {
+    /// The recipient's user id.
+    pub user_id: String,
+    /// The recipient's device id.
+    pub device_id: String,
+    /// The recipient's X25519 identity key.
+    pub recipient_key: Curve25519PublicKey,
+    /// The encrypted message (base64 in JSON).
+    pub message: DeviceMessage,
+}
+
+/// The result of [`Endpoint::share_room_key`].
+#[derive(Clone, Debug)]
+pub struct RoomKeyShareOutcome {
+    /// The room.
+    pub room_id: String,
+    /// The room's current group session.
+    pub session_id: GroupSessionId,
+    /// Whether a new session replaced an earlier one (rotation).
+    pub rotated: bool,
+    /// One message per device that lacked the key and has a session.
+    pub messages: Vec<ToDeviceMessage>,
+    /// Devices that lack the key but have no pairwise session yet: claim a
+    /// one-time key for each, call [`Endpoint::establish_session`], and
+    /// share again.
+    pub missing_sessions: Vec<VerifiedDevice>,
+}
+
+/// A room key received over a pairwise session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedRoomKey {
+    /// The room.
+    pub room_id: String,
+    /// The group session.
+    pub session_id: GroupSessionId,
+    /// The sending device (authenticated by the pairwise session).
+    pub sender: IdentityKeys,
+    /// The first message index the key can decrypt.
+    pub first_index: u32,
+    /// Whether the store learned something.
+    pub added: KeyAdded,
+}
+
+struct OutboundRoom {
+    session: OutboundGroupSession,
+    created_ms: u64,
+    shared_with: BTreeSet<Curve25519PublicKey>,
+}
+
+/// Where a staged pairwise decryption came from.
+enum Staged {
+    Existing {
+        index: usize,
+        session: Session,
+    },
+    New {
+        session: Session,
+        consumed: Option<Curve25519PublicKey>,
+    },
+}
+
+/// One device's end-to-end encryption state and operations.
+pub struct Endpoint {
+    user_id: String,
+    device_id: String,
+    account: Account,
+    peers: BTreeMap<Curve25519PublicKey, Vec<Session>>,
+    outbound: BTreeMap<String, OutboundRoom>,
+    inbound: InboundKeyStore,
+    policy: RotationPolicy,
+    clock: Arc<dyn Clock>,
+    share_threads: usize,
+}
+
+fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        Err(RoomError::InvalidId(what))
+    } else {
+        Ok(())
+    }
+}
+
+fn default_threads() -> usize {
+    if cfg!(feature = "parallel") {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        1
+    }
+}
+
+impl Endpoint {
+    /// A new device with a fresh account.
+    pub fn new(user_id: &str, device_id: &str) -> Result<Self, RoomError> {
+        Self::from_account(user_id, device_id, Account::new())
+    }
+
+    /// A device around an existing account.
+    pub fn from_account(
+        user_id: &str,
+        device_id: &str,
+        account: Account,
+    ) -> Result<Self, RoomError> {
+        check_id(user_id, "user id")?;
+        check_id(device_id, "device id")?;
+        Ok(Self {
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            account,
+            peers: BTreeMap::new(),
+            outbound: BTreeMap::new(),
+            inbound: InboundKeyStore::new(),
+            policy: RotationPolicy::default(),
+            clock: Arc::new(SystemClock),
+            share_threads: default_threads(),
+        })
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The device id.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// The device's identity keys.
+    pub fn identity_keys(&self) -> IdentityKeys {
+        self.account.identity_keys()
+    }
+
+    /// Sets the rotation policy (not part of the pickle: configuration).
+    pub fn set_rotation_policy(&mut self, policy: RotationPolicy) {
+        self.policy = policy;
+    }
+
+    /// The rotation policy.
+    pub fn rotation_policy(&self) -> RotationPolicy {
+        self.policy
+    }
+
+    /// Replaces the clock (tests use a manual clock).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// Threads used to encrypt a room-key share to many devices (at least
+    /// 1). Defaults to the available cores with the `parallel` feature, 1
+    /// without it.
+    pub fn set_share_threads(&mut self, threads: usize) {
+        self.share_threads = threads.max(1);
+    }
+
+    /// The signed device-key bundle.
+    pub fn device_keys(&self) -> DeviceKeys {
+        // The ids were checked when the endpoint was created, so signing
+        // cannot fail; the fallback keeps the type honest.
+        self.account
+            .device_keys(&self.user_id, &self.device_id)
+            .unwrap_or_else(|_| DeviceKeys {
+                user_id: self.user_id.clone(),
+                device_id: self.device_id.clone(),
+                keys: self.identity_keys(),
+                protocols: Vec::new(),
+                signature: self.account.sign(&[]),
+            })
+    }
+
+    /// Tops the unpublished one-time keys up to `one_time_keys` (at most
+    /// [`Account::max_one_time_keys`]), creates a fallback key if there is
+    /// none, and returns everything not yet published. Call
+    /// [`Endpoint::mark_keys_as_published`] once the server has them.
+    pub fn keys_to_publish(&mut self, one_time_keys: usize) -> KeysToPublish {
+        let unpublished = self.account.one_time_keys().len();
+        let wanted = one_time_keys.min(Account::max_one_time_keys());
+        if wanted > unpublished {
+            self.account.generate_one_time_keys(wanted - unpublished);
+        }
+        if self.account.fallback_key().is_none() {
+            self.account.generate_fallback_key();
+        }
+        KeysToPublish {
+            device_keys: self.device_keys(),
+            one_time_keys: self.account.one_time_keys(),
+            fallback_key: self.account.unpublished_fallback_key(),
+        }
+    }
+
+    /// Marks every key returned by [`Endpoint::keys_to_publish`] as published.
+    pub fn mark_keys_as_published(&mut self) {
+        self.account.mark_keys_as_published();
+    }
+
+    /// Starts a pairwise session with a device from its key bundle and a
+    /// one-time (or fallback) key claimed from the server. Both signatures
+    /// are verified. Returns the verified device.
+    pub fn establish_session(
+        &mut self,
+        device: &DeviceKeys,
+        one_time_key: &SignedOneTimeKey,
+    ) -> Result<VerifiedDevice, RoomError> {
+        let verified = device.verify()?;
+        if verified.identity_keys().curve25519 == self.identity_keys().curve25519 {
+            return Err(RoomError::OwnDevice);
+        }
+        let session = self
+            .account
+            .create_outbound_session(&verified, one_time_key)?;
+        self.keep_session(session);
+        Ok(verified)
+    }
+
+    /// Whether a pairwise session with the device exists.
+    pub fn has_session(&self, device_key: &Curve25519PublicKey) -> bool {
+        self.peers.get(device_key).is_some_and(|s| !s.is_empty())
+    }
+
+    fn keep_session(&mut self, session: Session) {
+        let sessions = self
+            .peers
+            .entry(session.peer_identity().curve25519)
+            .or_default();
+        sessions.push(session);
+        if sessions.len() > MAX_SESSIONS_PER_PEER {
+            sessions.remove(0);
+        }
+    }
+
+    /// Makes sure `devices` (the room's devices, ours excluded automatically)
+    /// hold the room's current key: rotates first if a device left the set
+    /// the key was shared with or the policy says so, then encrypts the key
+    /// for every device that lacks it and has a pairwise session.
+    pub fn share_room_key(
+        &mut self,
+        room_id: &str,
+        devices: &[VerifiedDevice],
+    ) -> Result<RoomKeyShareOutcome, RoomError> {
+        check_room_id(room_id)?;
+        let us = self.identity_keys();
+        let mut targets: BTreeMap<Curve25519PublicKey, &VerifiedDevice> = BTreeMap::new();
+        for device in devices {
+            let key = device.identity_keys().curve25519;
+            if key != us.curve25519 {
+                targets.insert(key, device);
+            }
+        }
+        let now = self.clock.now_ms();
+        let existing = self.outbound.get(room_id);
+        let rotate = existing.is_none_or(|room| {
+            self.policy
+                .is_expired(room.session.message_index(), room.created_ms, now)
+                || room.shared_with.iter().any(|k| !targets.contains_key(k))
+        });
+        let rotated = rotate && existing.is_some();
+        if rotate {
+            self.start_room_session(room_id, now)?;
+        }
+        let Some(room) = self.outbound.get_mut(room_id) else {
+            return Err(RoomError::ShareRequired);
+        };
+        let mut share = RoomKeyShare {
+            room_id: room_id.to_owned(),
+            session_key: room.session.session_key(),
+            sender: us,
+            recipient: us,
+        };
+        let mut missing = Vec::new();
+        let mut jobs: Vec<(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)> = Vec::new();
+        let lacking: BTreeMap<_, _> = targets
+            .into_iter()
+            .filter(|(key, _)| !room.shared_with.contains(key))
+            .collect();
+        for (key, device) in &lacking {
+            if self.peers.get(key).is_none_or(Vec::is_empty) {
+                missing.push((*device).clone());
+            }
+        }
+        for (key, sessions) in self.peers.iter_mut() {
+            if let (Some(device), Some(session)) = (lacking.get(key), sessions.last_mut()) {
+                share.recipient = device.identity_keys();
+                jobs.push((device, session, share.to_bytes()));
+            }
+        }
+        let results = encrypt_all(&mut jobs, self.share_threads);
+        let mut messages = Vec::with_capacity(jobs.len());
+        for ((device, _, _), result) in jobs.iter().zip(results) {
+            match result {
+                Ok(message) => {
+                    let recipient_key = device.identity_keys().curve25519;
+                    room.shared_with.insert(recipient_key);
+                    messages.push(ToDeviceMessage {
+                        user_id: device.user_id().to_owned(),
+                        device_id: device.device_id().to_owned(),
+                        recipient_key,
+                        message,
+                    });
+                }
+                Err(_) => missing.push((*device).clone()),
+            }
+        }
+        Ok(RoomKeyShareOutcome {
+            room_id: room_id.to_owned(),
+            session_id: room.session.session_id(),
+            rotated,
+            messages,
+            missing_sessions: missing,
+        })
+    }
+
+    /// Replaces the room's outbound session and keeps our own inbound copy.
+    fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<(), RoomError> {
+        let session = OutboundGroupSession::new(room_id)?;
+        let own_copy = InboundGroupSession::new(&session.session_key())?;
+        self.inbound.add(room_id, self.identity_keys(), own_copy)?;
+        self.outbound.insert(
+            room_id.to_owned(),
+            OutboundRoom {
+                session,
+                created_ms: now,
+                shared_with: BTreeSet::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Discards the room's outbound session; the next share starts a new
+    /// one. Returns whether there was one.
+    pub fn rotate_room_key(&mut self, room_id: &str) -> bool {
+        self.outbound.remove(room_id).is_some()
+    }
+
+    /// Takes a pairwise message the server delivered from the device whose
+    /// X25519 identity key is `sender_key` (as the transport claims; it is
+    /// checked). Creates the inbound session from a pre-key message if
+    /// needed, and stores the room key the message carries.
+    ///
+    /// Transactional: if anything fails (decryption, the share's checks,
+    /// the key's signature, a conflicting stored key), nothing changes.
+    pub fn receive_device_message(
+        &mut self,
+        sender_key: &Curve25519PublicKey,
+        message: &DeviceMessage,
+    ) -> Result<ReceivedRoomKey, RoomError> {
+        let (staged, plaintext) = self.stage_receive(sender_key, message)?;
+        let session = match &staged {
+            Staged::Existing { session, .. } | Staged::New { session, .. } => session,
+        };
+        let share = RoomKeyShare::from_bytes(&plaintext)?;
+        share.check(session, &self.identity_keys())?;
+        let inbound = InboundGroupSession::new(&share.session_key)?;
+        let first_index = inbound.first_known_index();
+        let session_id = inbound.session_id();
+        let added = self.inbound.add(&share.room_id, share.sender, inbound)?;
+        // Everything checked: commit the pairwise state.
+        match staged {
+            Staged::Existing { index, session } => {
+                if let Some(slot) = self
+                    .peers
+                    .get_mut(sender_key)
+                    .and_then(|s| s.get_mut(index))
+                {
+                    *slot = session;
+                }
+            }
+            Staged::New { session, consumed } => {
+                self.account.consume_one_time_key(consumed);
+                self.keep_session(session);
+            }
+        }
+        Ok(ReceivedRoomKey {
+            room_id: share.room_id,
+            session_id,
+            sender: share.sender,
+            first_index,
+            added,
+        })
+    }
+
+    /// Decrypts with a copy of the right session (or a new inbound one),
+    /// changing nothing.
+    fn stage_receive(
+        &self,
+        sender_key: &Curve25519PublicKey,
+        message: &DeviceMessage,
+    ) -> Result<(Staged, Zeroizing<Vec<u8>>), RoomError> {
+        let mut rng = os_rng();
+        let sessions = self.peers.get(sender_key).map_or(&[][..], Vec::as_slice);
+        if let DeviceMessage::PreKey(pre_key) = message {
+            if pre_key.identity_keys().curve25519 != *sender_key {
+                return Err(RoomError::SenderMismatch);
+            }
+            let id = pre_key.session_id();
+            if let Some((index, existing)) = sessions
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.session_id() == id)
+            {
+                let mut session = existing.duplicate();
+                let plaintext = session.decrypt_with_rng(message, &mut rng)?;
+                return Ok((
+                    Staged::Existing { index, session },
+                    Zeroizing::new(plaintext),
+                ));
+            }
+            let (creation, consumed) = self.account.stage_inbound_session(pre_key, &mut rng)?;
+            return Ok((
+                Staged::New {
+                    session: creation.session,
+                    consumed,
+                },
+                Zeroizing::new(creation.plaintext),
+            ));
+        }
+        let mut last_error = None;
+        for (index, existing) in sessions.iter().enumerate().rev() {
+            let mut session = existing.duplicate();
+            match session.decrypt_with_rng(message, &mut rng) {
+                Ok(plaintext) => {
+                    return Ok((
+                        Staged::Existing { index, session },
+                        Zeroizing::new(plaintext),
+                    ));
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.map_or(RoomError::NoSession, RoomError::Session))
+    }
+
+    /// Encrypts a room event with the room's current group session.
+    ///
+    /// Fails with [`RoomError::ShareRequired`] when there is no current
+    /// session (never shared, expired by the policy): share first.
+    pub fn encrypt_event(
+        &mut self,
+        room_id: &str,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<EncryptedEvent, RoomError> {
+        check_room_id(room_id)?;
+        check_id(event_type, "event type")?;
+        let now = self.clock.now_ms();
+        let room = self
+            .outbound
+            .get_mut(room_id)
+            .ok_or(RoomError::ShareRequired)?;
+        if self
+            .policy
+            .is_expired(room.session.message_index(), room.created_ms, now)
+        {
+            return Err(RoomError::ShareRequired);
+        }
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&EventPlaintext {
+                event_type: event_type.to_owned(),
+                content: content.clone(),
+            })
+            .map_err(|_| RoomError::InvalidEvent)?,
+        );
+        let ciphertext = room.session.encrypt(&plaintext)?;
+        Ok(EncryptedEvent {
+            algorithm: ROOM_ALGORITHM.to_owned(),
+            sender_key: self.account.identity_keys().curve25519,
+            session_id: room.session.session_id(),
+            ciphertext,
+        })
+    }
+
+    /// Decrypts an event of `room_id` with server-assigned id `event_id`.
+    pub fn decrypt_event(
+        &mut self,
+        room_id: &str,
+        event_id: &str,
+        envelope: &EncryptedEvent,
+    ) -> Result<DecryptedEvent, RoomError> {
+        self.inbound.decrypt(room_id, event_id, envelope)
+    }
+
+    /// Imports a room key from a backup or a forward. Events it decrypts are
+    /// reported as not authenticated.
+    pub fn import_room_key(
+        &mut self,
+        room_id: &str,
+        sender: IdentityKeys,
+        key: &ExportedSessionKey,
+    ) -> Result<KeyAdded, RoomError> {
+        self.inbound
+            .add(room_id, sender, InboundGroupSession::import(key))
+    }
+
+    /// Exports a stored room key at `index`, with the device that shared it.
+    pub fn export_room_key(
+        &self,
+        room_id: &str,
+        session_id: &GroupSessionId,
+        index: u32,
+    ) -> Option<(IdentityKeys, ExportedSessionKey)> {
+        self.inbound.export(room_id, session_id, index)
+    }
+
+    /// Test hook: encrypts arbitrary bytes over the newest session with a
+    /// peer, to forge payloads.
+    #[cfg(test)]
+    pub(crate) fn encrypt_raw(
+        &mut self,
+        peer: &Curve25519PublicKey,
+        plaintext: &[u8],
+    ) -> DeviceMessage {
+        self.peers
+            .get_mut(peer)
+            .and_then(|s| s.last_mut())
+            .map(|s| s.encrypt(plaintext))
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Test hook: the current outbound session key of a room.
+    #[cfg(test)]
+    pub(crate) fn outbound_key(&self, room_id: &str) -> crate::group::SessionKey {
+        self.outbound[room_id].session.session_key()
+    }
+
+    /// The inbound key store.
+    pub fn inbound_keys(&self) -> &InboundKeyStore {
+        &self.inbound
+    }
+
+    /// The encrypted pickle of the whole state (fresh random nonce). The
+    /// rotation policy, clock and thread count are configuration and are
+    /// not included.
+    pub fn pickle(&self, key: &PickleKey) -> String {
+        self.pickle_with_rng(key, &mut os_rng())
+    }
+
+    /// [`Endpoint::pickle`] with the nonce drawn from `rng`.
+    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
+        &self,
+        key: &PickleKey,
+        rng: &mut R,
+    ) -> String {
+        let mut w = Writer::with_capacity(4096);
+        w.short_bytes(self.user_id.as_bytes())
+            .short_bytes(self.device_id.as_bytes());
+        self.account.write_contents(&mut w);
+        w.u32(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
+        for (key, sessions) in &self.peers {
+            w.bytes(key.as_bytes()).count(sessions.len());
+            for session in sessions {
+                session.write_contents(&mut w);
+            }
+        }
+        w.u32(u32::try_from(self.outbound.len()).unwrap_or(u32::MAX));
+        for room in self.outbound.values() {
+            room.session.write_contents(&mut w);
+            w.u64(room.created_ms)
+                .u32(u32::try_from(room.shared_with.len()).unwrap_or(u32::MAX));
+            for key in &room.shared_with {
+                w.bytes(key.as_bytes());
+            }
+        }
+        self.inbound.write_contents(&mut w);
+        pickle::seal(PickleKind::Endpoint, key, Zeroizing::new(w.into_vec()), rng)
+    }
+
+    /// Restores an endpoint from its pickle, with the default policy, the
+    /// system clock and the default thread count.
+    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
+        let contents = pickle::open(PickleKind::Endpoint, key, pickle)?;
+        let mut r = Reader::new(&contents);
+        let endpoint = Self::read_contents(&mut r)?;
+        r.finish()?;
+        Ok(endpoint)
+    }
+
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
+            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
+            let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidValue(field))?;
+            check_id(text, field).map_err(|_| DecodeError::InvalidValue(field))?;
+            Ok(text.to_owned())
+        }
+        let user_id = text(r, "user id")?;
+        let device_id = text(r, "device id")?;
+        let account = Account::read_contents(r)?;
+        let mut endpoint = Self::from_account(&user_id, &device_id, account)
+            .map_err(|_| DecodeError::InvalidValue("ids"))?;
+        for _ in 0..r.u32("peers")? {
+            let key = Curve25519PublicKey::from_bytes(r.array("peer key")?);
+            let count = r.count(MAX_SESSIONS_PER_PEER, "sessions per peer")?;
+            let mut sessions = Vec::with_capacity(count);
+            for _ in 0..count {
+                let session = Session::read_contents(r)?;
+                if session.peer_identity().curve25519 != key {
+                    return Err(DecodeError::InvalidValue("session peer"));
+                }
+                sessions.push(session);
+            }
+            endpoint.peers.insert(key, sessions);
+        }
+        for _ in 0..r.u32("outbound rooms")? {
+            let session = OutboundGroupSession::read_contents(r)?;
+            let created_ms = r.u64("created at")?;
+            let mut shared_with = BTreeSet::new();
+            for _ in 0..r.u32("shared with")? {
+                shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?));
+            }
+            endpoint.outbound.insert(
+                session.room_id().to_owned(),
+                OutboundRoom {
+                    session,
+                    created_ms,
+                    shared_with,
+                },
+            );
+        }
+        endpoint.inbound = InboundKeyStore::read_contents(r)?;
+        Ok(endpoint)
+    }
+}
+
+/// Encrypts each job's plaintext with its session, on up to `threads`
+/// threads when there are many jobs.
+fn encrypt_all(
+    jobs: &mut [(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)],
+    threads: usize,
+) -> Vec<Result<DeviceMessage, SessionError>> {
+    let run = |chunk: &mut [(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)]| -> Vec<_> {
+        chunk
+            .iter_mut()
+            .map(|(_, session, plaintext)| session.encrypt(plaintext))
+            .collect()
+    };
+    if !cfg!(feature = "parallel")
+        || threads < 2
+        || jobs.len() < crate::consts::PARALLEL_SHARE_THRESHOLD
+    {
+        return run(jobs);
+    }
+    let chunk_len = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = jobs.chunks_mut(chunk_len);
+        let first = chunks.next();
+        let handles: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || run(chunk)))
+            .collect();
+        let mut results = first.map(run).unwrap_or_default();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => results.extend(part),
+                // Encrypting cannot panic; if it ever did, surface it.
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+        results
+    })
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("user_id", &self.user_id)
+            .field("device_id", &self.device_id)
+            .field("identity_keys", &self.identity_keys())
+            .field("peers", &self.peers.len())
+            .field("outbound_rooms", &self.outbound.keys().collect::<Vec<_>>())
+            .field("inbound_keys", &self.inbound.len())
+            .finish_non_exhaustive()
+    }
+}

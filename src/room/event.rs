@@ -1,0 +1,73 @@
+//! The encrypted event envelope the server stores, and what decrypting one
+//! yields.
+//!
+//! The envelope is JSON: `algorithm`, `sender_key` (the sending device's
+//! X25519 identity key), `session_id` and `ciphertext` (a group message in
+//! unpadded base64). The group message's plaintext is the JSON object
+//! `{"type": ..., "content": ...}`.
+
+use serde::{Deserialize, Serialize};
+
+use super::RoomError;
+use crate::consts::MAX_PLAINTEXT_LEN;
+use crate::group::{GroupMessage, GroupSessionId};
+use crate::keys::{Curve25519PublicKey, IdentityKeys};
+
+/// The algorithm name of roomseal's native room encryption, version 1.
+pub const ROOM_ALGORITHM: &str = "roomseal.v1.room";
+
+/// An encrypted room event as the server stores and relays it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedEvent {
+    /// Always [`ROOM_ALGORITHM`].
+    pub algorithm: String,
+    /// The sending device's X25519 identity key.
+    pub sender_key: Curve25519PublicKey,
+    /// The group session the event was encrypted with.
+    pub session_id: GroupSessionId,
+    /// The group message (signed, encrypted), base64 in JSON.
+    pub ciphertext: GroupMessage,
+}
+
+impl EncryptedEvent {
+    /// Parses the JSON form, rejecting anything malformed with a typed error.
+    pub fn from_json(json: &str) -> Result<Self, RoomError> {
+        if json.len() > 2 * MAX_PLAINTEXT_LEN {
+            return Err(RoomError::InvalidEnvelope);
+        }
+        serde_json::from_str(json).map_err(|_| RoomError::InvalidEnvelope)
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        // Serializing these fields (strings only) cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A decrypted room event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecryptedEvent {
+    /// The event type, for example `m.room.message`.
+    pub event_type: String,
+    /// The event content.
+    pub content: serde_json::Value,
+    /// The identity keys of the device whose group session encrypted it
+    /// (authenticated when `authenticated` is true).
+    pub sender: IdentityKeys,
+    /// The group session that encrypted it.
+    pub session_id: GroupSessionId,
+    /// The ratchet index of the message.
+    pub message_index: u32,
+    /// Whether the room key came signed from its creator over a pairwise
+    /// session (`true`), or from an import or forward (`false`).
+    pub authenticated: bool,
+}
+
+/// The plaintext inside a group message.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EventPlaintext {
+    #[serde(rename = "type")]
+    pub(crate) event_type: String,
+    pub(crate) content: serde_json::Value,
+}

@@ -1,0 +1,96 @@
+//! The helpers apps call: room-key share payloads, encrypted event
+//! envelopes, the rotation policy, the inbound key store with replay
+//! detection, and the per-device orchestrator [`Endpoint`].
+//!
+//! Everything here is sans-I/O: it takes bytes and returns bytes; the app
+//! moves them between devices and the server.
+
+mod endpoint;
+mod event;
+mod policy;
+mod share;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use thiserror::Error;
+
+pub use self::endpoint::{
+    Endpoint, KeysToPublish, ReceivedRoomKey, RoomKeyShareOutcome, ToDeviceMessage,
+};
+pub use self::event::{DecryptedEvent, EncryptedEvent, ROOM_ALGORITHM};
+pub use self::policy::{Clock, RotationPolicy, SystemClock};
+pub use self::share::RoomKeyShare;
+pub use self::store::{InboundKeyStore, KeyAdded};
+
+use crate::account::AccountError;
+use crate::codec::DecodeError;
+use crate::group::GroupError;
+use crate::session::SessionError;
+
+/// Why a room-level operation failed. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RoomError {
+    /// A user, device, room or event id, or an event type, is empty or too
+    /// long.
+    #[error("invalid {0}: must be 1 to 255 bytes")]
+    InvalidId(&'static str),
+    /// Bytes could not be decoded.
+    #[error("could not be decoded: {0}")]
+    Decode(#[from] DecodeError),
+    /// The account rejected a key or a session start.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// A pairwise session rejected a message.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A group session rejected a key or message.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// No pairwise session with the sending device could read the message.
+    #[error("no session with the sending device")]
+    NoSession,
+    /// A pre-key message's identity key is not the claimed sender's.
+    #[error("pre-key message does not come from the claimed sender")]
+    SenderMismatch,
+    /// A device-key bundle is our own.
+    #[error("cannot start a session with this device itself")]
+    OwnDevice,
+    /// A room-key share names another device as its recipient.
+    #[error("room-key share is addressed to another device")]
+    ShareNotForUs,
+    /// A room-key share's claimed sender is not the peer of the pairwise
+    /// session it arrived on.
+    #[error("room-key share claims a sender other than the session's peer")]
+    ShareSenderMismatch,
+    /// A key for a session id already stored that is not a copy of that
+    /// session, or comes from another sender.
+    #[error("conflicting key for an existing room session")]
+    ConflictingRoomKey,
+    /// No key is stored for the event's room and session.
+    #[error("no room key for this session")]
+    UnknownRoomKey,
+    /// The envelope's sender key is not the device that shared the session.
+    #[error("envelope sender key does not match the session's sender")]
+    SenderKeyMismatch,
+    /// This message index of the session was already used by another event.
+    #[error("message index {index} was already used by another event")]
+    Replay {
+        /// The reused index.
+        index: u32,
+    },
+    /// The envelope names an algorithm other than [`ROOM_ALGORITHM`].
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The envelope is not valid JSON of the expected shape.
+    #[error("invalid encrypted event envelope")]
+    InvalidEnvelope,
+    /// The decrypted plaintext is not a valid event (or an event's content
+    /// could not be encoded).
+    #[error("invalid event payload")]
+    InvalidEvent,
+    /// The room has no current outbound session (none yet, expired, or a
+    /// device left): call [`Endpoint::share_room_key`] first.
+    #[error("the room key must be shared (or rotated) before encrypting")]
+    ShareRequired,
+}

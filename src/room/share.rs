@@ -1,0 +1,100 @@
+//! The room-key share: the payload a sender encrypts over each recipient's
+//! pairwise session to hand it a room's group session key.
+//!
+//! Binary form (inside the pairwise plaintext): version, payload type, room
+//! id, the sender's identity keys, the intended recipient's identity keys,
+//! and the signed session key. On receipt the orchestrator checks that the
+//! recipient is this device and that the sender keys are those of the
+//! pairwise session it arrived on ([`RoomKeyShare::check`]).
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::RoomError;
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::{MAX_ID_LEN, PROTOCOL_VERSION};
+use crate::group::{GroupSessionId, SessionKey, check_room_id};
+use crate::keys::IdentityKeys;
+use crate::session::Session;
+
+/// Payload type byte of a room-key share inside a pairwise message.
+const PAYLOAD_ROOM_KEY_SHARE: u8 = 1;
+
+/// A room's session key addressed from one device to another.
+#[derive(Clone)]
+pub struct RoomKeyShare {
+    /// The room the key is for.
+    pub room_id: String,
+    /// The signed session key, at the index the recipient may read from.
+    pub session_key: SessionKey,
+    /// The sending device's identity keys (as claimed; checked on receipt).
+    pub sender: IdentityKeys,
+    /// The device the share is meant for.
+    pub recipient: IdentityKeys,
+}
+
+impl RoomKeyShare {
+    /// The group session this share is a key for.
+    pub fn session_id(&self) -> GroupSessionId {
+        GroupSessionId::from(self.session_key.signing_key)
+    }
+
+    /// The binary encoding. Secret: it contains the session key.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(2 + 2 + self.room_id.len() + 128 + 229);
+        w.u8(PROTOCOL_VERSION)
+            .u8(PAYLOAD_ROOM_KEY_SHARE)
+            .short_bytes(self.room_id.as_bytes())
+            .bytes(&self.sender.to_bytes())
+            .bytes(&self.recipient.to_bytes())
+            .bytes(&self.session_key.to_bytes());
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Strictly decodes the binary encoding (the session key's signature is
+    /// checked when the inbound session is built).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.version(PROTOCOL_VERSION)?;
+        if r.u8("payload type")? != PAYLOAD_ROOM_KEY_SHARE {
+            return Err(DecodeError::InvalidValue("payload type"));
+        }
+        let room_id = std::str::from_utf8(r.short_bytes(MAX_ID_LEN, "room id")?)
+            .map_err(|_| DecodeError::InvalidValue("room id"))?
+            .to_owned();
+        check_room_id(&room_id).map_err(|_| DecodeError::InvalidValue("room id"))?;
+        let sender = IdentityKeys::read(&mut r)?;
+        let recipient = IdentityKeys::read(&mut r)?;
+        let session_key = SessionKey::from_bytes(r.rest())?;
+        Ok(Self {
+            room_id,
+            session_key,
+            sender,
+            recipient,
+        })
+    }
+
+    /// Checks that this share is addressed to `us` and that its claimed
+    /// sender is the peer of the pairwise `session` it arrived over.
+    pub fn check(&self, session: &Session, us: &IdentityKeys) -> Result<(), RoomError> {
+        if &self.recipient != us {
+            return Err(RoomError::ShareNotForUs);
+        }
+        if self.sender != session.peer_identity() {
+            return Err(RoomError::ShareSenderMismatch);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RoomKeyShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoomKeyShare")
+            .field("room_id", &self.room_id)
+            .field("session_key", &self.session_key)
+            .field("sender", &self.sender)
+            .field("recipient", &self.recipient)
+            .finish()
+    }
+}

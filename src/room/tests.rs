@@ -1,0 +1,499 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::json;
+
+use super::*;
+use crate::{Curve25519PublicKey, DeviceMessage, PickleKey, VerifiedDevice};
+
+const ROOM: &str = "!room:example.org";
+
+#[derive(Debug, Default)]
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A device and what it published.
+fn device(user: &str, id: &str) -> (Endpoint, KeysToPublish) {
+    let mut endpoint = Endpoint::new(user, id).unwrap();
+    let keys = endpoint.keys_to_publish(5);
+    endpoint.mark_keys_as_published();
+    (endpoint, keys)
+}
+
+fn verified(keys: &KeysToPublish) -> VerifiedDevice {
+    keys.device_keys.verify().unwrap()
+}
+
+/// `a` claims one of `b`'s one-time keys and starts a session.
+fn connect(a: &mut Endpoint, b: &mut KeysToPublish) {
+    let otk = b.one_time_keys.pop().unwrap();
+    a.establish_session(&b.device_keys, &otk).unwrap();
+}
+
+/// Delivers every message of a share to the matching endpoint.
+fn deliver(sender: Curve25519PublicKey, outcome: &RoomKeyShareOutcome, to: &mut [&mut Endpoint]) {
+    for m in &outcome.messages {
+        let target = to
+            .iter_mut()
+            .find(|e| e.identity_keys().curve25519 == m.recipient_key)
+            .unwrap();
+        let received = target.receive_device_message(&sender, &m.message).unwrap();
+        assert_eq!(received.room_id, outcome.room_id);
+        assert_eq!(received.session_id, outcome.session_id);
+    }
+}
+
+fn state(endpoint: &Endpoint) -> String {
+    use rand::SeedableRng;
+    endpoint.pickle_with_rng(
+        &PickleKey::from_bytes(&mut [9; 32]),
+        &mut rand::rngs::ChaCha20Rng::from_seed([1; 32]),
+    )
+}
+
+#[test]
+fn share_chat_leave_rotate_and_late_join() {
+    let (mut alice, _alice_keys) = device("@alice:x", "A1");
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    let (mut carol, mut carol_keys) = device("@carol:x", "C1");
+    connect(&mut alice, &mut bob_keys);
+    connect(&mut alice, &mut carol_keys);
+    let members = [verified(&bob_keys), verified(&carol_keys)];
+
+    let outcome = alice.share_room_key(ROOM, &members).unwrap();
+    assert!(!outcome.rotated);
+    assert_eq!(outcome.messages.len(), 2);
+    assert!(outcome.missing_sessions.is_empty());
+    assert!(outcome.messages.iter().all(|m| m.message.is_pre_key()));
+    deliver(
+        alice.identity_keys().curve25519,
+        &outcome,
+        &mut [&mut bob, &mut carol],
+    );
+    // Sharing again sends nothing: everyone has it.
+    assert!(
+        alice
+            .share_room_key(ROOM, &members)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+
+    let event = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({"body": "hello"}))
+        .unwrap();
+    let envelope = EncryptedEvent::from_json(&event.to_json()).unwrap();
+    let alice_keys = alice.identity_keys();
+    for reader in [&mut bob, &mut carol, &mut alice] {
+        let d = reader.decrypt_event(ROOM, "$e1", &envelope).unwrap();
+        assert_eq!(d.event_type, "m.room.message");
+        assert_eq!(d.content, json!({"body": "hello"}));
+        assert!(d.authenticated);
+        assert_eq!(d.sender, alice_keys);
+        assert_eq!(d.message_index, 0);
+    }
+
+    // Carol leaves: the next share rotates and only Bob gets the new key.
+    let old_session = outcome.session_id;
+    let outcome = alice.share_room_key(ROOM, &members[..1]).unwrap();
+    assert!(outcome.rotated);
+    assert_ne!(outcome.session_id, old_session);
+    assert_eq!(outcome.messages.len(), 1);
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    let after = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({"body": "carol is gone"}))
+        .unwrap();
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$e2", &after).unwrap().content["body"],
+        "carol is gone"
+    );
+    assert_eq!(
+        carol.decrypt_event(ROOM, "$e2", &after).unwrap_err(),
+        RoomError::UnknownRoomKey
+    );
+
+    // Dave joins: he gets the current key at its current index and cannot
+    // read what came before.
+    let (mut dave, mut dave_keys) = device("@dave:x", "D1");
+    connect(&mut alice, &mut dave_keys);
+    let outcome = alice
+        .share_room_key(ROOM, &[verified(&bob_keys), verified(&dave_keys)])
+        .unwrap();
+    assert!(!outcome.rotated);
+    assert_eq!(outcome.messages.len(), 1);
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut dave]);
+    let err = dave.decrypt_event(ROOM, "$e2", &after).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RoomError::Group(crate::GroupError::UnknownIndex {
+                index: 0,
+                first_known: 1
+            })
+        ),
+        "{err:?}"
+    );
+    let later = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({"body": "welcome"}))
+        .unwrap();
+    assert_eq!(
+        dave.decrypt_event(ROOM, "$e3", &later).unwrap().content["body"],
+        "welcome"
+    );
+}
+
+#[test]
+fn missing_sessions_are_reported_and_shared_later() {
+    let (mut alice, _) = device("@alice:x", "A1");
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
+    assert!(outcome.messages.is_empty());
+    assert_eq!(outcome.missing_sessions, vec![verified(&bob_keys)]);
+    connect(&mut alice, &mut bob_keys);
+    let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
+    assert_eq!(outcome.messages.len(), 1);
+    assert!(!outcome.rotated);
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+}
+
+/// Alice and Bob share a room key; returns both and Bob's verified device.
+fn room_pair() -> (Endpoint, Endpoint, VerifiedDevice) {
+    let (mut alice, _) = device("@alice:x", "A1");
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    connect(&mut alice, &mut bob_keys);
+    let bob_device = verified(&bob_keys);
+    let outcome = alice
+        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+        .unwrap();
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    (alice, bob, bob_device)
+}
+
+#[test]
+fn replay_across_event_ids_is_rejected() {
+    let (mut alice, mut bob, _) = room_pair();
+    let event = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({"n": 1}))
+        .unwrap();
+    bob.decrypt_event(ROOM, "$first", &event).unwrap();
+    // The same event again is fine (a client may re-render it).
+    bob.decrypt_event(ROOM, "$first", &event).unwrap();
+    let before = state(&bob);
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$second", &event).unwrap_err(),
+        RoomError::Replay { index: 0 }
+    );
+    assert_eq!(state(&bob), before);
+}
+
+#[test]
+fn envelope_moved_to_another_room_fails() {
+    let (mut alice, mut bob, bob_device) = room_pair();
+    let other = "!other:example.org";
+    let outcome = alice.share_room_key(other, &[bob_device]).unwrap();
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    let event = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({}))
+        .unwrap();
+    assert_eq!(
+        bob.decrypt_event(other, "$x", &event).unwrap_err(),
+        RoomError::UnknownRoomKey
+    );
+    // Even with the other room's session id patched in, it does not verify.
+    let mut moved = event.clone();
+    moved.session_id = outcome.session_id;
+    assert!(matches!(
+        bob.decrypt_event(other, "$x", &moved),
+        Err(RoomError::Group(_))
+    ));
+    assert!(bob.decrypt_event(ROOM, "$x", &event).is_ok());
+}
+
+#[test]
+fn imported_key_is_reported_unauthenticated() {
+    let (mut alice, bob, _) = room_pair();
+    let event = alice
+        .encrypt_event(ROOM, "m.room.message", &json!({"body": "hi"}))
+        .unwrap();
+    let (sender, export) = bob.export_room_key(ROOM, &event.session_id, 0).unwrap();
+    let (mut bob2, _) = device("@bob:x", "B2");
+    assert_eq!(
+        bob2.import_room_key(ROOM, sender, &export).unwrap(),
+        KeyAdded::New
+    );
+    let d = bob2.decrypt_event(ROOM, "$1", &event).unwrap();
+    assert!(!d.authenticated);
+    assert_eq!(d.content["body"], "hi");
+}
+
+#[test]
+fn forged_shares_are_rejected_and_change_nothing() {
+    let (mut alice, _) = device("@alice:x", "A1");
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    let (carol, _) = device("@carol:x", "C1");
+    connect(&mut alice, &mut bob_keys);
+    let bob_key = bob.identity_keys().curve25519;
+    let alice_key = alice.identity_keys().curve25519;
+    let bob_device = verified(&bob_keys);
+    alice.share_room_key(ROOM, &[bob_device]).unwrap();
+    let genuine = RoomKeyShare {
+        room_id: ROOM.to_owned(),
+        session_key: alice.outbound_key(ROOM),
+        sender: alice.identity_keys(),
+        recipient: bob.identity_keys(),
+    };
+    let before = state(&bob);
+    let cases = [
+        (
+            RoomKeyShare {
+                recipient: carol.identity_keys(),
+                ..genuine.clone()
+            },
+            RoomError::ShareNotForUs,
+        ),
+        (
+            RoomKeyShare {
+                sender: carol.identity_keys(),
+                ..genuine.clone()
+            },
+            RoomError::ShareSenderMismatch,
+        ),
+    ];
+    let mut messages = Vec::new();
+    for (share, expected) in cases {
+        let message = alice.encrypt_raw(&bob_key, &share.to_bytes());
+        assert_eq!(
+            bob.receive_device_message(&alice_key, &message)
+                .unwrap_err(),
+            expected
+        );
+        assert_eq!(state(&bob), before, "state changed after {expected:?}");
+        messages.push(message);
+    }
+    // Garbage payload, wrong claimed sender, and a payload that is not a share.
+    let garbage = alice.encrypt_raw(&bob_key, b"not a share");
+    assert!(matches!(
+        bob.receive_device_message(&alice_key, &garbage),
+        Err(RoomError::Decode(_))
+    ));
+    assert_eq!(
+        bob.receive_device_message(&carol.identity_keys().curve25519, &garbage)
+            .unwrap_err(),
+        RoomError::SenderMismatch
+    );
+    assert_eq!(state(&bob), before);
+    // The genuine share still works afterwards, over the same session.
+    let message = alice.encrypt_raw(&bob_key, &genuine.to_bytes());
+    let received = bob.receive_device_message(&alice_key, &message).unwrap();
+    assert_eq!(received.added, KeyAdded::New);
+    assert_eq!(received.sender, alice.identity_keys());
+    // Earlier messages (now out of order) are still rejected on their content.
+    assert_eq!(
+        bob.receive_device_message(&alice_key, &messages[0])
+            .unwrap_err(),
+        RoomError::ShareNotForUs
+    );
+}
+
+#[test]
+fn rotation_by_message_count_and_age() {
+    let (mut alice, mut bob, bob_device) = room_pair();
+    let clock = Arc::new(ManualClock::default());
+    alice.set_clock(clock.clone());
+    alice.set_rotation_policy(RotationPolicy {
+        max_messages: 3,
+        max_age: std::time::Duration::from_secs(60),
+    });
+    // The first session was created under the system clock; rotate into the manual one.
+    let outcome = alice
+        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+        .unwrap();
+    assert!(
+        !outcome.rotated,
+        "created at a system time later than the manual clock"
+    );
+    alice.rotate_room_key(ROOM);
+    let outcome = alice
+        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+        .unwrap();
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    for _ in 0..3 {
+        alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
+    }
+    assert_eq!(
+        alice.encrypt_event(ROOM, "m", &json!({})).unwrap_err(),
+        RoomError::ShareRequired
+    );
+    let outcome = alice
+        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+        .unwrap();
+    assert!(outcome.rotated);
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
+    clock.0.store(60_000, Ordering::SeqCst);
+    assert_eq!(
+        alice.encrypt_event(ROOM, "m", &json!({})).unwrap_err(),
+        RoomError::ShareRequired
+    );
+    assert!(alice.share_room_key(ROOM, &[bob_device]).unwrap().rotated);
+}
+
+#[test]
+fn pickle_round_trip_mid_conversation() {
+    let (mut alice, mut bob, bob_device) = room_pair();
+    let first = alice.encrypt_event(ROOM, "m", &json!({"n": 1})).unwrap();
+    bob.decrypt_event(ROOM, "$1", &first).unwrap();
+    let key = PickleKey::from_bytes(&mut [5; 32]);
+    let mut alice = Endpoint::from_pickle(&alice.pickle(&key), &key).unwrap();
+    let mut bob = Endpoint::from_pickle(&bob.pickle(&key), &key).unwrap();
+    assert_eq!(
+        state(&Endpoint::from_pickle(&bob.pickle(&key), &key).unwrap()),
+        state(&bob)
+    );
+    // Replay memory survived.
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$other", &first).unwrap_err(),
+        RoomError::Replay { index: 0 }
+    );
+    let second = alice.encrypt_event(ROOM, "m", &json!({"n": 2})).unwrap();
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$2", &second).unwrap().content["n"],
+        2
+    );
+    // Nothing to re-share; a rotation still reaches Bob over the restored session.
+    assert!(
+        alice
+            .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    alice.rotate_room_key(ROOM);
+    let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
+    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    let third = alice.encrypt_event(ROOM, "m", &json!({"n": 3})).unwrap();
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$3", &third).unwrap().content["n"],
+        3
+    );
+    assert_eq!(
+        Endpoint::from_pickle(&bob.pickle(&key), &PickleKey::from_bytes(&mut [6; 32])).unwrap_err(),
+        crate::PickleError::Decryption
+    );
+}
+
+#[test]
+fn bad_envelopes_are_typed_errors() {
+    let (mut alice, mut bob, _) = room_pair();
+    let event = alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
+    assert_eq!(
+        EncryptedEvent::from_json("{}").unwrap_err(),
+        RoomError::InvalidEnvelope
+    );
+    assert_eq!(
+        EncryptedEvent::from_json("not json").unwrap_err(),
+        RoomError::InvalidEnvelope
+    );
+    let mut wrong = event.clone();
+    wrong.algorithm = "m.megolm.v1.aes-sha2".into();
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$1", &wrong).unwrap_err(),
+        RoomError::UnsupportedAlgorithm
+    );
+    let mut wrong = event.clone();
+    wrong.sender_key = bob.identity_keys().curve25519;
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$1", &wrong).unwrap_err(),
+        RoomError::SenderKeyMismatch
+    );
+    assert_eq!(
+        bob.decrypt_event(ROOM, "", &event).unwrap_err(),
+        RoomError::InvalidId("event id")
+    );
+    assert_eq!(
+        alice
+            .encrypt_event("!nokey:x", "m", &json!({}))
+            .unwrap_err(),
+        RoomError::ShareRequired
+    );
+    assert!(bob.decrypt_event(ROOM, "$1", &event).is_ok());
+}
+
+#[test]
+fn pre_key_replay_and_unknown_sender() {
+    let (mut alice, alice_keys) = device("@alice:x", "A1");
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    connect(&mut alice, &mut bob_keys);
+    let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
+    let message: &DeviceMessage = &outcome.messages[0].message;
+    let sender = alice.identity_keys().curve25519;
+    bob.receive_device_message(&sender, message).unwrap();
+    // The same pre-key message again hits the existing session: a replay.
+    assert!(matches!(
+        bob.receive_device_message(&sender, message),
+        Err(RoomError::Session(
+            crate::SessionError::MessageKeyGone { .. }
+        ))
+    ));
+    // A pre-key message claimed to come from someone else.
+    let stranger = Curve25519PublicKey::from_bytes([1; 32]);
+    assert_eq!(
+        bob.receive_device_message(&stranger, message).unwrap_err(),
+        RoomError::SenderMismatch
+    );
+    // Once Bob has replied (sharing his own room key), Alice sends normal
+    // messages; one attributed to a device Bob has no session with fails.
+    let reply = bob
+        .share_room_key("!bobs:x", &[verified(&alice_keys)])
+        .unwrap();
+    deliver(bob.identity_keys().curve25519, &reply, &mut [&mut alice]);
+    let normal = alice.encrypt_raw(&bob.identity_keys().curve25519, b"x");
+    assert!(!normal.is_pre_key());
+    assert_eq!(
+        bob.receive_device_message(&stranger, &normal).unwrap_err(),
+        RoomError::NoSession
+    );
+}
+
+#[test]
+fn parallel_and_sequential_sharing_agree() {
+    let (mut alice, _) = device("@alice:x", "A1");
+    let mut others = Vec::new();
+    for i in 0..70 {
+        let (ep, mut keys) = device("@u:x", &format!("D{i}"));
+        connect(&mut alice, &mut keys);
+        others.push((ep, verified(&keys)));
+    }
+    let devices: Vec<_> = others.iter().map(|(_, d)| d.clone()).collect();
+    alice.set_share_threads(2);
+    let outcome = alice.share_room_key(ROOM, &devices).unwrap();
+    assert_eq!(outcome.messages.len(), 70);
+    let sender = alice.identity_keys().curve25519;
+    let mut endpoints: Vec<&mut Endpoint> = others.iter_mut().map(|(e, _)| e).collect();
+    deliver(sender, &outcome, &mut endpoints);
+    alice.set_share_threads(1);
+    alice.rotate_room_key(ROOM);
+    let outcome = alice.share_room_key(ROOM, &devices).unwrap();
+    deliver(sender, &outcome, &mut endpoints);
+}
+
+#[test]
+fn debug_and_errors_show_no_secrets() {
+    let (alice, bob, _) = room_pair();
+    let key = alice.outbound_key(ROOM);
+    let secret = key.to_base64();
+    let secret_part = &secret[10..40];
+    for text in [
+        format!("{alice:?}"),
+        format!("{bob:?}"),
+        format!("{:?}", bob.inbound_keys()),
+        format!("{key:?}"),
+    ] {
+        assert!(!text.contains(secret_part), "{text}");
+    }
+}
