@@ -9,26 +9,28 @@
 /// error.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Receiving chains a pairwise session keeps message keys for: the live one
-/// and up to four earlier ones.
+/// Distinct receiving chains a pairwise session keeps skipped message keys
+/// for (the live chain is always kept besides).
 ///
 /// A chain ends when the peer's ratchet key changes (once per change of
 /// direction). Messages still in flight from an earlier chain can be read as
-/// long as their keys are kept. Five chains cover a reply delayed by two full
-/// round trips in each direction; older chains are dropped, oldest first.
+/// long as their keys are kept. Five chains cover messages delayed across two
+/// full round trips in each direction; when a sixth chain would need keys,
+/// every key of the oldest chain is dropped.
 pub const MAX_RECEIVING_CHAINS: usize = 5;
 
 /// Message keys a pairwise session stores for messages that have not arrived
 /// yet (skipped over by a later message), across all chains.
 ///
-/// Each key costs 36 bytes of state and a pickle entry. One hundred keys let
-/// any permutation of up to one hundred messages in flight be read; when a
-/// further key must be stored, the oldest stored key is dropped first.
+/// Each key costs 68 bytes (its chain's ratchet key, counter and seed) in
+/// memory and in the pickle. One hundred keys let any permutation of up to a
+/// hundred messages in flight be read; when a further key must be stored,
+/// the oldest stored key is dropped first.
 pub const MAX_SKIPPED_MESSAGE_KEYS: usize = 100;
 
-/// The largest number of chain steps one incoming message may force a
-/// pairwise session to compute (the forward jump over messages not yet seen,
-/// including the remainder of the previous chain).
+/// The largest number of message keys one incoming message may make a
+/// pairwise session skip over (messages not yet seen, counting the rest of
+/// the sender's previous chain); the chain work is this plus one step.
 ///
 /// Each step is two HMAC-SHA-256 calls (about one microsecond), so a forged
 /// message can cost the receiver at most about 2 ms of work before its tag is

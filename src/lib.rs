@@ -136,3 +136,8 @@ pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionE
 
 /// The random-generator trait accepted by every `_with_rng` function.
 pub use rand::CryptoRng;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

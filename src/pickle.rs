@@ -34,7 +34,12 @@ impl PickleKey {
 
     /// A fresh random key from the operating system's generator.
     pub fn random() -> Self {
-        Self(Secret::random(&mut crate::crypto::os_rng()))
+        Self::random_with_rng(&mut crate::crypto::os_rng())
+    }
+
+    /// A fresh random key from `rng`.
+    pub fn random_with_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self(Secret::random(rng))
     }
 
     pub(crate) fn expose(&self) -> &[u8; 32] {

@@ -135,9 +135,19 @@ impl Account {
         }
     }
 
-    /// Signs `message` with the device's Ed25519 key.
+    /// Signs an app-defined `message` with the device's Ed25519 key.
+    ///
+    /// The signature covers a fixed context label followed by `message`
+    /// (PROTOCOL.md), so no app signature can ever be mistaken for one of the
+    /// protocol's own (key bundles, one-time keys, session bindings). Check
+    /// it with [`Ed25519PublicKey::verify_app_message`].
     pub fn sign(&self, message: &[u8]) -> Ed25519Signature {
-        Ed25519Signature::from_signature(self.signing.sign(message))
+        self.sign_raw(&[crate::crypto::label::APP_MESSAGE, message].concat())
+    }
+
+    /// Signs protocol bytes (which carry their own context label).
+    pub(crate) fn sign_raw(&self, bytes: &[u8]) -> Ed25519Signature {
+        Ed25519Signature::from_signature(self.signing.sign(bytes))
     }
 
     /// The signed device-key bundle to publish for `user_id`/`device_id`
@@ -151,7 +161,7 @@ impl Account {
             device_id: device_id.to_owned(),
             keys,
             protocols,
-            signature: self.sign(&bytes),
+            signature: self.sign_raw(&bytes),
         })
     }
 
@@ -256,7 +266,7 @@ impl Account {
             key_id: key.id,
             key: key.public,
             fallback,
-            signature: self.sign(&bytes),
+            signature: self.sign_raw(&bytes),
         }
     }
 
@@ -332,8 +342,13 @@ impl Account {
                 None => return Err(AccountError::UnknownOneTimeKey),
             },
         };
-        let (session, plaintext) =
-            Session::new_inbound(rng, &self.curve_secret, self.curve25519, secret, message)?;
+        let (session, plaintext) = Session::new_inbound(
+            rng,
+            &self.curve_secret,
+            self.identity_keys(),
+            secret,
+            message,
+        )?;
         Ok((InboundCreation { session, plaintext }, used))
     }
 

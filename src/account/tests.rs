@@ -138,7 +138,7 @@ fn forged_one_time_key_signature_is_rejected() {
     // Signed by someone else.
     let mallory = Account::new_with_rng(&mut rng(11));
     let mut key = p.bob.one_time_keys()[0].clone();
-    key.signature = mallory.sign(&SignedOneTimeKey::signed_bytes(key.key_id, &key.key, false));
+    key.signature = mallory.sign_raw(&SignedOneTimeKey::signed_bytes(key.key_id, &key.key, false));
     assert_eq!(
         p.alice
             .create_outbound_session(&p.bob_device, &key)
@@ -158,7 +158,9 @@ fn low_order_peer_keys_are_rejected() {
             key_id: id,
             key: low,
             fallback: false,
-            signature: p.bob.sign(&SignedOneTimeKey::signed_bytes(id, &low, false)),
+            signature: p
+                .bob
+                .sign_raw(&SignedOneTimeKey::signed_bytes(id, &low, false)),
         };
         assert_eq!(
             p.alice
@@ -169,7 +171,7 @@ fn low_order_peer_keys_are_rejected() {
         // A low-order identity key in the peer's (self-signed) bundle.
         let mut device = p.bob.device_keys("@bob:x", "B").unwrap();
         device.keys.curve25519 = low;
-        device.signature = p.bob.sign(
+        device.signature = p.bob.sign_raw(
             &DeviceKeys::signed_bytes(
                 &device.user_id,
                 &device.device_id,

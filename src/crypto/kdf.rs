@@ -22,6 +22,8 @@ pub(crate) mod label {
     pub(crate) const MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
     /// SHA-256 prefix: the session id of a pairwise session.
     pub(crate) const SESSION_ID: &[u8] = b"roomseal/v1/session-id";
+    /// SHA-256 prefix: the static part of a pairwise message's associated data.
+    pub(crate) const SESSION_AD: &[u8] = b"roomseal/v1/session-ad";
     /// Signature context: the initiator binds its Ed25519 key to a new session.
     pub(crate) const SESSION_BINDING: &[u8] = b"roomseal/v1/session-binding";
     /// Signature context: a signed one-time key.
@@ -30,6 +32,9 @@ pub(crate) mod label {
     pub(crate) const FALLBACK_KEY: &[u8] = b"roomseal/v1/fallback-key";
     /// Signature context: a device-key bundle.
     pub(crate) const DEVICE_KEYS: &[u8] = b"roomseal/v1/device-keys";
+    /// Signature context: any message an app signs with the device key, so
+    /// an app signature can never be taken for a protocol signature.
+    pub(crate) const APP_MESSAGE: &[u8] = b"roomseal/v1/app-message";
     /// Pickle associated data prefix; the object type follows.
     pub(crate) const PICKLE: &[u8] = b"roomseal/v1/pickle/";
     /// HMAC inputs: advancing part 0, 1, 2 or 3 of the group ratchet.
@@ -42,7 +47,7 @@ pub(crate) mod label {
     /// HKDF info: AES-256-GCM key and nonce of one group message.
     pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
     /// Associated data prefix of a group message; room and session follow.
-    pub(crate) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message";
+    pub(crate) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
     /// Signature context: a group message.
     pub(crate) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
     /// Signature context: a signed group session key.
@@ -153,10 +158,12 @@ mod tests {
             label::CHAIN_NEXT,
             label::MESSAGE_KEY,
             label::SESSION_ID,
+            label::SESSION_AD,
             label::SESSION_BINDING,
             label::ONE_TIME_KEY,
             label::FALLBACK_KEY,
             label::DEVICE_KEYS,
+            label::APP_MESSAGE,
             label::PICKLE,
             label::GROUP_RATCHET[0],
             label::GROUP_RATCHET[1],

@@ -190,6 +190,19 @@ impl Ed25519PublicKey {
             .map_err(|_| KeyError::BadSignature)
     }
 
+    /// Verifies a signature made with [`crate::Account::sign`]: strict
+    /// Ed25519 over the app-message context label followed by `message`.
+    pub fn verify_app_message(
+        &self,
+        message: &[u8],
+        signature: &Ed25519Signature,
+    ) -> Result<(), KeyError> {
+        self.verify(
+            &[crate::crypto::label::APP_MESSAGE, message].concat(),
+            signature,
+        )
+    }
+
     pub(crate) fn from_verifying_key(key: VerifyingKey) -> Self {
         Self(key)
     }

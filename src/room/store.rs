@@ -121,7 +121,11 @@ impl InboundKeyStore {
         let decrypted = stored.session.decrypt(room_id, &envelope.ciphertext)?;
         let index = decrypted.message_index;
         let event_hash = sha256(&[event_id.as_bytes()]);
-        if stored.seen.get(&index).is_some_and(|previous| previous != &event_hash) {
+        if stored
+            .seen
+            .get(&index)
+            .is_some_and(|previous| previous != &event_hash)
+        {
             return Err(RoomError::Replay { index });
         }
         let plaintext: EventPlaintext =

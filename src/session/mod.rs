@@ -36,8 +36,8 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
     MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_SKIPPED_MESSAGE_KEYS, PROTOCOL_VERSION,
 };
-use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng};
-use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
+use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng, sha256};
+use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::pickle::{self, PickleError, PickleKey, PickleKind};
 
 /// Why a pairwise session operation failed. The session is unchanged.
@@ -53,8 +53,10 @@ pub enum SessionError {
     /// altered, or meant for another session.
     #[error("message failed authentication")]
     Authentication,
-    /// The key for this message was already used (a replay) or is no longer
-    /// kept (it fell out of the bounded store).
+    /// The key for this message of the live receiving chain was already used
+    /// (a replay) or is no longer kept (it fell out of the bounded store). A
+    /// replayed message of an earlier chain whose keys are gone cannot be told
+    /// apart from a forgery and fails with [`SessionError::Authentication`].
     #[error("message key {counter} was already used or is no longer kept")]
     MessageKeyGone {
         /// The message's counter.
@@ -132,9 +134,13 @@ pub(crate) struct LocalIdentity<'a> {
 /// [`crate::Account::create_inbound_session`]; persisted only through
 /// [`Session::pickle`].
 pub struct Session {
+    /// The protocol version, pinned when the session was created.
+    version: u8,
     id: SessionId,
     role: Role,
-    our_curve: Curve25519PublicKey,
+    /// SHA-256 over version, session id and both devices' identity keys:
+    /// the static part of every message's associated data.
+    ad_binding: [u8; 32],
     peer: IdentityKeys,
     pre_key: Option<PreKeyHeader>,
     root: RootKey,
@@ -181,6 +187,27 @@ fn dh(ours: &StaticSecret, theirs: &Curve25519PublicKey) -> Result<Secret<32>, S
 fn binding_message(id: &SessionId, responder: &Curve25519PublicKey) -> Vec<u8> {
     [label::SESSION_BINDING, id.as_bytes(), responder.as_bytes()].concat()
 }
+
+/// The digest every message's associated data starts with: it binds the
+/// protocol version, the session id and both devices' identity keys.
+fn ad_binding(
+    version: u8,
+    id: &SessionId,
+    initiator: &IdentityKeys,
+    responder: &IdentityKeys,
+) -> [u8; 32] {
+    sha256(&[
+        label::SESSION_AD,
+        &[version],
+        id.as_bytes(),
+        &initiator.to_bytes(),
+        &responder.to_bytes(),
+    ])
+}
+
+/// Message kinds as bound into the associated data.
+const AD_KIND_PRE_KEY: u8 = 0;
+const AD_KIND_NORMAL: u8 = 1;
 
 /// Advances `chain` to index `to`, keeping the seeds of the skipped indices
 /// (at most the newest [`MAX_SKIPPED_MESSAGE_KEYS`]).
@@ -229,9 +256,10 @@ impl Session {
             ours.signing.sign(&binding_message(&id, &peer.curve25519)),
         );
         Ok(Self {
+            version: PROTOCOL_VERSION,
             id,
             role: Role::Initiator,
-            our_curve: ours.keys.curve25519,
+            ad_binding: ad_binding(PROTOCOL_VERSION, &id, &ours.keys, &peer),
             peer,
             pre_key: Some(PreKeyHeader {
                 one_time_key,
@@ -255,7 +283,7 @@ impl Session {
     pub(crate) fn new_inbound<R: rand::CryptoRng + ?Sized>(
         rng: &mut R,
         our_curve_secret: &StaticSecret,
-        our_curve: Curve25519PublicKey,
+        ours: IdentityKeys,
         one_time_secret: &StaticSecret,
         message: &PreKeyMessage,
     ) -> Result<(Self, Vec<u8>), SessionError> {
@@ -263,7 +291,7 @@ impl Session {
         let initiator = message.identity_keys;
         initiator
             .ed25519
-            .verify(&binding_message(&id, &our_curve), &message.binding)
+            .verify(&binding_message(&id, &ours.curve25519), &message.binding)
             .map_err(|_| SessionError::BadBinding)?;
         let shared = [
             dh(one_time_secret, &initiator.curve25519)?,
@@ -275,9 +303,10 @@ impl Session {
         let our_ratchet = RatchetKeyPair::generate(rng);
         let (root, sending_chain) = root0.ratchet(&dh(&our_ratchet.secret, &their_ratchet)?);
         let mut session = Self {
+            version: PROTOCOL_VERSION,
             id,
             role: Role::Responder,
-            our_curve,
+            ad_binding: ad_binding(PROTOCOL_VERSION, &id, &initiator, &ours),
             peer: initiator,
             pre_key: None,
             root,
@@ -292,7 +321,7 @@ impl Session {
             }),
             skipped: SkippedKeys::default(),
         };
-        let plaintext = session.decrypt_normal(&message.message, rng)?;
+        let plaintext = session.decrypt_normal(&message.message, Some(&message.binding), rng)?;
         Ok((session, plaintext))
     }
 
@@ -301,9 +330,10 @@ impl Session {
     /// copies of a session would reuse message keys.
     pub(crate) fn duplicate(&self) -> Self {
         Self {
+            version: self.version,
             id: self.id,
             role: self.role,
-            our_curve: self.our_curve,
+            ad_binding: self.ad_binding,
             peer: self.peer,
             pre_key: self.pre_key.clone(),
             root: self.root.clone(),
@@ -324,11 +354,6 @@ impl Session {
     /// (Ed25519).
     pub fn peer_identity(&self) -> IdentityKeys {
         self.peer
-    }
-
-    /// Our X25519 identity key as used in this session.
-    pub fn our_identity_key(&self) -> Curve25519PublicKey {
-        self.our_curve
     }
 
     /// Whether this session has decrypted a message from its peer (an
@@ -361,7 +386,8 @@ impl Session {
             counter,
             ciphertext: Vec::with_capacity(plaintext.len() + crate::crypto::TAG_LEN),
         };
-        let aad = self.associated_data(&message.header());
+        let aad =
+            self.associated_data(&message.header(), self.pre_key.as_ref().map(|h| &h.binding));
         message_key(&seed)
             .seal_into(&aad, plaintext, &mut message.ciphertext)
             .map_err(|_| SessionError::PlaintextTooLong {
@@ -394,24 +420,26 @@ impl Session {
         message: &DeviceMessage,
         rng: &mut R,
     ) -> Result<Vec<u8>, SessionError> {
-        let normal = match message {
+        match message {
             DeviceMessage::PreKey(pre_key) => {
                 if pre_key.session_id() != self.id {
                     return Err(SessionError::SessionMismatch);
                 }
-                &pre_key.message
+                self.decrypt_normal(&pre_key.message, Some(&pre_key.binding), rng)
             }
-            DeviceMessage::Normal(normal) => normal,
-        };
-        self.decrypt_normal(normal, rng)
+            DeviceMessage::Normal(normal) => self.decrypt_normal(normal, None, rng),
+        }
     }
 
+    /// Decrypts a normal message, or the inner message of a pre-key message
+    /// (whose binding signature is then part of the associated data).
     fn decrypt_normal<R: rand::CryptoRng + ?Sized>(
         &mut self,
         message: &NormalMessage,
+        binding: Option<&Ed25519Signature>,
         rng: &mut R,
     ) -> Result<Vec<u8>, SessionError> {
-        let (staged, plaintext) = self.stage(message, rng)?;
+        let (staged, plaintext) = self.stage(message, binding, rng)?;
         self.commit(staged);
         Ok(plaintext)
     }
@@ -420,9 +448,10 @@ impl Session {
     fn stage<R: rand::CryptoRng + ?Sized>(
         &self,
         message: &NormalMessage,
+        binding: Option<&Ed25519Signature>,
         rng: &mut R,
     ) -> Result<(Staged, Vec<u8>), SessionError> {
-        let aad = self.associated_data(&message.header());
+        let aad = self.associated_data(&message.header(), binding);
         let open = |seed: &Secret<32>| {
             message_key(seed)
                 .open(&aad, &message.ciphertext)
@@ -532,22 +561,26 @@ impl Session {
         self.pre_key = None;
     }
 
-    /// version ‖ session id ‖ initiator identity ‖ responder identity ‖ header.
-    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> [u8; 1 + 32 * 3 + HEADER_LEN] {
-        let (initiator, responder) = match self.role {
-            Role::Initiator => (self.our_curve, self.peer.curve25519),
-            Role::Responder => (self.peer.curve25519, self.our_curve),
-        };
-        let mut aad = [0u8; 1 + 32 * 3 + HEADER_LEN];
-        let mut w = aad.iter_mut();
-        for (slot, byte) in (&mut w).zip(
-            std::iter::once(&PROTOCOL_VERSION)
-                .chain(self.id.as_bytes())
-                .chain(initiator.as_bytes())
-                .chain(responder.as_bytes())
-                .chain(header),
-        ) {
-            *slot = *byte;
+    /// ad binding ‖ kind ‖ header, then for a pre-key message its binding
+    /// signature: everything in the message that is not ciphertext is
+    /// authenticated (the pre-key fields through the session id).
+    fn associated_data(
+        &self,
+        header: &[u8; HEADER_LEN],
+        binding: Option<&Ed25519Signature>,
+    ) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(32 + 1 + HEADER_LEN + Ed25519Signature::LENGTH);
+        aad.extend_from_slice(&self.ad_binding);
+        match binding {
+            Some(signature) => {
+                aad.push(AD_KIND_PRE_KEY);
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(&signature.to_bytes());
+            }
+            None => {
+                aad.push(AD_KIND_NORMAL);
+                aad.extend_from_slice(header);
+            }
         }
         aad
     }
@@ -582,19 +615,20 @@ impl Session {
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
-        w.bytes(self.id.as_bytes())
+        w.u8(self.version)
+            .bytes(self.id.as_bytes())
             .u8(match self.role {
                 Role::Initiator => 0,
                 Role::Responder => 1,
             })
-            .bytes(self.our_curve.as_bytes())
+            .bytes(&self.ad_binding)
             .bytes(&self.peer.to_bytes());
         match &self.pre_key {
             Some(h) => {
                 w.bool(true)
                     .bytes(h.one_time_key.as_bytes())
                     .bytes(h.base_key.as_bytes())
-                    .bytes(h.our_identity.ed25519.as_bytes())
+                    .bytes(&h.our_identity.to_bytes())
                     .bytes(&h.binding.to_bytes());
             }
             None => {
@@ -629,27 +663,27 @@ impl Session {
         fn secret(r: &mut Reader<'_>, field: &'static str) -> Result<Secret<32>, DecodeError> {
             Ok(Secret::from_mut(&mut r.array::<32>(field)?))
         }
+        let version = r.u8("session version")?;
+        if version != PROTOCOL_VERSION {
+            return Err(DecodeError::UnknownVersion(version));
+        }
         let id = SessionId::from_bytes(r.array("session id")?);
         let role = match r.u8("role")? {
             0 => Role::Initiator,
             1 => Role::Responder,
             _ => return Err(DecodeError::InvalidValue("role")),
         };
-        let our_curve = Curve25519PublicKey::from_bytes(r.array("our identity key")?);
+        let ad_binding = r.array("associated data binding")?;
         let peer = IdentityKeys::read(r)?;
         let pre_key = if r.bool("pre-key flag")? {
             let one_time_key = Curve25519PublicKey::from_bytes(r.array("one-time key")?);
             let base_key = Curve25519PublicKey::from_bytes(r.array("base key")?);
-            let ed25519 = Ed25519PublicKey::from_bytes(&r.array("our ed25519 key")?)
-                .map_err(|_| DecodeError::InvalidValue("our ed25519 key"))?;
+            let our_identity = IdentityKeys::read(r)?;
             let binding = Ed25519Signature::from_bytes(&r.array("binding")?);
             Some(PreKeyHeader {
                 one_time_key,
                 base_key,
-                our_identity: IdentityKeys {
-                    ed25519,
-                    curve25519: our_curve,
-                },
+                our_identity,
                 binding,
             })
         } else {
@@ -685,12 +719,13 @@ impl Session {
                 seed: secret(r, "skipped key")?,
             });
         }
-        let mut skipped = SkippedKeys::default();
-        skipped.extend(keys);
+        let skipped =
+            SkippedKeys::from_stored(keys).ok_or(DecodeError::InvalidValue("skipped keys"))?;
         Ok(Self {
+            version,
             id,
             role,
-            our_curve,
+            ad_binding,
             peer,
             pre_key,
             root,

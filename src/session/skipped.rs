@@ -56,6 +56,14 @@ impl SkippedKeys {
         }
     }
 
+    /// Rebuilds a store from a pickle, refusing one that breaks a bound.
+    pub(crate) fn from_stored(keys: Vec<SkippedKey>) -> Option<Self> {
+        let store = Self { keys: keys.into() };
+        (store.keys.len() <= MAX_SKIPPED_MESSAGE_KEYS
+            && store.chain_count() <= MAX_RECEIVING_CHAINS)
+            .then_some(store)
+    }
+
     fn chain_count(&self) -> usize {
         let mut seen: Vec<&Curve25519PublicKey> = Vec::with_capacity(MAX_RECEIVING_CHAINS + 1);
         for key in &self.keys {
