@@ -11,4 +11,7 @@ cargo test --all-features --locked
 echo "== Rust: the build without default features (no parallel sharing)"
 cargo test --no-default-features --locked --lib --quiet
 
+echo "== Mobile bindings: build, generate Python/Kotlin/Swift, Python test suite"
+./scripts/bindings.sh
+
 echo "== All tests passed"

@@ -106,10 +106,15 @@
     )
 )]
 
+#[cfg(feature = "ffi")]
+uniffi::setup_scaffolding!();
+
 mod account;
 mod codec;
 pub mod consts;
 mod crypto;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 mod group;
 mod keys;
 mod pickle;

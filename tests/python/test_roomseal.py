@@ -1,0 +1,208 @@
+"""The roomseal bindings, driven from Python (standard library only).
+
+Run by scripts/bindings.sh, which builds the library, generates
+bindings/python/roomseal.py and puts it on PYTHONPATH.
+"""
+
+import json
+import threading
+import unittest
+
+import roomseal as rs
+
+ROOM = "!room:example.org"
+
+
+class Relay:
+    """A stand-in server: stores published keys and pending device messages."""
+
+    def __init__(self):
+        self.bundles = {}
+        self.one_time_keys = {}
+        self.inbox = {}
+
+    def publish(self, endpoint):
+        upload = endpoint.keys_to_publish(5)
+        key = endpoint.identity().curve25519
+        self.bundles[key] = upload.device_keys_json
+        self.one_time_keys.setdefault(key, []).extend(upload.one_time_keys_json)
+        endpoint.mark_keys_as_published()
+        return rs.Device.from_json(upload.device_keys_json)
+
+    def claim(self, device):
+        key = device.identity().curve25519
+        return self.bundles[key], self.one_time_keys[key].pop()
+
+    def send(self, sender, outcome):
+        for m in outcome.messages:
+            self.inbox.setdefault(m.recipient_key, []).append((sender.identity().curve25519, m.message))
+
+    def deliver(self, endpoint):
+        received = []
+        for sender_key, message in self.inbox.pop(endpoint.identity().curve25519, []):
+            received.append(endpoint.receive_device_message(sender_key, message))
+        return received
+
+
+def share(relay, sender, devices):
+    """Shares `sender`'s room key with `devices`, starting sessions as needed."""
+    outcome = sender.share_room_key(ROOM, devices)
+    if outcome.missing_sessions:
+        for device in outcome.missing_sessions:
+            sender.establish_session(*relay.claim(device))
+        outcome = sender.share_room_key(ROOM, devices)
+    relay.send(sender, outcome)
+    return outcome
+
+
+def make(relay, user, device_id):
+    endpoint = rs.Endpoint(user, device_id)
+    return endpoint, relay.publish(endpoint)
+
+
+class TwoAndThreeDevices(unittest.TestCase):
+    def setUp(self):
+        self.relay = Relay()
+        self.alice, self.alice_dev = make(self.relay, "@alice:x", "A")
+        self.bob, self.bob_dev = make(self.relay, "@bob:x", "B")
+
+    def test_share_and_events_both_ways(self):
+        outcome = share(self.relay, self.alice, [self.bob_dev])
+        self.assertFalse(outcome.rotated)
+        self.assertEqual(len(outcome.messages), 1)
+        [received] = self.relay.deliver(self.bob)
+        self.assertEqual(received.room_id, ROOM)
+        self.assertEqual(received.sender, self.alice.identity())
+        self.assertEqual(received.first_index, 0)
+
+        envelope = self.alice.encrypt_event(ROOM, "m.room.message", json.dumps({"body": "hi bob"}))
+        self.assertNotIn("hi bob", envelope)
+        event = self.bob.decrypt_event(ROOM, "$1", envelope)
+        self.assertEqual(event.event_type, "m.room.message")
+        self.assertEqual(json.loads(event.content_json), {"body": "hi bob"})
+        self.assertTrue(event.authenticated)
+        self.assertEqual(event.sender, self.alice.identity())
+
+        share(self.relay, self.bob, [self.alice_dev])
+        self.relay.deliver(self.alice)
+        reply = self.bob.encrypt_event(ROOM, "m.room.message", json.dumps({"body": "hi alice"}))
+        self.assertEqual(json.loads(self.alice.decrypt_event(ROOM, "$2", reply).content_json)["body"], "hi alice")
+
+    def test_three_devices_and_a_departure(self):
+        carol, carol_dev = make(self.relay, "@carol:x", "C")
+        first = share(self.relay, self.alice, [self.bob_dev, carol_dev])
+        self.assertEqual(len(first.messages), 2)
+        self.relay.deliver(self.bob)
+        self.relay.deliver(carol)
+        envelope = self.alice.encrypt_event(ROOM, "m.room.message", json.dumps({"body": "all three"}))
+        for reader in (self.bob, carol):
+            self.assertEqual(json.loads(reader.decrypt_event(ROOM, "$1", envelope).content_json)["body"], "all three")
+
+        # Carol leaves: the key rotates and she cannot read what follows.
+        second = share(self.relay, self.alice, [self.bob_dev])
+        self.assertTrue(second.rotated)
+        self.assertNotEqual(second.session_id, first.session_id)
+        self.relay.deliver(self.bob)
+        self.assertEqual(self.relay.deliver(carol), [])
+        after = self.alice.encrypt_event(ROOM, "m.room.message", json.dumps({"body": "carol left"}))
+        self.assertEqual(json.loads(self.bob.decrypt_event(ROOM, "$2", after).content_json)["body"], "carol left")
+        with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
+            carol.decrypt_event(ROOM, "$2", after)
+
+    def test_pickle_and_restore_mid_conversation(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        first = self.alice.encrypt_event(ROOM, "m", json.dumps({"n": 1}))
+        self.bob.decrypt_event(ROOM, "$1", first)
+        key = bytes(range(32))
+        alice = rs.Endpoint.from_pickle(self.alice.pickle(key), key)
+        bob = rs.Endpoint.from_pickle(self.bob.pickle(key), key)
+        self.assertEqual(alice.identity(), self.alice.identity())
+        second = alice.encrypt_event(ROOM, "m", json.dumps({"n": 2}))
+        self.assertEqual(json.loads(bob.decrypt_event(ROOM, "$2", second).content_json), {"n": 2})
+        # The replay record survived the restore.
+        with self.assertRaises(rs.RoomsealError.Replay):
+            bob.decrypt_event(ROOM, "$other", first)
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.Endpoint.from_pickle(self.bob.pickle(key), bytes(32))
+
+    def test_hostile_input_raises_typed_exceptions(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        envelope = self.alice.encrypt_event(ROOM, "m", json.dumps({"x": 1}))
+        alice_key = self.alice.identity().curve25519
+
+        cases = [
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message(alice_key, "%%%")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message("short", "AQE")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.decrypt_event(ROOM, "$1", "{not json")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.decrypt_event(ROOM, "", envelope)),
+            (rs.RoomsealError.InvalidInput, lambda: self.alice.encrypt_event(ROOM, "m", "[unclosed")),
+            (rs.RoomsealError.InvalidInput, lambda: rs.Device.from_json("{}")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.pickle(b"short")),
+            (rs.RoomsealError.Pickle, lambda: rs.Endpoint.from_pickle("AAAA", bytes(32))),
+            (rs.RoomsealError.UnknownRoomKey, lambda: self.alice.decrypt_event("!other:x", "$1", envelope)),
+            (rs.RoomsealError.ShareRequired, lambda: self.alice.encrypt_event("!other:x", "m", "{}")),
+            (rs.RoomsealError.InvalidInput, lambda: rs.Endpoint("", "D")),
+        ]
+        for error, call in cases:
+            with self.assertRaises(error) as caught:
+                call()
+            self.assertIsInstance(caught.exception, rs.RoomsealError)
+            self.assertTrue(str(caught.exception))
+
+        # A tampered envelope fails authentication; the genuine one still works.
+        parsed = json.loads(envelope)
+        ciphertext = parsed["ciphertext"]
+        parsed["ciphertext"] = ciphertext[:20] + ("A" if ciphertext[20] != "A" else "B") + ciphertext[21:]
+        with self.assertRaises((rs.RoomsealError.Authentication, rs.RoomsealError.InvalidInput)):
+            self.bob.decrypt_event(ROOM, "$1", json.dumps(parsed))
+        self.bob.decrypt_event(ROOM, "$1", envelope)
+        with self.assertRaises(rs.RoomsealError.Replay):
+            self.bob.decrypt_event(ROOM, "$2", envelope)
+        # A forged device bundle does not verify.
+        bundle = json.loads(self.relay.bundles[self.bob.identity().curve25519])
+        bundle["device_id"] = "EVIL"
+        with self.assertRaises(rs.RoomsealError.Authentication):
+            rs.Device.from_json(json.dumps(bundle))
+        # Wrong argument types are rejected by the binding itself.
+        with self.assertRaises(TypeError):
+            self.bob.pickle("not bytes")
+
+    def test_thread_safety_smoke(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        self.alice.set_rotation_policy(100_000, 3600)
+        envelopes = []
+        lock = threading.Lock()
+
+        def writer(n):
+            for i in range(50):
+                e = self.alice.encrypt_event(ROOM, "m", json.dumps({"thread": n, "i": i}))
+                with lock:
+                    envelopes.append(e)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(envelopes), 400)
+
+        results = []
+
+        def reader(chunk, offset):
+            for i, e in enumerate(chunk):
+                results.append(self.bob.decrypt_event(ROOM, f"$e{offset + i}", e).message_index)
+
+        chunks = [envelopes[i::4] for i in range(4)]
+        readers = [threading.Thread(target=reader, args=(c, 1000 * k)) for k, c in enumerate(chunks)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        self.assertEqual(sorted(results), list(range(400)))
+
+
+if __name__ == "__main__":
+    unittest.main()
