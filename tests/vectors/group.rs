@@ -1,0 +1,1014 @@
+//! Known-answer vectors for group sessions (room keys) and the room layer's
+//! byte formats, version 1: `tests/vectors/group_v1.json`.
+//!
+//! The scenario: Alice's device creates an outbound group session for one
+//! room from a seeded generator, shares its signed session key at index 0,
+//! encrypts three messages (`g0` to `g2`, the first an event plaintext),
+//! takes the signed session key at index 3, encrypts 510 messages that are
+//! not recorded and then `g3` at index 513, so that a reader holding the key
+//! at index 0 must jump (ratchet part R2 ticks twice, R3 once). An inbound
+//! session built from the key at index 0 exports the key at index 1 and at
+//! index 0x01020304 (every part of the ratchet moves). The file also holds
+//! outbound and inbound pickles (one imported, one merged, one advanced), a
+//! room-key share from Alice to Bob carrying the key at index 3, and the
+//! JSON envelope of `g0`. Endpoint-level values draw from the operating
+//! system's generator and are not vectored.
+//!
+//! The same three kinds of check as the pairwise vectors, and the same
+//! switch (`ROOMSEAL_WRITE_VECTORS=1 cargo test --test vectors`) rewrites
+//! the file.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use roomseal::{
+    Account, EncryptedEvent, Endpoint, ExportedSessionKey, GroupError, GroupMessage, IdentityKeys,
+    InboundGroupSession, InboundKeyStore, OutboundGroupSession, ROOM_ALGORITHM, RoomError,
+    RoomKeyShare, SessionKey,
+};
+use serde_json::{Value, json};
+
+use super::{b64, diff, identity_json, pickle_key, pickle_key_bytes, rng, spec, unb64};
+
+const ROOM: &str = "!room:example.org";
+
+/// The plaintext of `g0`, byte for byte what `Endpoint::encrypt_event`
+/// produces for this event (fields `type` then `content`; serde_json sorts
+/// the content's keys).
+const EVENT_JSON: &str =
+    r#"{"type":"m.room.message","content":{"body":"Hello, room","msgtype":"m.text"}}"#;
+const EVENT_ID: &str = "$event-g0:example.org";
+
+/// The index of `g3`: 0x00000201.
+const JUMP_INDEX: u32 = 513;
+/// The index of the far export: every byte differs from index 0.
+const FAR_INDEX: u32 = 0x0102_0304;
+/// What the unrecorded messages between `g2` and `g3` carry.
+const FILLER: &[u8] = b"filler";
+
+/// The seed of every random draw, one generator per operation.
+mod seed {
+    /// Alice's account, as in the pairwise vectors.
+    pub(super) const ALICE_ACCOUNT: u8 = 1;
+    /// Bob's account, as in the pairwise vectors.
+    pub(super) const BOB_ACCOUNT: u8 = 2;
+    /// `OutboundGroupSession::new_with_rng`: 32 bytes of Ed25519 seed, then
+    /// 128 bytes of ratchet.
+    pub(super) const OUTBOUND_SESSION: u8 = 20;
+}
+
+fn vector_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/group_v1.json")
+}
+
+// ---------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Recorder {
+    script: Vec<String>,
+    messages: Vec<Value>,
+    session_keys: Vec<Value>,
+    exports: Vec<Value>,
+    pickles: Vec<Value>,
+    next_pickle_seed: u8,
+}
+
+impl Recorder {
+    fn step(&mut self, text: impl Into<String>) {
+        self.script.push(text.into());
+    }
+
+    fn message(&mut self, plaintext: &str, message: GroupMessage) -> GroupMessage {
+        let name = format!("g{}", self.messages.len());
+        self.step(format!(
+            "alice encrypts {name} at index {}: {plaintext:?}",
+            message.message_index()
+        ));
+        self.messages.push(json!({
+            "name": name,
+            "index": message.message_index(),
+            "plaintext": plaintext,
+            "length": message.to_bytes().len(),
+            "base64": message.to_base64(),
+        }));
+        message
+    }
+
+    fn session_key(&mut self, name: &str, key: &SessionKey) {
+        self.step(format!("alice: session_key() -> {name}"));
+        self.session_keys.push(json!({
+            "name": name,
+            "index": key.first_index(),
+            "length": key.to_bytes().len(),
+            "base64": key.to_base64().as_str(),
+        }));
+    }
+
+    fn export(&mut self, name: &str, key: &ExportedSessionKey) {
+        self.step(format!("export_at({}) -> {name}", key.first_index()));
+        self.exports.push(json!({
+            "name": name,
+            "index": key.first_index(),
+            "length": key.to_bytes().len(),
+            "base64": key.to_base64().as_str(),
+        }));
+    }
+
+    /// Pickles with the next nonce seed (100, 101, ...).
+    fn pickle(&mut self, name: &str, kind: &str, when: &str, text: impl Fn(u8) -> String) {
+        let seed = 100 + self.next_pickle_seed;
+        self.next_pickle_seed += 1;
+        self.step(format!("pickle {name}"));
+        self.pickles.push(json!({
+            "name": name,
+            "kind": kind,
+            "when": when,
+            "nonce_rng_seed": seed,
+            "pickle": text(seed),
+        }));
+    }
+}
+
+fn generate() -> Value {
+    let key = pickle_key();
+    let mut rec = Recorder::default();
+    let alice = Account::new_with_rng(&mut rng(seed::ALICE_ACCOUNT)).identity_keys();
+    let bob = Account::new_with_rng(&mut rng(seed::BOB_ACCOUNT)).identity_keys();
+
+    rec.step(format!(
+        "alice: OutboundGroupSession::new_with_rng({ROOM:?})"
+    ));
+    let mut out =
+        OutboundGroupSession::new_with_rng(ROOM, &mut rng(seed::OUTBOUND_SESSION)).unwrap();
+    rec.pickle(
+        "outbound_new",
+        "outbound-group-session",
+        "right after creation, index 0",
+        |s| out.pickle_with_rng(&key, &mut rng(s)),
+    );
+    let key0 = out.session_key();
+    rec.session_key("session_key_0", &key0);
+
+    rec.message(EVENT_JSON, out.encrypt(EVENT_JSON.as_bytes()).unwrap());
+    rec.message("Second message", out.encrypt(b"Second message").unwrap());
+    rec.message("", out.encrypt(b"").unwrap());
+    let key3 = out.session_key();
+    rec.session_key("session_key_3", &key3);
+    rec.step(format!(
+        "alice encrypts {:?} at indices 3 to {} (not recorded)",
+        String::from_utf8_lossy(FILLER),
+        JUMP_INDEX - 1
+    ));
+    while out.message_index() < JUMP_INDEX {
+        out.encrypt(FILLER).unwrap();
+    }
+    rec.message("After a jump", out.encrypt(b"After a jump").unwrap());
+    rec.pickle(
+        "outbound_after_g3",
+        "outbound-group-session",
+        "after g3, index 514",
+        |s| out.pickle_with_rng(&key, &mut rng(s)),
+    );
+
+    rec.step("InboundGroupSession::new(session_key_0)");
+    let inbound = InboundGroupSession::new(&key0).unwrap();
+    rec.pickle(
+        "inbound_session_key_0",
+        "inbound-group-session",
+        "built from session_key_0: authenticated, first known index 0",
+        |s| inbound.pickle_with_rng(&key, &mut rng(s)),
+    );
+    let export_1 = inbound.export_at(1).unwrap();
+    rec.export("export_1", &export_1);
+    let export_far = inbound.export_at(FAR_INDEX).unwrap();
+    rec.export("export_far", &export_far);
+
+    rec.step("InboundGroupSession::import(export_far)");
+    let imported = InboundGroupSession::import(&export_far);
+    rec.pickle(
+        "inbound_imported_far",
+        "inbound-group-session",
+        "imported from export_far: not authenticated, first known index 0x01020304",
+        |s| imported.pickle_with_rng(&key, &mut rng(s)),
+    );
+    rec.step("import(export_1).merge(new(session_key_3))");
+    let merged = InboundGroupSession::import(&export_1)
+        .merge(&InboundGroupSession::new(&key3).unwrap())
+        .unwrap();
+    rec.pickle(
+        "inbound_merged",
+        "inbound-group-session",
+        "export_1 merged with session_key_3: authenticated, first known index 1",
+        |s| merged.pickle_with_rng(&key, &mut rng(s)),
+    );
+    rec.step("new(session_key_0).advance_to(2)");
+    let mut advanced = InboundGroupSession::new(&key0).unwrap();
+    assert!(advanced.advance_to(2));
+    rec.pickle(
+        "inbound_advanced_to_2",
+        "inbound-group-session",
+        "built from session_key_0, then advance_to(2)",
+        |s| advanced.pickle_with_rng(&key, &mut rng(s)),
+    );
+
+    rec.step("RoomKeyShare from alice to bob carrying session_key_3");
+    let share = RoomKeyShare {
+        room_id: ROOM.to_owned(),
+        session_key: key3,
+        sender: alice,
+        recipient: bob,
+    }
+    .to_bytes();
+
+    rec.step("EncryptedEvent envelope of g0");
+    let g0 = GroupMessage::from_base64(rec.messages[0]["base64"].as_str().unwrap()).unwrap();
+    let envelope = EncryptedEvent {
+        algorithm: ROOM_ALGORITHM.to_owned(),
+        sender_key: alice.curve25519,
+        session_id: out.session_id(),
+        ciphertext: g0,
+    };
+
+    json!({
+        "about": "Known-answer vectors of roomseal group sessions (room keys) and room-layer \
+                  formats, protocol version 1. Checked byte for byte by tests/vectors.rs (module \
+                  group); see PROTOCOL.md, section \"Test vectors\". A changed vector is a \
+                  protocol change.",
+        "protocol_version": 1,
+        "rng": "rand 0.10 ChaCha20Rng::from_seed([seed; 32]), a fresh generator per operation",
+        "seeds": {
+            "alice_account": seed::ALICE_ACCOUNT,
+            "bob_account": seed::BOB_ACCOUNT,
+            "outbound_session": seed::OUTBOUND_SESSION,
+        },
+        "room_id": ROOM,
+        "alice": { "identity_keys": identity_json(alice) },
+        "bob": { "identity_keys": identity_json(bob) },
+        "session_id": out.session_id().to_base64(),
+        "session_keys": rec.session_keys,
+        "messages": rec.messages,
+        "filler": {
+            "plaintext": String::from_utf8_lossy(FILLER),
+            "first_index": 3,
+            "last_index": JUMP_INDEX - 1,
+        },
+        "exports": rec.exports,
+        "room_key_share": {
+            "room_id": ROOM,
+            "sender": "alice",
+            "recipient": "bob",
+            "session_key": "session_key_3",
+            "length": share.len(),
+            "base64": b64(&share),
+        },
+        "encrypted_event": {
+            "event_id": EVENT_ID,
+            "message": "g0",
+            "json": envelope.to_json(),
+        },
+        "pickles": {
+            "key": b64(&pickle_key_bytes()),
+            "entries": rec.pickles,
+        },
+        "script": rec.script,
+    })
+}
+
+fn load_frozen() -> Value {
+    if super::write_mode() {
+        write_once();
+    }
+    let path = vector_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; generate it with {}=1 cargo test --test vectors",
+            path.display(),
+            super::WRITE_ENV
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// In write mode, regenerates the file once (the other tests wait for it).
+fn write_once() {
+    static WRITTEN: OnceLock<()> = OnceLock::new();
+    WRITTEN.get_or_init(|| {
+        let path = vector_path();
+        let tmp = path.with_extension("json.tmp");
+        let mut text = serde_json::to_string_pretty(&generate()).unwrap();
+        text.push('\n');
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        eprintln!("wrote {}", path.display());
+    });
+}
+
+#[test]
+fn regenerated_vectors_match_the_frozen_file() {
+    let fresh = generate();
+    let frozen = load_frozen();
+    let mut changes = Vec::new();
+    diff("$", &frozen, &fresh, &mut changes);
+    assert!(
+        changes.is_empty(),
+        "the regenerated vectors differ from tests/vectors/group_v1.json in {} field(s):\n  {}\n\n\
+         A changed vector means the wire format, the pickle format, a derivation or the way \
+         random bytes are drawn changed. If that is deliberate, regenerate with \
+         {}=1 cargo test --test vectors and update PROTOCOL.md.",
+        changes.len(),
+        changes.join("\n  "),
+        super::WRITE_ENV
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Reverse direction: frozen bytes in, frozen plaintexts out
+// ---------------------------------------------------------------------------
+
+struct Frozen(Value);
+
+impl Frozen {
+    fn str(&self, pointer: &str) -> &str {
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("frozen file lacks string {pointer}"))
+    }
+
+    fn named<'a>(&'a self, list: &str, name: &str) -> &'a Value {
+        self.0[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("frozen file lacks {list} entry {name}"))
+    }
+
+    fn message(&self, name: &str) -> GroupMessage {
+        GroupMessage::from_base64(self.named("messages", name)["base64"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("frozen {name} no longer decodes: {e}"))
+    }
+
+    fn plaintext(&self, name: &str) -> &[u8] {
+        self.named("messages", name)["plaintext"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+    }
+
+    fn session_key(&self, name: &str) -> SessionKey {
+        SessionKey::from_base64(self.named("session_keys", name)["base64"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("frozen {name} no longer decodes: {e}"))
+    }
+
+    fn export(&self, name: &str) -> ExportedSessionKey {
+        ExportedSessionKey::from_base64(self.named("exports", name)["base64"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("frozen {name} no longer decodes: {e}"))
+    }
+
+    fn pickle_entry(&self, name: &str) -> &Value {
+        self.0["pickles"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("frozen file lacks pickle {name}"))
+    }
+
+    fn pickle(&self, name: &str) -> &str {
+        self.pickle_entry(name)["pickle"].as_str().unwrap()
+    }
+
+    fn inbound(&self, name: &str) -> InboundGroupSession {
+        InboundGroupSession::from_pickle(self.pickle(name), &pickle_key())
+            .unwrap_or_else(|e| panic!("frozen pickle {name} no longer restores: {e}"))
+    }
+
+    fn outbound(&self, name: &str) -> OutboundGroupSession {
+        OutboundGroupSession::from_pickle(self.pickle(name), &pickle_key())
+            .unwrap_or_else(|e| panic!("frozen pickle {name} no longer restores: {e}"))
+    }
+
+    fn identity(&self, who: &str) -> IdentityKeys {
+        serde_json::from_value(self.0[who]["identity_keys"].clone()).unwrap()
+    }
+}
+
+/// Decrypts frozen message `name` with `session` and checks the plaintext,
+/// the index and the trust flag.
+fn check_decrypts(
+    frozen: &Frozen,
+    session: &mut InboundGroupSession,
+    name: &str,
+    authenticated: bool,
+) {
+    let message = frozen.message(name);
+    let decrypted = session
+        .decrypt(ROOM, &message)
+        .unwrap_or_else(|e| panic!("frozen {name} does not decrypt: {e}"));
+    assert_eq!(decrypted.plaintext, frozen.plaintext(name), "{name}");
+    assert_eq!(decrypted.message_index, message.message_index(), "{name}");
+    assert_eq!(decrypted.authenticated, authenticated, "{name}");
+}
+
+fn unknown_index(index: u32, first_known: u32) -> GroupError {
+    GroupError::UnknownIndex { index, first_known }
+}
+
+#[test]
+fn frozen_messages_decrypt_with_frozen_state() {
+    let frozen = Frozen(load_frozen());
+    let key = pickle_key();
+    assert_eq!(frozen.str("/room_id"), ROOM);
+    let session_id = frozen.str("/session_id");
+    let names = ["g0", "g1", "g2", "g3"];
+
+    // Every message, key and export decodes and re-encodes to the same text.
+    for entry in frozen.0["messages"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let message = frozen.message(name);
+        assert_eq!(message.to_base64(), entry["base64"], "{name} re-encodes");
+        assert_eq!(message.message_index(), entry["index"], "{name}.index");
+        assert_eq!(message.to_bytes().len() as u64, entry["length"], "{name}");
+    }
+    for entry in frozen.0["session_keys"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let session_key = frozen.session_key(name);
+        assert_eq!(*session_key.to_base64(), entry["base64"], "{name}");
+        assert_eq!(session_key.first_index(), entry["index"], "{name}.index");
+        let inbound = InboundGroupSession::new(&session_key)
+            .unwrap_or_else(|e| panic!("frozen {name} no longer verifies: {e}"));
+        assert_eq!(inbound.session_id().to_base64(), session_id);
+    }
+    for entry in frozen.0["exports"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let export = frozen.export(name);
+        assert_eq!(*export.to_base64(), entry["base64"], "{name}");
+        assert_eq!(export.first_index(), entry["index"], "{name}.index");
+    }
+
+    // The signed key at index 0 reads everything, in any order, and again.
+    let mut from_0 = InboundGroupSession::new(&frozen.session_key("session_key_0")).unwrap();
+    assert!(from_0.is_authenticated());
+    for name in ["g3", "g0", "g2", "g1", "g3"] {
+        check_decrypts(&frozen, &mut from_0, name, true);
+    }
+    // ... and in one batch.
+    let messages: Vec<GroupMessage> = names.iter().map(|n| frozen.message(n)).collect();
+    let mut batch = InboundGroupSession::new(&frozen.session_key("session_key_0")).unwrap();
+    for (name, result) in names.iter().zip(batch.decrypt_batch(ROOM, &messages)) {
+        let decrypted = result.unwrap_or_else(|e| panic!("batch {name}: {e}"));
+        assert_eq!(decrypted.plaintext, frozen.plaintext(name), "batch {name}");
+    }
+    // Another room id fails.
+    assert_eq!(
+        from_0
+            .decrypt("!other:example.org", &messages[0])
+            .unwrap_err(),
+        GroupError::Authentication
+    );
+    // Re-exporting reproduces the frozen exports.
+    for name in ["export_1", "export_far"] {
+        let index = frozen.export(name).first_index();
+        assert_eq!(
+            *from_0.export_at(index).unwrap().to_base64(),
+            *frozen.export(name).to_base64(),
+            "re-exporting {name}"
+        );
+    }
+
+    // The key at index 3 (a late joiner) cannot read g0 to g2.
+    let mut from_3 = InboundGroupSession::new(&frozen.session_key("session_key_3")).unwrap();
+    for (name, index) in [("g0", 0), ("g1", 1), ("g2", 2)] {
+        assert_eq!(
+            from_3.decrypt(ROOM, &frozen.message(name)).unwrap_err(),
+            unknown_index(index, 3)
+        );
+    }
+    check_decrypts(&frozen, &mut from_3, "g3", true);
+
+    // Imported keys are not authenticated.
+    let mut from_export = InboundGroupSession::import(&frozen.export("export_1"));
+    assert_eq!(
+        from_export.decrypt(ROOM, &messages[0]).unwrap_err(),
+        unknown_index(0, 1)
+    );
+    for name in ["g1", "g2", "g3"] {
+        check_decrypts(&frozen, &mut from_export, name, false);
+    }
+    let far = InboundGroupSession::import(&frozen.export("export_far"));
+    assert_eq!(far.first_known_index(), FAR_INDEX);
+    assert!(!far.is_authenticated());
+
+    // Pickles restore and re-pickle to the same text with the same seed.
+    for entry in frozen.0["pickles"]["entries"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let seed = u8::try_from(entry["nonce_rng_seed"].as_u64().unwrap()).unwrap();
+        let again = match entry["kind"].as_str().unwrap() {
+            "outbound-group-session" => frozen.outbound(name).pickle_with_rng(&key, &mut rng(seed)),
+            "inbound-group-session" => frozen.inbound(name).pickle_with_rng(&key, &mut rng(seed)),
+            other => panic!("unknown pickle kind {other}"),
+        };
+        assert_eq!(again, entry["pickle"], "pickle {name} does not round-trip");
+    }
+    for (name, first_known, authenticated) in [
+        ("inbound_session_key_0", 0, true),
+        ("inbound_imported_far", FAR_INDEX, false),
+        ("inbound_merged", 1, true),
+        ("inbound_advanced_to_2", 2, true),
+    ] {
+        let session = frozen.inbound(name);
+        assert_eq!(session.first_known_index(), first_known, "{name}");
+        assert_eq!(session.is_authenticated(), authenticated, "{name}");
+        assert_eq!(session.session_id().to_base64(), session_id, "{name}");
+    }
+    check_decrypts(&frozen, &mut frozen.inbound("inbound_merged"), "g1", true);
+    let mut advanced = frozen.inbound("inbound_advanced_to_2");
+    assert_eq!(
+        advanced.decrypt(ROOM, &messages[1]).unwrap_err(),
+        unknown_index(1, 2)
+    );
+    check_decrypts(&frozen, &mut advanced, "g2", true);
+
+    // The fresh outbound pickle gives back the signed key at index 0 and
+    // re-encrypts g0 to g2 to the same bytes (encryption and signing draw no
+    // randomness); the later one continues at index 514.
+    let mut out = frozen.outbound("outbound_new");
+    assert_eq!((out.room_id(), out.message_index()), (ROOM, 0));
+    assert_eq!(out.session_id().to_base64(), session_id);
+    assert_eq!(
+        *out.session_key().to_base64(),
+        *frozen.session_key("session_key_0").to_base64()
+    );
+    for name in ["g0", "g1", "g2"] {
+        let again = out.encrypt(frozen.plaintext(name)).unwrap();
+        assert_eq!(
+            again.to_base64(),
+            frozen.message(name).to_base64(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        *out.session_key().to_base64(),
+        *frozen.session_key("session_key_3").to_base64()
+    );
+    let mut later = frozen.outbound("outbound_after_g3");
+    assert_eq!(later.message_index(), JUMP_INDEX + 1);
+    let next = later.encrypt(b"next").unwrap();
+    let decrypted = from_0.decrypt(ROOM, &next).unwrap();
+    assert_eq!(
+        (decrypted.plaintext.as_slice(), decrypted.message_index),
+        (&b"next"[..], JUMP_INDEX + 1)
+    );
+
+    // The room-key share decodes to its parts and re-encodes.
+    let alice = frozen.identity("alice");
+    let bob = frozen.identity("bob");
+    let share_bytes = unb64(frozen.str("/room_key_share/base64"));
+    let share = RoomKeyShare::from_bytes(&share_bytes).unwrap();
+    assert_eq!(share.room_id, ROOM);
+    assert_eq!((share.sender, share.recipient), (alice, bob));
+    assert_eq!(
+        *share.session_key.to_base64(),
+        *frozen.session_key("session_key_3").to_base64()
+    );
+    assert_eq!(share.session_id().to_base64(), session_id);
+    assert_eq!(*share.to_bytes(), share_bytes);
+
+    // The envelope parses, re-serializes identically, and decrypts through
+    // the inbound key store; the same index under another event id is a
+    // replay.
+    let json_text = frozen.str("/encrypted_event/json");
+    let envelope = EncryptedEvent::from_json(json_text).unwrap();
+    assert_eq!(envelope.to_json(), json_text);
+    assert_eq!(envelope.algorithm, ROOM_ALGORITHM);
+    assert_eq!(envelope.sender_key, alice.curve25519);
+    assert_eq!(envelope.ciphertext, messages[0]);
+    let mut store = InboundKeyStore::new();
+    store
+        .add(
+            ROOM,
+            alice,
+            InboundGroupSession::new(&frozen.session_key("session_key_0")).unwrap(),
+        )
+        .unwrap();
+    let event_id = frozen.str("/encrypted_event/event_id");
+    for _ in 0..2 {
+        let event = store.decrypt(ROOM, event_id, &envelope).unwrap();
+        assert_eq!(event.event_type, "m.room.message");
+        assert_eq!(
+            event.content,
+            json!({"body": "Hello, room", "msgtype": "m.text"})
+        );
+        assert_eq!((event.sender, event.message_index), (alice, 0));
+        assert!(event.authenticated);
+    }
+    assert_eq!(
+        store
+            .decrypt(ROOM, "$another:example.org", &envelope)
+            .unwrap_err(),
+        RoomError::Replay { index: 0 }
+    );
+
+    // An endpoint encrypting the same event produces a plaintext of the
+    // same length as g0 (its keys are random, so only the length compares).
+    let mut endpoint = Endpoint::new("@alice:example.org", "ALICELAPTOP").unwrap();
+    endpoint.share_room_key(ROOM, &[]).unwrap();
+    let content = json!({"body": "Hello, room", "msgtype": "m.text"});
+    let live = endpoint
+        .encrypt_event(ROOM, "m.room.message", &content)
+        .unwrap();
+    assert_eq!(
+        live.ciphertext.to_bytes().len(),
+        messages[0].to_bytes().len()
+    );
+    assert_eq!(frozen.0["protocol_version"], 1);
+}
+
+// ---------------------------------------------------------------------------
+// Conformance: the frozen bytes re-derived from PROTOCOL.md alone
+// ---------------------------------------------------------------------------
+
+/// A second reading of PROTOCOL.md sections 11 and 12 with the primitive
+/// crates only (through the pairwise `spec` module); nothing here calls
+/// roomseal.
+mod group_spec {
+    use super::spec::{self, arr};
+
+    pub(super) const GROUP_RATCHET: [&[u8]; 4] = [
+        b"roomseal/v1/group/ratchet/0",
+        b"roomseal/v1/group/ratchet/1",
+        b"roomseal/v1/group/ratchet/2",
+        b"roomseal/v1/group/ratchet/3",
+    ];
+    pub(super) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
+    pub(super) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
+    pub(super) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
+    pub(super) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
+
+    /// The ratchet: four 32-byte parts at an index.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(super) struct Ratchet {
+        pub(super) parts: [[u8; 32]; 4],
+        pub(super) index: u32,
+        /// HMAC-SHA-256 calls made so far (to check the cost bound).
+        pub(super) hmacs: u32,
+    }
+
+    impl Ratchet {
+        pub(super) fn new(bytes: &[u8], index: u32) -> Self {
+            Self {
+                parts: std::array::from_fn(|p| arr(&bytes[32 * p..32 * (p + 1)])),
+                index,
+                hmacs: 0,
+            }
+        }
+
+        pub(super) fn bytes(&self) -> Vec<u8> {
+            self.parts.concat()
+        }
+
+        /// `R_p = HMAC(R_p, GROUP_RATCHET[p])`.
+        fn advance_part(&mut self, p: usize) {
+            self.parts[p] = spec::hmac(&self.parts[p], GROUP_RATCHET[p]);
+            self.hmacs += 1;
+        }
+
+        /// `R_q = HMAC(R_p, GROUP_RATCHET[q])` for every lower part `q > p`.
+        fn rederive_below(&mut self, p: usize) {
+            let seed = self.parts[p];
+            for (part, label) in self.parts.iter_mut().zip(GROUP_RATCHET).skip(p + 1) {
+                *part = spec::hmac(&seed, label);
+                self.hmacs += 1;
+            }
+        }
+
+        /// The tick rule, one index at a time: the part of the most
+        /// significant byte that changes ticks once, and every lower part is
+        /// re-derived from it.
+        pub(super) fn step(&mut self) {
+            let next = self.index + 1;
+            let p = (0..4)
+                .find(|&p| (next >> (24 - 8 * p)) != (self.index >> (24 - 8 * p)))
+                .unwrap();
+            self.advance_part(p);
+            self.rederive_below(p);
+            self.index = next;
+        }
+
+        /// The jump algorithm: for each part from R0 to R3, tick it as many
+        /// times as its byte of the index must grow (lower parts are
+        /// re-derived after the last tick only), then clear the lower bytes.
+        pub(super) fn jump(&mut self, target: u32) {
+            assert!(target >= self.index);
+            for p in 0..4 {
+                let shift = 24 - 8 * p as u32;
+                let ticks = (target >> shift) - (self.index >> shift);
+                assert!(ticks <= 255);
+                if ticks > 0 {
+                    for _ in 0..ticks {
+                        self.advance_part(p);
+                    }
+                    self.rederive_below(p);
+                    self.index = (target >> shift) << shift;
+                }
+            }
+            self.index = target;
+        }
+
+        /// HKDF(no salt, R0 || R1 || R2 || R3, GROUP_MESSAGE_KEY, 44).
+        pub(super) fn message_key(&self) -> ([u8; 32], [u8; 12]) {
+            let okm: [u8; 44] = spec::hkdf(None, &self.bytes(), GROUP_MESSAGE_KEY);
+            (arr(&okm[..32]), arr(&okm[32..]))
+        }
+    }
+
+    /// GROUP_MESSAGE_AD || BE16(len) || room id || session id || 0x01 ||
+    /// BE32(index).
+    pub(super) fn associated_data(room: &str, session_id: &[u8; 32], index: u32) -> Vec<u8> {
+        [
+            GROUP_MESSAGE_AD,
+            &(room.len() as u16).to_be_bytes(),
+            room.as_bytes(),
+            session_id,
+            &[1],
+            &index.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    /// An export: version || BE32(index) || ratchet [128] || Ed25519 key.
+    pub(super) struct Export {
+        pub(super) ratchet: Ratchet,
+        pub(super) signing_key: [u8; 32],
+    }
+
+    pub(super) fn export(bytes: &[u8]) -> Export {
+        assert_eq!(bytes.len(), 165, "export length");
+        assert_eq!(bytes[0], 1, "export version");
+        Export {
+            ratchet: Ratchet::new(&bytes[5..133], u32::from_be_bytes(arr(&bytes[1..5]))),
+            signing_key: arr(&bytes[133..165]),
+        }
+    }
+
+    /// A session key: an export and a signature over
+    /// GROUP_SESSION_KEY || export, by the key inside.
+    pub(super) fn session_key(bytes: &[u8]) -> Export {
+        assert_eq!(bytes.len(), 229, "session key length");
+        let key = export(&bytes[..165]);
+        spec::verify(
+            &key.signing_key,
+            &[GROUP_SESSION_KEY, &bytes[..165]].concat(),
+            &bytes[165..],
+        );
+        key
+    }
+
+    /// A group message: version || BE32(index) || ciphertext and tag ||
+    /// signature over GROUP_MESSAGE_SIGNATURE || everything before it.
+    pub(super) struct Message {
+        pub(super) index: u32,
+        pub(super) sealed: Vec<u8>,
+    }
+
+    pub(super) fn message(bytes: &[u8], signing_key: &[u8; 32]) -> Message {
+        assert_eq!(bytes[0], 1, "group message version");
+        let body = bytes.len() - 64;
+        spec::verify(
+            signing_key,
+            &[GROUP_MESSAGE_SIGNATURE, &bytes[..body]].concat(),
+            &bytes[body..],
+        );
+        Message {
+            index: u32::from_be_bytes(arr(&bytes[1..5])),
+            sealed: bytes[5..body].to_vec(),
+        }
+    }
+
+    /// Inbound pickle contents: key || trust flag || BE32(first index) ||
+    /// ratchet.
+    pub(super) fn inbound(contents: &[u8]) -> ([u8; 32], bool, Ratchet) {
+        let mut c = spec::Cursor(contents);
+        let key = c.a32();
+        let authenticated = c.flag();
+        let index = c.u32();
+        let ratchet = Ratchet::new(&c.take(128), index);
+        c.end();
+        (key, authenticated, ratchet)
+    }
+
+    /// Outbound pickle contents: short(room id) || Ed25519 seed ||
+    /// BE32(index) || ratchet.
+    pub(super) fn outbound(contents: &[u8]) -> (String, [u8; 32], Ratchet) {
+        let mut c = spec::Cursor(contents);
+        let len = c.u16();
+        let room = String::from_utf8(c.take(usize::from(len))).unwrap();
+        let seed = c.a32();
+        let index = c.u32();
+        let ratchet = Ratchet::new(&c.take(128), index);
+        c.end();
+        (room, seed, ratchet)
+    }
+}
+
+#[test]
+fn frozen_vectors_follow_protocol_md() {
+    let frozen = Frozen(load_frozen());
+    let pk = pickle_key_bytes();
+    let session_id = super::key32(frozen.str("/session_id"));
+    let pickle = |name: &str, kind: &str| spec::open_pickle(frozen.pickle(name), &pk, kind);
+    let bytes_of = |list: &str, name: &str| {
+        let entry = frozen.named(list, name);
+        let bytes = unb64(entry["base64"].as_str().unwrap());
+        assert_eq!(bytes.len() as u64, entry["length"], "{name}.length");
+        bytes
+    };
+
+    // The fresh outbound session: its Ed25519 seed gives the session id.
+    let (room, seed, start) =
+        group_spec::outbound(&pickle("outbound_new", "outbound-group-session"));
+    assert_eq!(room, ROOM);
+    assert_eq!(spec::ed25519_public(&seed), session_id);
+    assert_eq!(start.index, 0);
+
+    // Signed session keys: export || signature; the ratchet at index 3 is
+    // three ticks of part R3.
+    let key0 = group_spec::session_key(&bytes_of("session_keys", "session_key_0"));
+    assert_eq!(
+        (key0.ratchet.clone(), key0.signing_key),
+        (start.clone(), session_id)
+    );
+    let key3 = group_spec::session_key(&bytes_of("session_keys", "session_key_3"));
+    let mut stepped = start.clone();
+    for _ in 0..3 {
+        stepped.step();
+    }
+    assert_eq!(key3.ratchet.parts, stepped.parts);
+    assert_eq!(key3.ratchet.index, 3);
+    assert_eq!(stepped.hmacs, 3);
+
+    // Stepping one index at a time and jumping agree; the jump to 513 costs
+    // two ticks of R2 and one of R3, with R3 re-derived after the R2 ticks.
+    let mut one_by_one = start.clone();
+    while one_by_one.index < JUMP_INDEX {
+        one_by_one.step();
+    }
+    let mut jumped = start.clone();
+    jumped.jump(JUMP_INDEX);
+    assert_eq!(
+        (jumped.parts, jumped.index),
+        (one_by_one.parts, one_by_one.index)
+    );
+    assert_eq!(jumped.hmacs, 2 + 1 + 1);
+
+    // Messages: signature, message key and associated data.
+    for entry in frozen.0["messages"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let message = group_spec::message(&bytes_of("messages", name), &session_id);
+        assert_eq!(message.index, entry["index"], "{name}.index");
+        let mut ratchet = start.clone();
+        ratchet.jump(message.index);
+        let (key, nonce) = ratchet.message_key();
+        let aad = group_spec::associated_data(ROOM, &session_id, message.index);
+        assert_eq!(
+            spec::open(&key, &nonce, &aad, &message.sealed),
+            frozen.plaintext(name),
+            "{name} by the spec"
+        );
+        let elsewhere =
+            group_spec::associated_data("!other:example.org", &session_id, message.index);
+        assert!(spec::try_open(&key, &nonce, &elsewhere, &message.sealed).is_none());
+    }
+
+    // Exports: the ratchet at their index, no signature.
+    let export_1 = group_spec::export(&bytes_of("exports", "export_1"));
+    assert_eq!(
+        (export_1.ratchet.index, export_1.signing_key),
+        (1, session_id)
+    );
+    let mut one = start.clone();
+    one.step();
+    assert_eq!(export_1.ratchet.parts, one.parts);
+    let far = group_spec::export(&bytes_of("exports", "export_far"));
+    assert_eq!(far.ratchet.index, FAR_INDEX);
+    let mut to_far = start.clone();
+    to_far.jump(FAR_INDEX);
+    assert_eq!(far.ratchet.parts, to_far.parts);
+    assert_eq!(to_far.hmacs, (1 + 3) + (2 + 2) + (3 + 1) + 4);
+    // Jumping in two pieces lands on the same state.
+    let mut pieces = jumped.clone();
+    pieces.jump(FAR_INDEX);
+    assert_eq!(pieces.parts, to_far.parts);
+    // The cost bound: any jump is at most 4 x 255 ticks plus 6 re-derivations.
+    let mut worst = start.clone();
+    worst.jump(u32::MAX);
+    assert_eq!(worst.hmacs, 4 * 255 + 6);
+
+    // The outbound pickle after g3: same key, ratchet at 514.
+    let (room, seed_after, after) =
+        group_spec::outbound(&pickle("outbound_after_g3", "outbound-group-session"));
+    assert_eq!((room.as_str(), seed_after), (ROOM, seed));
+    let mut expected = start.clone();
+    expected.jump(JUMP_INDEX + 1);
+    assert_eq!((after.parts, after.index), (expected.parts, expected.index));
+
+    // Inbound pickles: key, trust flag, first known index and ratchet.
+    let mut at_2 = start.clone();
+    at_2.jump(2);
+    for (name, authenticated, ratchet) in [
+        ("inbound_session_key_0", true, &start),
+        ("inbound_imported_far", false, &to_far),
+        ("inbound_merged", true, &one),
+        ("inbound_advanced_to_2", true, &at_2),
+    ] {
+        let (key, flag, stored) = group_spec::inbound(&pickle(name, "inbound-group-session"));
+        assert_eq!((key, flag), (session_id, authenticated), "{name}");
+        assert_eq!(
+            (stored.parts, stored.index),
+            (ratchet.parts, ratchet.index),
+            "{name}"
+        );
+    }
+
+    // The room-key share: version, payload type 1, short(room id), sender
+    // and recipient identity keys, signed session key.
+    let identity = |who: &str| {
+        [
+            super::key32(frozen.str(&format!("/{who}/identity_keys/ed25519"))),
+            super::key32(frozen.str(&format!("/{who}/identity_keys/curve25519"))),
+        ]
+        .concat()
+    };
+    let share = unb64(frozen.str("/room_key_share/base64"));
+    let expected_share = [
+        &[1u8, 1][..],
+        &(ROOM.len() as u16).to_be_bytes(),
+        ROOM.as_bytes(),
+        &identity("alice"),
+        &identity("bob"),
+        &bytes_of("session_keys", "session_key_3"),
+    ]
+    .concat();
+    assert_eq!(share, expected_share);
+    assert_eq!(share.len(), 2 + 2 + ROOM.len() + 128 + 229);
+
+    // The envelope: four JSON fields, the algorithm string, the sending
+    // device's X25519 key, the session id and the group message in base64;
+    // the plaintext inside is {"type", "content"}.
+    let envelope: Value = serde_json::from_str(frozen.str("/encrypted_event/json")).unwrap();
+    let fields = envelope.as_object().unwrap();
+    assert_eq!(fields.len(), 4);
+    assert_eq!(envelope["algorithm"], "roomseal.v1.room");
+    assert_eq!(
+        envelope["sender_key"],
+        frozen.str("/alice/identity_keys/curve25519")
+    );
+    assert_eq!(envelope["session_id"], b64(&session_id));
+    assert_eq!(
+        envelope["ciphertext"],
+        frozen.named("messages", "g0")["base64"]
+    );
+    let event: Value = serde_json::from_slice(frozen.plaintext("g0")).unwrap();
+    assert_eq!(event.as_object().unwrap().len(), 2);
+    assert_eq!(event["type"], "m.room.message");
+    assert!(event["content"].is_object());
+}
+
+#[test]
+fn labels_are_distinct_and_prefix_free() {
+    let all: Vec<&[u8]> = [
+        spec::TRIPLE_DH,
+        spec::ROOT,
+        spec::CHAIN_MESSAGE,
+        spec::CHAIN_NEXT,
+        spec::MESSAGE_KEY,
+        spec::SESSION_ID,
+        spec::SESSION_AD,
+        spec::SESSION_BINDING,
+        spec::ONE_TIME_KEY,
+        spec::FALLBACK_KEY,
+        spec::DEVICE_KEYS,
+        spec::APP_MESSAGE,
+        spec::PICKLE,
+        group_spec::GROUP_MESSAGE_KEY,
+        group_spec::GROUP_MESSAGE_AD,
+        group_spec::GROUP_MESSAGE_SIGNATURE,
+        group_spec::GROUP_SESSION_KEY,
+    ]
+    .into_iter()
+    .chain(group_spec::GROUP_RATCHET)
+    .collect();
+    for (i, a) in all.iter().enumerate() {
+        for (j, b) in all.iter().enumerate() {
+            assert!(
+                i == j || !b.starts_with(a),
+                "{} is a prefix of {}",
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b)
+            );
+        }
+    }
+}
