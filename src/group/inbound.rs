@@ -67,12 +67,7 @@ impl InboundGroupSession {
     /// Builds an authenticated session from a signed session key, verifying
     /// its signature (strict Ed25519) against the key it carries.
     pub fn new(key: &SessionKey) -> Result<Self, GroupError> {
-        key.signing_key
-            .verify(
-                &SessionKey::signed_bytes(&key.ratchet, &key.signing_key),
-                &key.signature,
-            )
-            .map_err(|_| GroupError::BadSignature)?;
+        key.verify().map_err(|_| GroupError::BadSignature)?;
         Ok(Self::from_ratchet(
             key.signing_key,
             key.ratchet.clone(),
@@ -142,9 +137,12 @@ impl InboundGroupSession {
     /// one-by-one strict verification if the batch fails, so each message
     /// gets its own result). Results are in input order.
     ///
-    /// Batch verification accepts exactly what strict verification accepts,
-    /// except signatures whose `R` has a torsion component; only the holder
-    /// of this session's signing key can produce those (see PROTOCOL.md).
+    /// Batch verification accepts what strict verification accepts, and also
+    /// signatures whose `R` has a torsion component or a non-canonical
+    /// encoding. Only the holder of this session's signing key can produce
+    /// those (they are not forgeries), but such a sender could make batch and
+    /// one-by-one receivers disagree about one of its own messages (see
+    /// PROTOCOL.md). Use [`InboundGroupSession::decrypt`] where that matters.
     pub fn decrypt_batch(
         &mut self,
         room_id: &str,

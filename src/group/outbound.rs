@@ -13,7 +13,7 @@ use super::{GroupError, GroupSessionId, associated_data, check_room_id};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_PLAINTEXT_LEN};
 use crate::crypto::{Secret, TAG_LEN, os_rng};
-use crate::keys::{Ed25519PublicKey, Ed25519Signature};
+use crate::keys::{Ed25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::pickle::{self, PickleError, PickleKey, PickleKind};
 
 /// A room key as its creator holds it: the ratchet at the next index to
@@ -23,17 +23,20 @@ pub struct OutboundGroupSession {
     signing: SigningKey,
     signing_public: Ed25519PublicKey,
     ratchet: Ratchet,
+    creator: IdentityKeys,
 }
 
 impl OutboundGroupSession {
-    /// A new session for `room_id` (1 to 255 bytes) from the OS generator.
-    pub fn new(room_id: &str) -> Result<Self, GroupError> {
-        Self::new_with_rng(room_id, &mut os_rng())
+    /// A new session for `room_id` (1 to 255 bytes), created by the device
+    /// with identity keys `creator`, from the OS generator.
+    pub fn new(room_id: &str, creator: IdentityKeys) -> Result<Self, GroupError> {
+        Self::new_with_rng(room_id, creator, &mut os_rng())
     }
 
     /// [`OutboundGroupSession::new`] with a caller-supplied generator.
     pub fn new_with_rng<R: rand::CryptoRng + ?Sized>(
         room_id: &str,
+        creator: IdentityKeys,
         rng: &mut R,
     ) -> Result<Self, GroupError> {
         check_room_id(room_id)?;
@@ -43,7 +46,13 @@ impl OutboundGroupSession {
             signing_public: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
             signing,
             ratchet: Ratchet::random(rng),
+            creator,
         })
+    }
+
+    /// The device that created the session.
+    pub fn creator(&self) -> IdentityKeys {
+        self.creator
     }
 
     /// The room this session encrypts for.
@@ -103,10 +112,17 @@ impl OutboundGroupSession {
     /// The signed session key at the current index, to share with the
     /// devices that may read from now on.
     pub fn session_key(&self) -> SessionKey {
-        let signed = SessionKey::signed_bytes(&self.ratchet, &self.signing_public);
+        let signed = SessionKey::signed_bytes(
+            &self.ratchet,
+            &self.signing_public,
+            &self.creator,
+            &self.room_id,
+        );
         SessionKey {
             ratchet: self.ratchet.clone(),
             signing_key: self.signing_public,
+            creator: self.creator,
+            room_id: self.room_id.clone(),
             signature: Ed25519Signature::from_signature(self.signing.sign(&signed)),
         }
     }
@@ -143,6 +159,7 @@ impl OutboundGroupSession {
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         w.short_bytes(self.room_id.as_bytes())
+            .bytes(&self.creator.to_bytes())
             .bytes(self.signing.as_bytes())
             .u32(self.ratchet.index())
             .bytes(self.ratchet.to_bytes().expose());
@@ -153,6 +170,7 @@ impl OutboundGroupSession {
             .map_err(|_| DecodeError::InvalidValue("room id"))?
             .to_owned();
         check_room_id(&room_id).map_err(|_| DecodeError::InvalidValue("room id"))?;
+        let creator = IdentityKeys::read(r)?;
         let signing = SigningKey::from_bytes(Secret::new(r.array::<32>("signing key")?).expose());
         let index = r.u32("message index")?;
         let parts = Zeroizing::new(r.array::<128>("ratchet")?);
@@ -161,6 +179,7 @@ impl OutboundGroupSession {
             signing_public: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
             signing,
             ratchet: Ratchet::from_parts(&parts, index),
+            creator,
         })
     }
 }

@@ -10,8 +10,12 @@ fn rng(seed: u8) -> ChaCha20Rng {
     ChaCha20Rng::from_seed([seed; 32])
 }
 
+fn creator() -> crate::IdentityKeys {
+    crate::Account::new_with_rng(&mut rng(0)).identity_keys()
+}
+
 fn pair(seed: u8) -> (OutboundGroupSession, InboundGroupSession) {
-    let outbound = OutboundGroupSession::new_with_rng(ROOM, &mut rng(seed)).unwrap();
+    let outbound = OutboundGroupSession::new_with_rng(ROOM, creator(), &mut rng(seed)).unwrap();
     let inbound = InboundGroupSession::new(&outbound.session_key()).unwrap();
     (outbound, inbound)
 }
@@ -244,7 +248,9 @@ fn session_key_tampering_is_rejected() {
     let (out, _) = pair(14);
     let key = out.session_key();
     let bytes = key.to_bytes();
-    assert_eq!(bytes.len(), 229);
+    assert_eq!(bytes.len(), 165 + 64 + 2 + ROOM.len() + 64);
+    assert_eq!(key.creator(), creator());
+    assert_eq!(key.room_id(), ROOM);
     for i in 0..bytes.len() {
         let mut bad = bytes.to_vec();
         bad[i] ^= 1;

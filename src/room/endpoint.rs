@@ -115,6 +115,9 @@ pub struct Endpoint {
     account: Account,
     peers: BTreeMap<Curve25519PublicKey, Vec<Session>>,
     outbound: BTreeMap<String, OutboundRoom>,
+    /// Rooms whose outbound session was discarded by `rotate_room_key`, so
+    /// the next share reports the rotation.
+    discarded: BTreeSet<String>,
     inbound: InboundKeyStore,
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
@@ -157,6 +160,7 @@ impl Endpoint {
             account,
             peers: BTreeMap::new(),
             outbound: BTreeMap::new(),
+            discarded: BTreeSet::new(),
             inbound: InboundKeyStore::new(),
             policy: RotationPolicy::default(),
             clock: Arc::new(SystemClock),
@@ -301,9 +305,10 @@ impl Endpoint {
                 .is_expired(room.session.message_index(), room.created_ms, now)
                 || room.shared_with.iter().any(|k| !targets.contains_key(k))
         });
-        let rotated = rotate && existing.is_some();
+        let rotated = rotate && (existing.is_some() || self.discarded.contains(room_id));
         if rotate {
             self.start_room_session(room_id, now)?;
+            self.discarded.remove(room_id);
         }
         let Some(room) = self.outbound.get_mut(room_id) else {
             return Err(RoomError::ShareRequired);
@@ -359,7 +364,7 @@ impl Endpoint {
 
     /// Replaces the room's outbound session and keeps our own inbound copy.
     fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<(), RoomError> {
-        let session = OutboundGroupSession::new(room_id)?;
+        let session = OutboundGroupSession::new(room_id, self.identity_keys())?;
         let own_copy = InboundGroupSession::new(&session.session_key())?;
         self.inbound.add(room_id, self.identity_keys(), own_copy)?;
         self.outbound.insert(
@@ -376,7 +381,11 @@ impl Endpoint {
     /// Discards the room's outbound session; the next share starts a new
     /// one. Returns whether there was one.
     pub fn rotate_room_key(&mut self, room_id: &str) -> bool {
-        self.outbound.remove(room_id).is_some()
+        let had = self.outbound.remove(room_id).is_some();
+        if had {
+            self.discarded.insert(room_id.to_owned());
+        }
+        had
     }
 
     /// Takes a pairwise message the server delivered from the device whose
@@ -461,6 +470,7 @@ impl Endpoint {
                 Zeroizing::new(creation.plaintext),
             ));
         }
+        // Report the newest session's error: that is the one the peer uses.
         let mut last_error = None;
         for (index, existing) in sessions.iter().enumerate().rev() {
             let mut session = existing.duplicate();
@@ -471,7 +481,9 @@ impl Endpoint {
                         Zeroizing::new(plaintext),
                     ));
                 }
-                Err(e) => last_error = Some(e),
+                Err(e) => {
+                    last_error.get_or_insert(e);
+                }
             }
         }
         Err(last_error.map_or(RoomError::NoSession, RoomError::Session))
@@ -645,7 +657,9 @@ impl Endpoint {
                 }
                 sessions.push(session);
             }
-            endpoint.peers.insert(key, sessions);
+            if sessions.is_empty() || endpoint.peers.insert(key, sessions).is_some() {
+                return Err(DecodeError::InvalidValue("peers"));
+            }
         }
         for _ in 0..r.u32("outbound rooms")? {
             let session = OutboundGroupSession::read_contents(r)?;
@@ -654,14 +668,21 @@ impl Endpoint {
             for _ in 0..r.u32("shared with")? {
                 shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?));
             }
-            endpoint.outbound.insert(
-                session.room_id().to_owned(),
-                OutboundRoom {
-                    session,
-                    created_ms,
-                    shared_with,
-                },
-            );
+            let room = session.room_id().to_owned();
+            if endpoint
+                .outbound
+                .insert(
+                    room,
+                    OutboundRoom {
+                        session,
+                        created_ms,
+                        shared_with,
+                    },
+                )
+                .is_some()
+            {
+                return Err(DecodeError::InvalidValue("outbound rooms"));
+            }
         }
         endpoint.inbound = InboundKeyStore::read_contents(r)?;
         Ok(endpoint)

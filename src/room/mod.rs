@@ -63,6 +63,10 @@ pub enum RoomError {
     /// session it arrived on.
     #[error("room-key share claims a sender other than the session's peer")]
     ShareSenderMismatch,
+    /// A room-key share names a room other than the one its session key is
+    /// for.
+    #[error("room-key share names another room than its session key")]
+    ShareRoomMismatch,
     /// A key for a session id already stored that is not a copy of that
     /// session, or comes from another sender.
     #[error("conflicting key for an existing room session")]
@@ -77,6 +81,14 @@ pub enum RoomError {
     #[error("message index {index} was already used by another event")]
     Replay {
         /// The reused index.
+        index: u32,
+    },
+    /// The message index is below what the replay store still remembers (it
+    /// had to forget the oldest records; see
+    /// [`crate::consts::MAX_TRACKED_INDICES`]).
+    #[error("message index {index} is older than the replay records kept")]
+    Forgotten {
+        /// The index.
         index: u32,
     },
     /// The envelope names an algorithm other than [`ROOM_ALGORITHM`].

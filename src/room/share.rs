@@ -42,7 +42,8 @@ impl RoomKeyShare {
 
     /// The binary encoding. Secret: it contains the session key.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::with_capacity(2 + 2 + self.room_id.len() + 128 + 229);
+        let mut w =
+            Writer::with_capacity(2 + 2 + self.room_id.len() + 128 + 300 + self.room_id.len());
         w.u8(PROTOCOL_VERSION)
             .u8(PAYLOAD_ROOM_KEY_SHARE)
             .short_bytes(self.room_id.as_bytes())
@@ -75,14 +76,19 @@ impl RoomKeyShare {
         })
     }
 
-    /// Checks that this share is addressed to `us` and that its claimed
-    /// sender is the peer of the pairwise `session` it arrived over.
+    /// Checks that this share is addressed to `us`, that its claimed sender
+    /// is the peer of the pairwise `session` it arrived over and the creator
+    /// the session key names (signed by the session's key, checked when the
+    /// inbound session is built), and that the key is for the share's room.
     pub fn check(&self, session: &Session, us: &IdentityKeys) -> Result<(), RoomError> {
         if &self.recipient != us {
             return Err(RoomError::ShareNotForUs);
         }
-        if self.sender != session.peer_identity() {
+        if self.sender != session.peer_identity() || self.sender != self.session_key.creator() {
             return Err(RoomError::ShareSenderMismatch);
+        }
+        if self.room_id != self.session_key.room_id() {
+            return Err(RoomError::ShareRoomMismatch);
         }
         Ok(())
     }

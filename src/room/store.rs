@@ -38,6 +38,9 @@ struct StoredKey {
     sender: IdentityKeys,
     /// Message index → SHA-256 of the event id that used it.
     seen: BTreeMap<u32, [u8; 32]>,
+    /// Indices below this were forgotten by the replay record and are
+    /// refused, even if a merge brings back an earlier first index.
+    floor: u32,
 }
 
 /// Every inbound group session this device holds, with replay detection.
@@ -77,16 +80,26 @@ impl InboundKeyStore {
                     session,
                     sender,
                     seen: BTreeMap::new(),
+                    floor: 0,
                 },
             );
             return Ok(KeyAdded::New);
         };
-        if stored.sender != sender {
-            return Err(RoomError::ConflictingRoomKey);
+        // An authenticated share outranks an unauthenticated import: it may
+        // replace one that names another sender or does not even match.
+        let displaces = session.is_authenticated() && !stored.session.is_authenticated();
+        let ordering = stored.session.compare(&session);
+        if stored.sender != sender || ordering == SessionOrdering::Unconnected {
+            if !displaces {
+                return Err(RoomError::ConflictingRoomKey);
+            }
+            stored.session = stored.session.merge(&session).unwrap_or(session);
+            stored.sender = sender;
+            return Ok(KeyAdded::Improved);
         }
-        match stored.session.compare(&session) {
+        match ordering {
             SessionOrdering::Equal | SessionOrdering::Better => Ok(KeyAdded::Unchanged),
-            SessionOrdering::Worse | SessionOrdering::Incomparable => {
+            _ => {
                 let merged = stored
                     .session
                     .merge(&session)
@@ -94,7 +107,6 @@ impl InboundKeyStore {
                 stored.session = merged;
                 Ok(KeyAdded::Improved)
             }
-            SessionOrdering::Unconnected => Err(RoomError::ConflictingRoomKey),
         }
     }
 
@@ -118,6 +130,10 @@ impl InboundKeyStore {
         if stored.sender.curve25519 != envelope.sender_key {
             return Err(RoomError::SenderKeyMismatch);
         }
+        let claimed = envelope.ciphertext.message_index();
+        if claimed < stored.floor {
+            return Err(RoomError::Forgotten { index: claimed });
+        }
         let decrypted = stored.session.decrypt(room_id, &envelope.ciphertext)?;
         let index = decrypted.message_index;
         let event_hash = sha256(&[event_id.as_bytes()]);
@@ -132,11 +148,12 @@ impl InboundKeyStore {
             serde_json::from_slice(&decrypted.plaintext).map_err(|_| RoomError::InvalidEvent)?;
         stored.seen.insert(index, event_hash);
         if stored.seen.len() > MAX_TRACKED_INDICES {
-            // Forget the oldest record and make its index undecryptable, so
-            // it cannot be replayed once it is no longer remembered.
+            // Forget the lowest record and refuse everything below the
+            // lowest one kept, so a forgotten index can never be replayed.
             stored.seen.pop_first();
-            if let Some((&oldest, _)) = stored.seen.first_key_value() {
-                stored.session.advance_to(oldest);
+            if let Some((&lowest, _)) = stored.seen.first_key_value() {
+                stored.floor = lowest;
+                stored.session.advance_to(lowest);
             }
         }
         Ok(DecryptedEvent {
@@ -196,7 +213,8 @@ impl InboundKeyStore {
             w.short_bytes(room.as_bytes())
                 .bytes(&stored.sender.to_bytes());
             stored.session.write_contents(w);
-            w.u32(u32::try_from(stored.seen.len()).unwrap_or(u32::MAX));
+            w.u32(stored.floor)
+                .u32(u32::try_from(stored.seen.len()).unwrap_or(u32::MAX));
             for (index, hash) in &stored.seen {
                 w.u32(*index).bytes(hash);
             }
@@ -209,24 +227,39 @@ impl InboundKeyStore {
             let room = std::str::from_utf8(r.short_bytes(MAX_ID_LEN, "room id")?)
                 .map_err(|_| DecodeError::InvalidValue("room id"))?
                 .to_owned();
+            check_room_id(&room).map_err(|_| DecodeError::InvalidValue("room id"))?;
             let sender = IdentityKeys::read(r)?;
             let session = InboundGroupSession::read_contents(r)?;
+            let floor = r.u32("replay floor")?;
             let mut seen = BTreeMap::new();
             let count = r.u32("replay entries")?;
             if usize::try_from(count).map_or(true, |c| c > MAX_TRACKED_INDICES) {
                 return Err(DecodeError::InvalidValue("replay entries"));
             }
             for _ in 0..count {
-                seen.insert(r.u32("message index")?, r.array("event id hash")?);
+                if seen
+                    .insert(r.u32("message index")?, r.array("event id hash")?)
+                    .is_some()
+                {
+                    return Err(DecodeError::InvalidValue("replay entries"));
+                }
             }
-            store.keys.insert(
-                (room, session.session_id()),
-                StoredKey {
-                    session,
-                    sender,
-                    seen,
-                },
-            );
+            let key = (room, session.session_id());
+            if store
+                .keys
+                .insert(
+                    key,
+                    StoredKey {
+                        session,
+                        sender,
+                        seen,
+                        floor,
+                    },
+                )
+                .is_some()
+            {
+                return Err(DecodeError::InvalidValue("stored room keys"));
+            }
         }
         Ok(store)
     }
