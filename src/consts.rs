@@ -65,9 +65,10 @@ pub const MAX_SESSIONS_PER_PEER: usize = 8;
 
 /// Message indices per inbound group session whose event ids the replay
 /// store remembers. With the default rotation after 100 messages this is a
-/// hundred times the normal need; past it the oldest entries are dropped and
-/// the session is advanced past them, so a dropped index can no longer be
-/// decrypted at all (it cannot be replayed either).
+/// hundred times the normal need; past it the lowest index is dropped and
+/// the store refuses every index below the lowest one it keeps
+/// (`RoomError::Forgotten`), even if an earlier backup is merged in later,
+/// so a dropped index can never be replayed.
 pub const MAX_TRACKED_INDICES: usize = 10_000;
 
 /// Recipients at or above which a room-key share is encrypted on several

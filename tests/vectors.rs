@@ -25,6 +25,10 @@
 //!   chain and message-key derivations, AD binding and associated data,
 //!   message layout), so the specification and the code cannot drift apart.
 //!
+//! The group module adds `endpoint_pickles_follow_protocol_md`, which
+//! parses live endpoint pickles (not vectors: endpoints draw from the
+//! operating system's generator) by the layout PROTOCOL.md gives.
+//!
 //! A changed vector means a change of the wire format, of the pickle format
 //! or of a derivation: that is a protocol change and needs a new version. If
 //! only the first test fails while the other two pass, the frozen bytes are
@@ -934,7 +938,17 @@ mod spec {
         pub(super) previous_fallback: Option<PrivateKey>,
     }
 
+    /// Account pickle contents, alone.
     pub(super) fn account(contents: &[u8]) -> AccountContents {
+        let mut c = Cursor(contents);
+        let account = read_account(&mut c);
+        c.end();
+        account
+    }
+
+    /// Account contents at the cursor (also the start of an endpoint
+    /// pickle's contents).
+    pub(super) fn read_account(c: &mut Cursor<'_>) -> AccountContents {
         fn key(c: &mut Cursor<'_>) -> PrivateKey {
             PrivateKey {
                 id: c.u64(),
@@ -942,15 +956,13 @@ mod spec {
                 secret: c.a32(),
             }
         }
-        let mut c = Cursor(contents);
         let signing_seed = c.a32();
         let identity_secret = c.a32();
         let next_key_id = c.u64();
         let count = c.u16();
-        let one_time_keys = (0..count).map(|_| key(&mut c)).collect();
-        let fallback = c.flag().then(|| key(&mut c));
-        let previous_fallback = c.flag().then(|| key(&mut c));
-        c.end();
+        let one_time_keys = (0..count).map(|_| key(c)).collect();
+        let fallback = c.flag().then(|| key(c));
+        let previous_fallback = c.flag().then(|| key(c));
         AccountContents {
             signing_seed,
             identity_secret,
@@ -982,8 +994,16 @@ mod spec {
         pub(super) skipped: Vec<([u8; 32], u32, [u8; 32])>,
     }
 
+    /// Session pickle contents, alone.
     pub(super) fn session(contents: &[u8]) -> SessionContents {
         let mut c = Cursor(contents);
+        let session = read_session(&mut c);
+        c.end();
+        session
+    }
+
+    /// Session contents at the cursor (also inside an endpoint pickle).
+    pub(super) fn read_session(c: &mut Cursor<'_>) -> SessionContents {
         let version = c.u8();
         let session_id = c.a32();
         let role = c.u8();
@@ -1001,7 +1021,6 @@ mod spec {
         let receiving = c.flag().then(|| (c.a32(), c.a32(), c.u32()));
         let count = c.u16();
         let skipped = (0..count).map(|_| (c.a32(), c.u32(), c.a32())).collect();
-        c.end();
         SessionContents {
             version,
             session_id,

@@ -71,7 +71,9 @@ impl From<RoomError> for RoomsealError {
             | RoomError::UnsupportedAlgorithm
             | RoomError::Group(GroupError::Decode(_) | GroupError::InvalidRoomId)
             | RoomError::Session(SessionError::Decode(_)) => Self::InvalidInput(text),
-            RoomError::Replay { .. } | RoomError::Session(SessionError::MessageKeyGone { .. }) => {
+                        RoomError::Replay { .. }
+            | RoomError::Forgotten { .. }
+            | RoomError::Session(SessionError::MessageKeyGone { .. }) => {
                 Self::Replay(text)
             }
             RoomError::UnknownRoomKey => Self::UnknownRoomKey(text),
@@ -82,7 +84,8 @@ impl From<RoomError> for RoomsealError {
             | RoomError::SenderMismatch
             | RoomError::SenderKeyMismatch
             | RoomError::ShareNotForUs
-            | RoomError::ShareSenderMismatch => Self::Authentication(text),
+                        | RoomError::ShareSenderMismatch
+            | RoomError::ShareRoomMismatch => Self::Authentication(text),
             _ => Self::Rejected(text),
         }
     }

@@ -620,7 +620,11 @@ impl Endpoint {
                 w.bytes(key.as_bytes());
             }
         }
-        self.inbound.write_contents(&mut w);
+                self.inbound.write_contents(&mut w);
+        w.u32(u32::try_from(self.discarded.len()).unwrap_or(u32::MAX));
+        for room in &self.discarded {
+            w.short_bytes(room.as_bytes());
+        }
         pickle::seal(PickleKind::Endpoint, key, Zeroizing::new(w.into_vec()), rng)
     }
 
@@ -665,8 +669,10 @@ impl Endpoint {
             let session = OutboundGroupSession::read_contents(r)?;
             let created_ms = r.u64("created at")?;
             let mut shared_with = BTreeSet::new();
-            for _ in 0..r.u32("shared with")? {
-                shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?));
+                        for _ in 0..r.u32("shared with")? {
+                if !shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?)) {
+                    return Err(DecodeError::InvalidValue("shared with"));
+                }
             }
             let room = session.room_id().to_owned();
             if endpoint
@@ -684,7 +690,12 @@ impl Endpoint {
                 return Err(DecodeError::InvalidValue("outbound rooms"));
             }
         }
-        endpoint.inbound = InboundKeyStore::read_contents(r)?;
+                endpoint.inbound = InboundKeyStore::read_contents(r)?;
+        for _ in 0..r.u32("discarded rooms")? {
+            if !endpoint.discarded.insert(text(r, "room id")?) {
+                return Err(DecodeError::InvalidValue("discarded rooms"));
+            }
+        }
         Ok(endpoint)
     }
 }

@@ -59,16 +59,17 @@ pub enum RoomError {
     /// A room-key share names another device as its recipient.
     #[error("room-key share is addressed to another device")]
     ShareNotForUs,
-    /// A room-key share's claimed sender is not the peer of the pairwise
-    /// session it arrived on.
-    #[error("room-key share claims a sender other than the session's peer")]
+        /// A room-key share's claimed sender is not the peer of the pairwise
+    /// session it arrived on, or not the creator its session key names.
+    #[error("room-key share claims a sender other than the session's peer or the key's creator")]
     ShareSenderMismatch,
     /// A room-key share names a room other than the one its session key is
     /// for.
     #[error("room-key share names another room than its session key")]
     ShareRoomMismatch,
-    /// A key for a session id already stored that is not a copy of that
-    /// session, or comes from another sender.
+        /// A key for a session id already stored that is not a copy of that
+    /// session, or comes from another sender (an authenticated share may
+    /// still displace an unauthenticated import; see [`InboundKeyStore::add`]).
     #[error("conflicting key for an existing room session")]
     ConflictingRoomKey,
     /// No key is stored for the event's room and session.

@@ -3,9 +3,11 @@
 //!
 //! Binary form (inside the pairwise plaintext): version, payload type, room
 //! id, the sender's identity keys, the intended recipient's identity keys,
-//! and the signed session key. On receipt the orchestrator checks that the
-//! recipient is this device and that the sender keys are those of the
-//! pairwise session it arrived on ([`RoomKeyShare::check`]).
+//! and the signed session key (which itself names and signs its creator and
+//! room). On receipt the orchestrator checks that the recipient is this
+//! device, that the sender keys are those of the pairwise session it arrived
+//! on and of the key's creator, and that the rooms agree
+//! ([`RoomKeyShare::check`]).
 
 use std::fmt;
 

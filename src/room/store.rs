@@ -5,8 +5,10 @@
 //! Guarantees: an event at a (session, index) already used by a different
 //! event id is a replay error; decrypting the same event again is fine; a
 //! key for a session id already stored merges only if it is a copy of the
-//! same session (else it is rejected, never silently replaced); every
-//! failure leaves the store unchanged.
+//! same session from the same sender, except that an authenticated share
+//! displaces an unauthenticated import (never the reverse); indices the
+//! replay record had to forget stay refused; every failure leaves the store
+//! unchanged.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,8 +28,9 @@ use crate::keys::IdentityKeys;
 pub enum KeyAdded {
     /// The store did not have this session.
     New,
-    /// The store had it; the new copy knew an earlier index or was more
-    /// trusted, and the two were merged.
+        /// The store had it; the new copy knew an earlier index or was more
+    /// trusted, and the two were merged (or the new authenticated copy
+    /// displaced an unauthenticated import).
     Improved,
     /// The store already had an equal or better copy.
     Unchanged,

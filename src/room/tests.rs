@@ -561,6 +561,9 @@ fn explicit_rotation_is_reported() {
     let (mut alice, _bob, bob_device) = room_pair();
     assert!(alice.rotate_room_key(ROOM));
     assert!(!alice.rotate_room_key(ROOM));
+    // The pending rotation survives a pickle round trip.
+    let key = PickleKey::from_bytes(&mut [2; 32]);
+    let mut alice = Endpoint::from_pickle(&alice.pickle(&key), &key).unwrap();
     assert!(alice.share_room_key(ROOM, std::slice::from_ref(&bob_device)).unwrap().rotated);
     assert!(!alice.share_room_key(ROOM, &[bob_device]).unwrap().rotated);
 }

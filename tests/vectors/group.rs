@@ -2,7 +2,9 @@
 //! byte formats, version 1: `tests/vectors/group_v1.json`.
 //!
 //! The scenario: Alice's device creates an outbound group session for one
-//! room from a seeded generator, shares its signed session key at index 0,
+//! room from a seeded generator (naming her identity keys, derived from the
+//! pairwise vectors' account seed, as its creator), shares its signed
+//! session key at index 0,
 //! encrypts three messages (`g0` to `g2`, the first an event plaintext),
 //! takes the signed session key at index 3, encrypts 510 messages that are
 //! not recorded and then `g3` at index 513, so that a reader holding the key
@@ -16,15 +18,18 @@
 //!
 //! The same three kinds of check as the pairwise vectors, and the same
 //! switch (`ROOMSEAL_WRITE_VECTORS=1 cargo test --test vectors`) rewrites
-//! the file.
+//! the file. The reverse direction also runs the share's receipt checks
+//! against the frozen pairwise sessions of the same two accounts, and a
+//! fourth test parses live endpoint pickles (not vectors: endpoints use the
+//! operating system's generator) by the layout of PROTOCOL.md 12.6.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use roomseal::{
-    Account, EncryptedEvent, Endpoint, ExportedSessionKey, GroupError, GroupMessage, IdentityKeys,
-    InboundGroupSession, InboundKeyStore, OutboundGroupSession, ROOM_ALGORITHM, RoomError,
-    RoomKeyShare, SessionKey,
+    Account, DecodeError, EncryptedEvent, Endpoint, ExportedSessionKey, GroupError, GroupMessage,
+    IdentityKeys, InboundGroupSession, InboundKeyStore, OutboundGroupSession, ROOM_ALGORITHM,
+    RoomError, RoomKeyShare, RotationPolicy, SessionKey,
 };
 use serde_json::{Value, json};
 
@@ -138,10 +143,10 @@ fn generate() -> Value {
     let bob = Account::new_with_rng(&mut rng(seed::BOB_ACCOUNT)).identity_keys();
 
     rec.step(format!(
-        "alice: OutboundGroupSession::new_with_rng({ROOM:?})"
+        "alice: OutboundGroupSession::new_with_rng({ROOM:?}, alice's identity keys)"
     ));
     let mut out =
-        OutboundGroupSession::new_with_rng(ROOM, &mut rng(seed::OUTBOUND_SESSION)).unwrap();
+        OutboundGroupSession::new_with_rng(ROOM, alice, &mut rng(seed::OUTBOUND_SESSION)).unwrap();
     rec.pickle(
         "outbound_new",
         "outbound-group-session",
@@ -438,6 +443,15 @@ fn frozen_messages_decrypt_with_frozen_state() {
         let session_key = frozen.session_key(name);
         assert_eq!(*session_key.to_base64(), entry["base64"], "{name}");
         assert_eq!(session_key.first_index(), entry["index"], "{name}.index");
+        assert_eq!(session_key.creator(), frozen.identity("alice"), "{name}");
+        assert_eq!(session_key.room_id(), ROOM, "{name}");
+        assert_eq!(session_key.session_id().to_base64(), session_id, "{name}");
+        // A session key is not an export: 130 + n bytes follow the export.
+        assert_eq!(
+            ExportedSessionKey::from_bytes(&session_key.to_bytes()).unwrap_err(),
+            DecodeError::TrailingBytes(130 + ROOM.len()),
+            "{name}"
+        );
         let inbound = InboundGroupSession::new(&session_key)
             .unwrap_or_else(|e| panic!("frozen {name} no longer verifies: {e}"));
         assert_eq!(inbound.session_id().to_base64(), session_id);
@@ -537,6 +551,7 @@ fn frozen_messages_decrypt_with_frozen_state() {
     // randomness); the later one continues at index 514.
     let mut out = frozen.outbound("outbound_new");
     assert_eq!((out.room_id(), out.message_index()), (ROOM, 0));
+    assert_eq!(out.creator(), frozen.identity("alice"));
     assert_eq!(out.session_id().to_base64(), session_id);
     assert_eq!(
         *out.session_key().to_base64(),
@@ -576,6 +591,58 @@ fn frozen_messages_decrypt_with_frozen_state() {
     );
     assert_eq!(share.session_id().to_base64(), session_id);
     assert_eq!(*share.to_bytes(), share_bytes);
+
+    // Receipt checks (12.1), against the frozen pairwise sessions of the
+    // same two accounts: Bob's session has Alice as its peer, Alice's has
+    // Bob. The frozen share passes on Bob's side.
+    let pairwise = super::Frozen(super::load_frozen());
+    let bob_session = pairwise.session("bob_session_final");
+    let alice_session = pairwise.session("alice_session_final");
+    assert_eq!(bob_session.peer_identity(), alice);
+    share.check(&bob_session, &bob).unwrap();
+    assert_eq!(
+        share.check(&bob_session, &alice).unwrap_err(),
+        RoomError::ShareNotForUs
+    );
+    // Alice's key passed on by Bob as his own: Bob is the pairwise peer but
+    // not the creator the key names.
+    let reshared = RoomKeyShare {
+        sender: bob,
+        recipient: alice,
+        ..share.clone()
+    };
+    assert_eq!(alice_session.peer_identity(), bob);
+    assert_eq!(
+        reshared.check(&alice_session, &alice).unwrap_err(),
+        RoomError::ShareSenderMismatch
+    );
+    // Alice's own share, received over a session whose peer is not Alice.
+    assert_eq!(
+        RoomKeyShare {
+            recipient: alice,
+            ..share.clone()
+        }
+        .check(&alice_session, &alice)
+        .unwrap_err(),
+        RoomError::ShareSenderMismatch
+    );
+    // The key moved to another room.
+    let moved = RoomKeyShare {
+        room_id: "!other:example.org".to_owned(),
+        ..share.clone()
+    };
+    assert_eq!(
+        moved.check(&bob_session, &bob).unwrap_err(),
+        RoomError::ShareRoomMismatch
+    );
+    let moved_bytes = moved.to_bytes();
+    assert_eq!(
+        RoomKeyShare::from_bytes(&moved_bytes)
+            .unwrap()
+            .check(&bob_session, &bob)
+            .unwrap_err(),
+        RoomError::ShareRoomMismatch
+    );
 
     // The envelope parses, re-serializes identically, and decrypts through
     // the inbound key store; the same index under another event id is a
@@ -754,17 +821,36 @@ mod group_spec {
         }
     }
 
-    /// A session key: an export and a signature over
-    /// GROUP_SESSION_KEY || export, by the key inside.
-    pub(super) fn session_key(bytes: &[u8]) -> Export {
-        assert_eq!(bytes.len(), 229, "session key length");
-        let key = export(&bytes[..165]);
+    /// A session key: an export, the creating device's identity keys
+    /// (Ed25519 then X25519), short(room id), then a signature by the key
+    /// inside over GROUP_SESSION_KEY || everything before the signature.
+    pub(super) struct SessionKey {
+        pub(super) export: Export,
+        pub(super) creator: [u8; 64],
+        pub(super) room: String,
+    }
+
+    pub(super) fn session_key(bytes: &[u8]) -> SessionKey {
+        let mut c = spec::Cursor(bytes);
+        let export = export(&c.take(165));
+        let creator = arr(&c.take(64));
+        let len = c.u16();
+        assert!((1..=255).contains(&len), "session key room id length");
+        let room = String::from_utf8(c.take(usize::from(len))).unwrap();
+        let signature = c.take(64);
+        c.end();
+        assert_eq!(bytes.len(), 295 + room.len(), "session key length");
+        let unsigned = &bytes[..bytes.len() - 64];
         spec::verify(
-            &key.signing_key,
-            &[GROUP_SESSION_KEY, &bytes[..165]].concat(),
-            &bytes[165..],
+            &export.signing_key,
+            &[GROUP_SESSION_KEY, unsigned].concat(),
+            &signature,
         );
-        key
+        SessionKey {
+            export,
+            creator,
+            room,
+        }
     }
 
     /// A group message: version || BE32(index) || ciphertext and tag ||
@@ -792,25 +878,153 @@ mod group_spec {
     /// ratchet.
     pub(super) fn inbound(contents: &[u8]) -> ([u8; 32], bool, Ratchet) {
         let mut c = spec::Cursor(contents);
+        let inbound = read_inbound(&mut c);
+        c.end();
+        inbound
+    }
+
+    pub(super) fn read_inbound(c: &mut spec::Cursor<'_>) -> ([u8; 32], bool, Ratchet) {
         let key = c.a32();
         let authenticated = c.flag();
         let index = c.u32();
         let ratchet = Ratchet::new(&c.take(128), index);
-        c.end();
         (key, authenticated, ratchet)
     }
 
-    /// Outbound pickle contents: short(room id) || Ed25519 seed ||
-    /// BE32(index) || ratchet.
-    pub(super) fn outbound(contents: &[u8]) -> (String, [u8; 32], Ratchet) {
+    /// Outbound pickle contents: short(room id) || creator's identity keys
+    /// [64] || Ed25519 seed || BE32(index) || ratchet.
+    pub(super) struct Outbound {
+        pub(super) room: String,
+        pub(super) creator: [u8; 64],
+        pub(super) seed: [u8; 32],
+        pub(super) ratchet: Ratchet,
+    }
+
+    pub(super) fn outbound(contents: &[u8]) -> Outbound {
         let mut c = spec::Cursor(contents);
+        let outbound = read_outbound(&mut c);
+        c.end();
+        assert_eq!(contents.len(), 230 + outbound.room.len());
+        outbound
+    }
+
+    pub(super) fn read_outbound(c: &mut spec::Cursor<'_>) -> Outbound {
         let len = c.u16();
+        assert!((1..=255).contains(&len), "outbound room id length");
         let room = String::from_utf8(c.take(usize::from(len))).unwrap();
+        let creator = arr(&c.take(64));
         let seed = c.a32();
         let index = c.u32();
         let ratchet = Ratchet::new(&c.take(128), index);
+        Outbound {
+            room,
+            creator,
+            seed,
+            ratchet,
+        }
+    }
+
+    /// A room-key share: version 1, payload type 1, short(room id), sender
+    /// [64], recipient [64], session key. Its consistency rules (12.1): the
+    /// session key names the share's sender as its creator and the share's
+    /// room as its room.
+    pub(super) struct Share {
+        pub(super) room: String,
+        pub(super) sender: [u8; 64],
+        pub(super) recipient: [u8; 64],
+        pub(super) session_key: SessionKey,
+    }
+
+    pub(super) fn share(bytes: &[u8]) -> Share {
+        let mut c = spec::Cursor(bytes);
+        assert_eq!((c.u8(), c.u8()), (1, 1), "share version and payload type");
+        let len = c.u16();
+        let room = String::from_utf8(c.take(usize::from(len))).unwrap();
+        let sender = arr(&c.take(64));
+        let recipient = arr(&c.take(64));
+        let session_key = session_key(c.0);
+        assert_eq!(bytes.len(), 427 + 2 * room.len(), "share length");
+        Share {
+            room,
+            sender,
+            recipient,
+            session_key,
+        }
+    }
+
+    /// A stored room key inside an endpoint pickle.
+    pub(super) struct StoredKey {
+        pub(super) room: String,
+        pub(super) sender: [u8; 64],
+        pub(super) session: ([u8; 32], bool, Ratchet),
+        pub(super) floor: u32,
+        pub(super) replay: Vec<(u32, [u8; 32])>,
+    }
+
+    /// An outbound room inside an endpoint pickle.
+    pub(super) struct OutboundRoom {
+        pub(super) session: Outbound,
+        pub(super) created_ms: u64,
+        pub(super) shared_with: Vec<[u8; 32]>,
+    }
+
+    /// Endpoint pickle contents (12.6).
+    pub(super) struct Endpoint {
+        pub(super) user_id: String,
+        pub(super) device_id: String,
+        pub(super) account: spec::AccountContents,
+        pub(super) peers: Vec<([u8; 32], Vec<spec::SessionContents>)>,
+        pub(super) outbound: Vec<OutboundRoom>,
+        pub(super) keys: Vec<StoredKey>,
+    }
+
+    pub(super) fn endpoint(contents: &[u8]) -> Endpoint {
+        fn id(c: &mut spec::Cursor<'_>) -> String {
+            let len = c.u16();
+            assert!((1..=255).contains(&len), "id length");
+            String::from_utf8(c.take(usize::from(len))).unwrap()
+        }
+        let mut c = spec::Cursor(contents);
+        let user_id = id(&mut c);
+        let device_id = id(&mut c);
+        let account = spec::read_account(&mut c);
+        let peers = (0..c.u32())
+            .map(|_| {
+                let key = c.a32();
+                let count = c.u16();
+                assert!((1..=8).contains(&count), "sessions per peer");
+                let sessions = (0..count).map(|_| spec::read_session(&mut c)).collect();
+                (key, sessions)
+            })
+            .collect();
+        let outbound = (0..c.u32())
+            .map(|_| OutboundRoom {
+                session: read_outbound(&mut c),
+                created_ms: c.u64(),
+                shared_with: (0..c.u32()).map(|_| c.a32()).collect(),
+            })
+            .collect();
+        let keys = (0..c.u32())
+            .map(|_| StoredKey {
+                room: id(&mut c),
+                sender: arr(&c.take(64)),
+                session: read_inbound(&mut c),
+                floor: c.u32(),
+                replay: (0..c.u32()).map(|_| (c.u32(), c.a32())).collect(),
+            })
+            .collect();
+        // Rooms whose outbound session was discarded and not yet replaced.
+        let discarded: Vec<String> = (0..c.u32()).map(|_| id(&mut c)).collect();
+        assert!(discarded.is_empty(), "no rotation is pending in this test");
         c.end();
-        (room, seed, ratchet)
+        Endpoint {
+            user_id,
+            device_id,
+            account,
+            peers,
+            outbound,
+            keys,
+        }
     }
 }
 
@@ -827,28 +1041,57 @@ fn frozen_vectors_follow_protocol_md() {
         bytes
     };
 
-    // The fresh outbound session: its Ed25519 seed gives the session id.
-    let (room, seed, start) =
-        group_spec::outbound(&pickle("outbound_new", "outbound-group-session"));
-    assert_eq!(room, ROOM);
-    assert_eq!(spec::ed25519_public(&seed), session_id);
+    let identity = |who: &str| -> [u8; 64] {
+        spec::arr(
+            &[
+                super::key32(frozen.str(&format!("/{who}/identity_keys/ed25519"))),
+                super::key32(frozen.str(&format!("/{who}/identity_keys/curve25519"))),
+            ]
+            .concat(),
+        )
+    };
+    let alice = identity("alice");
+
+    // The fresh outbound session: Alice's identity keys as its creator; its
+    // Ed25519 seed gives the session id.
+    let new = group_spec::outbound(&pickle("outbound_new", "outbound-group-session"));
+    assert_eq!((new.room.as_str(), new.creator), (ROOM, alice));
+    assert_eq!(spec::ed25519_public(&new.seed), session_id);
+    let (seed, start) = (new.seed, new.ratchet);
     assert_eq!(start.index, 0);
 
-    // Signed session keys: export || signature; the ratchet at index 3 is
+    // Signed session keys: export || creator || short(room id) ||
+    // signature over the label and all of that; the ratchet at index 3 is
     // three ticks of part R3.
     let key0 = group_spec::session_key(&bytes_of("session_keys", "session_key_0"));
     assert_eq!(
-        (key0.ratchet.clone(), key0.signing_key),
+        (key0.export.ratchet.clone(), key0.export.signing_key),
         (start.clone(), session_id)
     );
+    assert_eq!((key0.creator, key0.room.as_str()), (alice, ROOM));
     let key3 = group_spec::session_key(&bytes_of("session_keys", "session_key_3"));
+    assert_eq!((key3.creator, key3.room.as_str()), (alice, ROOM));
     let mut stepped = start.clone();
     for _ in 0..3 {
         stepped.step();
     }
-    assert_eq!(key3.ratchet.parts, stepped.parts);
-    assert_eq!(key3.ratchet.index, 3);
+    assert_eq!(key3.export.ratchet.parts, stepped.parts);
+    assert_eq!(key3.export.ratchet.index, 3);
     assert_eq!(stepped.hmacs, 3);
+    // The signature covers the creator and the room: the bytes signed for
+    // another creator or room do not verify.
+    let key0_bytes = bytes_of("session_keys", "session_key_0");
+    let (unsigned, signature) = key0_bytes.split_at(key0_bytes.len() - 64);
+    let verifying = ed25519_dalek::VerifyingKey::from_bytes(&session_id).unwrap();
+    let signature = ed25519_dalek::Signature::from_bytes(&spec::arr(signature));
+    for (offset, what) in [(165, "creator"), (231, "room id")] {
+        let mut altered = [group_spec::GROUP_SESSION_KEY, unsigned].concat();
+        altered[group_spec::GROUP_SESSION_KEY.len() + offset] ^= 1;
+        assert!(
+            verifying.verify_strict(&altered, &signature).is_err(),
+            "the session key's signature does not cover its {what}"
+        );
+    }
 
     // Stepping one index at a time and jumping agree; the jump to 513 costs
     // two ticks of R2 and one of R3, with R3 re-derived after the R2 ticks.
@@ -907,13 +1150,18 @@ fn frozen_vectors_follow_protocol_md() {
     worst.jump(u32::MAX);
     assert_eq!(worst.hmacs, 4 * 255 + 6);
 
-    // The outbound pickle after g3: same key, ratchet at 514.
-    let (room, seed_after, after) =
-        group_spec::outbound(&pickle("outbound_after_g3", "outbound-group-session"));
-    assert_eq!((room.as_str(), seed_after), (ROOM, seed));
+    // The outbound pickle after g3: same creator and key, ratchet at 514.
+    let after = group_spec::outbound(&pickle("outbound_after_g3", "outbound-group-session"));
+    assert_eq!(
+        (after.room.as_str(), after.creator, after.seed),
+        (ROOM, alice, seed)
+    );
     let mut expected = start.clone();
     expected.jump(JUMP_INDEX + 1);
-    assert_eq!((after.parts, after.index), (expected.parts, expected.index));
+    assert_eq!(
+        (after.ratchet.parts, after.ratchet.index),
+        (expected.parts, expected.index)
+    );
 
     // Inbound pickles: key, trust flag, first known index and ratchet.
     let mut at_2 = start.clone();
@@ -934,26 +1182,24 @@ fn frozen_vectors_follow_protocol_md() {
     }
 
     // The room-key share: version, payload type 1, short(room id), sender
-    // and recipient identity keys, signed session key.
-    let identity = |who: &str| {
-        [
-            super::key32(frozen.str(&format!("/{who}/identity_keys/ed25519"))),
-            super::key32(frozen.str(&format!("/{who}/identity_keys/curve25519"))),
-        ]
-        .concat()
-    };
+    // and recipient identity keys, signed session key; its sender is the
+    // session key's creator and its room the session key's room.
     let share = unb64(frozen.str("/room_key_share/base64"));
     let expected_share = [
         &[1u8, 1][..],
         &(ROOM.len() as u16).to_be_bytes(),
         ROOM.as_bytes(),
-        &identity("alice"),
+        &alice,
         &identity("bob"),
         &bytes_of("session_keys", "session_key_3"),
     ]
     .concat();
     assert_eq!(share, expected_share);
-    assert_eq!(share.len(), 2 + 2 + ROOM.len() + 128 + 229);
+    assert_eq!(share.len(), 2 + 2 + ROOM.len() + 128 + 295 + ROOM.len());
+    let parsed = group_spec::share(&share);
+    assert_eq!((parsed.sender, parsed.recipient), (alice, identity("bob")));
+    assert_eq!(parsed.sender, parsed.session_key.creator);
+    assert_eq!(parsed.room, parsed.session_key.room);
 
     // The envelope: four JSON fields, the algorithm string, the sending
     // device's X25519 key, the session id and the group message in base64;
@@ -975,6 +1221,122 @@ fn frozen_vectors_follow_protocol_md() {
     assert_eq!(event.as_object().unwrap().len(), 2);
     assert_eq!(event["type"], "m.room.message");
     assert!(event["content"].is_object());
+}
+
+/// The endpoint pickle's layout (12.6), read with the `group_spec` module.
+/// Endpoints draw from the operating system's generator, so this is a
+/// structural check, not a vector: two endpoints from the seeded accounts
+/// exchange a room key and events, Bob's replay record overflows
+/// `MAX_TRACKED_INDICES` once (giving a floor), and both pickles are parsed
+/// field by field.
+#[test]
+fn endpoint_pickles_follow_protocol_md() {
+    let frozen = Frozen(load_frozen());
+    let key = pickle_key();
+    let alice_account = Account::new_with_rng(&mut rng(seed::ALICE_ACCOUNT));
+    let bob_account = Account::new_with_rng(&mut rng(seed::BOB_ACCOUNT));
+    let mut alice =
+        Endpoint::from_account("@alice:example.org", "ALICELAPTOP", alice_account).unwrap();
+    let mut bob = Endpoint::from_account("@bob:example.org", "BOBPHONE", bob_account).unwrap();
+    let (alice_keys, bob_keys) = (alice.identity_keys(), bob.identity_keys());
+    assert_eq!(
+        (alice_keys, bob_keys),
+        (frozen.identity("alice"), frozen.identity("bob"))
+    );
+    let published = bob.keys_to_publish(2);
+    bob.mark_keys_as_published();
+    let bob_device = alice
+        .establish_session(&published.device_keys, &published.one_time_keys[0])
+        .unwrap();
+    alice.set_rotation_policy(RotationPolicy {
+        max_messages: u32::MAX,
+        max_age: std::time::Duration::MAX,
+    });
+    let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
+    let received = bob
+        .receive_device_message(&alice_keys.curve25519, &outcome.messages[0].message)
+        .unwrap();
+    assert_eq!(received.sender, alice_keys);
+    let tracked = roomseal::consts::MAX_TRACKED_INDICES;
+    let content = json!({"body": "hi"});
+    for i in 0..=tracked {
+        let event = alice.encrypt_event(ROOM, "m.text", &content).unwrap();
+        bob.decrypt_event(ROOM, &format!("$e{i}"), &event).unwrap();
+    }
+    let event_hash = |i: u32| spec::sha256(&[format!("$e{i}").as_bytes()]);
+    let parse = |endpoint: &Endpoint| {
+        group_spec::endpoint(&spec::open_pickle(
+            &endpoint.pickle_with_rng(&key, &mut rng(200)),
+            &pickle_key_bytes(),
+            "endpoint",
+        ))
+    };
+    let identity = |keys: IdentityKeys| -> [u8; 64] {
+        spec::arr(&[*keys.ed25519.as_bytes(), *keys.curve25519.as_bytes()].concat())
+    };
+
+    // Alice: one peer (Bob, one session), one outbound room shared with
+    // Bob, and her own inbound copy of the room key (authenticated, from
+    // index 0, no replay record).
+    let a = parse(&alice);
+    assert_eq!(
+        (a.user_id.as_str(), a.device_id.as_str()),
+        ("@alice:example.org", "ALICELAPTOP")
+    );
+    assert_eq!(
+        spec::ed25519_public(&a.account.signing_seed),
+        *alice_keys.ed25519.as_bytes()
+    );
+    assert_eq!(a.peers.len(), 1);
+    assert_eq!(a.peers[0].0, *bob_keys.curve25519.as_bytes());
+    assert_eq!(a.peers[0].1.len(), 1);
+    assert_eq!(a.peers[0].1[0].peer_curve, a.peers[0].0);
+    assert_eq!(a.outbound.len(), 1);
+    let room = &a.outbound[0];
+    assert_eq!(
+        (room.session.room.as_str(), room.session.creator),
+        (ROOM, identity(alice_keys))
+    );
+    let session_id = spec::ed25519_public(&room.session.seed);
+    assert_eq!(session_id, *outcome.session_id.as_bytes());
+    assert_eq!(room.session.ratchet.index, tracked as u32 + 1);
+    assert!(room.created_ms > 0);
+    assert_eq!(room.shared_with, vec![*bob_keys.curve25519.as_bytes()]);
+    assert_eq!(a.keys.len(), 1);
+    let own = &a.keys[0];
+    assert_eq!(
+        (own.room.as_str(), own.sender),
+        (ROOM, identity(alice_keys))
+    );
+    assert_eq!(
+        (own.session.0, own.session.1, own.session.2.index),
+        (session_id, true, 0)
+    );
+    assert_eq!((own.floor, own.replay.len()), (0, 0));
+
+    // Bob: one peer (Alice), no outbound room, Alice's key with a full
+    // replay record: index 0 was dropped, the floor is 1 and the session
+    // was advanced to it.
+    let b = parse(&bob);
+    assert_eq!(b.peers.len(), 1);
+    assert_eq!(b.peers[0].0, *alice_keys.curve25519.as_bytes());
+    assert!(b.outbound.is_empty());
+    assert_eq!(b.keys.len(), 1);
+    let stored = &b.keys[0];
+    assert_eq!(
+        (stored.room.as_str(), stored.sender),
+        (ROOM, identity(alice_keys))
+    );
+    assert_eq!(
+        (stored.session.0, stored.session.1, stored.session.2.index),
+        (session_id, true, 1)
+    );
+    assert_eq!(stored.floor, 1);
+    assert_eq!(stored.replay.len(), tracked);
+    for (n, (index, hash)) in stored.replay.iter().enumerate() {
+        let expected = n as u32 + 1;
+        assert_eq!((*index, *hash), (expected, event_hash(expected)));
+    }
 }
 
 #[test]
