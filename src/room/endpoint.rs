@@ -110,8 +110,9 @@ enum Staged {
 
 /// One device's end-to-end encryption state and operations.
 pub struct Endpoint {
-    user_id: String,
-    device_id: String,
+    /// The signed bundle of ids and identity keys (Ed25519 signatures are
+    /// deterministic, so it is computed once).
+    bundle: DeviceKeys,
     account: Account,
     peers: BTreeMap<Curve25519PublicKey, Vec<Session>>,
     outbound: BTreeMap<String, OutboundRoom>,
@@ -152,11 +153,10 @@ impl Endpoint {
         device_id: &str,
         account: Account,
     ) -> Result<Self, RoomError> {
-        check_id(user_id, "user id")?;
+                check_id(user_id, "user id")?;
         check_id(device_id, "device id")?;
         Ok(Self {
-            user_id: user_id.to_owned(),
-            device_id: device_id.to_owned(),
+            bundle: account.device_keys(user_id, device_id)?,
             account,
             peers: BTreeMap::new(),
             outbound: BTreeMap::new(),
@@ -170,12 +170,12 @@ impl Endpoint {
 
     /// The user id.
     pub fn user_id(&self) -> &str {
-        &self.user_id
+        &self.bundle.user_id
     }
 
     /// The device id.
     pub fn device_id(&self) -> &str {
-        &self.device_id
+        &self.bundle.device_id
     }
 
     /// The device's identity keys.
@@ -206,18 +206,8 @@ impl Endpoint {
     }
 
     /// The signed device-key bundle.
-    pub fn device_keys(&self) -> DeviceKeys {
-        // The ids were checked when the endpoint was created, so signing
-        // cannot fail; the fallback keeps the type honest.
-        self.account
-            .device_keys(&self.user_id, &self.device_id)
-            .unwrap_or_else(|_| DeviceKeys {
-                user_id: self.user_id.clone(),
-                device_id: self.device_id.clone(),
-                keys: self.identity_keys(),
-                protocols: Vec::new(),
-                signature: self.account.sign(&[]),
-            })
+        pub fn device_keys(&self) -> DeviceKeys {
+        self.bundle.clone()
     }
 
     /// Tops the unpublished one-time keys up to `one_time_keys` (at most
@@ -601,8 +591,8 @@ impl Endpoint {
         rng: &mut R,
     ) -> String {
         let mut w = Writer::with_capacity(4096);
-        w.short_bytes(self.user_id.as_bytes())
-            .short_bytes(self.device_id.as_bytes());
+        w.short_bytes(self.bundle.user_id.as_bytes())
+            .short_bytes(self.bundle.device_id.as_bytes());
         self.account.write_contents(&mut w);
         w.u32(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
         for (key, sessions) in &self.peers {
@@ -740,8 +730,8 @@ fn encrypt_all(
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
-            .field("user_id", &self.user_id)
-            .field("device_id", &self.device_id)
+            .field("user_id", &self.bundle.user_id)
+            .field("device_id", &self.bundle.device_id)
             .field("identity_keys", &self.identity_keys())
             .field("peers", &self.peers.len())
             .field("outbound_rooms", &self.outbound.keys().collect::<Vec<_>>())
