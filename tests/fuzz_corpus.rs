@@ -121,6 +121,41 @@ fn unpickle() {
     replay("unpickle", 4);
 }
 
+#[test]
+fn decode_group_message() {
+    replay("decode_group_message", 5);
+}
+
+#[test]
+fn group_decrypt() {
+    replay("group_decrypt", 6);
+}
+
+#[test]
+fn decode_session_keys() {
+    replay("decode_session_keys", 7);
+}
+
+#[test]
+fn decode_room_key_share() {
+    replay("decode_room_key_share", 8);
+}
+
+#[test]
+fn decode_event_envelope() {
+    replay("decode_event_envelope", 9);
+}
+
+#[test]
+fn endpoint_receive() {
+    replay("endpoint_receive", 10);
+}
+
+#[test]
+fn unpickle_contents() {
+    replay("unpickle_contents", 11);
+}
+
 /// Every fuzz target has an entry function, committed small seeds, and a
 /// replay test above; every seed directory belongs to a target.
 #[test]
@@ -171,6 +206,8 @@ fn generate_seeds() {
         assert!(bytes.len() < MAX_SEED_LEN, "{target}/{name} is too large");
         // Every seed must run cleanly before it is committed.
         entry::entry(target).unwrap()(&bytes);
-        fs::write(fuzz_dir().join("seeds").join(target).join(name), bytes).unwrap();
+        let path = fuzz_dir().join("seeds").join(target).join(&name);
+        assert!(!path.exists(), "two seeds named {target}/{name}");
+        fs::write(path, bytes).unwrap();
     }
 }

@@ -1,4 +1,6 @@
-//! Fuzz entry points for roomseal's pairwise layer.
+//! Fuzz entry points for roomseal: the pairwise layer (this file), the group
+//! layer (`group.rs`), the room layer (`room.rs`) and the pickle contents
+//! (`contents.rs`).
 //!
 //! This one file is shared by the cargo-fuzz targets (it is the root of the
 //! `roomseal_fuzz` library of `fuzz/Cargo.toml`) and by the stable replay
@@ -23,12 +25,32 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use roomseal::{Account, AccountError, Curve25519PublicKey, DeviceMessage, PickleKey, Session};
 
+// Explicit paths: this file is also included by `tests/fuzz_corpus.rs`, and
+// both must find the submodules next to it.
+#[path = "contents.rs"]
+mod contents;
+#[path = "group.rs"]
+mod group;
+#[path = "room.rs"]
+mod room;
+
+pub use contents::unpickle_contents;
+pub use group::{decode_group_message, decode_session_keys, group_decrypt};
+pub use room::{decode_event_envelope, decode_room_key_share, endpoint_receive};
+
 /// Every fuzz target, named like its file in `fuzz/fuzz_targets/`.
-pub const TARGETS: [&str; 4] = [
+pub const TARGETS: [&str; 11] = [
     "decode_device_message",
     "session_decrypt",
     "inbound_session",
     "unpickle",
+    "decode_group_message",
+    "group_decrypt",
+    "decode_session_keys",
+    "decode_room_key_share",
+    "decode_event_envelope",
+    "endpoint_receive",
+    "unpickle_contents",
 ];
 
 /// The entry function of the fuzz target `name`.
@@ -38,6 +60,13 @@ pub fn entry(name: &str) -> Option<fn(&[u8])> {
         "session_decrypt" => Some(session_decrypt),
         "inbound_session" => Some(inbound_session),
         "unpickle" => Some(unpickle),
+        "decode_group_message" => Some(decode_group_message),
+        "group_decrypt" => Some(group_decrypt),
+        "decode_session_keys" => Some(decode_session_keys),
+        "decode_room_key_share" => Some(decode_room_key_share),
+        "decode_event_envelope" => Some(decode_event_envelope),
+        "endpoint_receive" => Some(endpoint_receive),
+        "unpickle_contents" => Some(unpickle_contents),
         _ => None,
     }
 }
@@ -191,48 +220,60 @@ pub fn inbound_session(data: &[u8]) {
     }
 }
 
-/// Two paths. Text: `data`, if UTF-8, is restored as an account pickle and
-/// as a session pickle under the fixed key. Mutated: `data` is XORed over the
-/// decoded bytes of the genuine account and session pickles, which are then
+/// Two paths, for every pickled type (account, session, outbound and
+/// inbound group session, endpoint). Text: `data`, if UTF-8, is restored as
+/// a pickle of each type under the fixed key. Mutated: `data` is XORed over
+/// the decoded bytes of a genuine pickle of each type, which is then
 /// re-encoded and restored.
 ///
 /// Whatever restores must pickle and restore again to the same contents. A
 /// mutated pickle may restore only if the mask changed nothing (every byte
 /// is covered by the version check or by AES-GCM).
 pub fn unpickle(data: &[u8]) {
-    let fixture = fixture();
-    let key = pickle_key();
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(account) = Account::from_pickle(text, &key) {
-            check_account_round_trip(&account);
-        }
-        if let Ok(session) = Session::from_pickle(text, &key) {
-            check_session_round_trip(&session);
+        for kind in contents::Kind::ALL {
+            if let Some(restored) = contents::restore(kind, text) {
+                restored.check(None);
+            }
         }
     }
-
-    let mutated = xor_mask(&fixture.account_bytes, data);
-    if let Ok(account) = Account::from_pickle(&base64_encode(&mutated), &key) {
-        assert!(
-            mutated == fixture.account_bytes,
-            "an altered account pickle was accepted"
-        );
-        check_account_round_trip(&account);
-    }
-    let mutated = xor_mask(&fixture.session_bytes, data);
-    if let Ok(session) = Session::from_pickle(&base64_encode(&mutated), &key) {
-        assert!(
-            mutated == fixture.session_bytes,
-            "an altered session pickle was accepted"
-        );
-        check_session_round_trip(&session);
+    for (kind, genuine) in contents::genuine_pickles() {
+        let mutated = xor_mask(genuine, data);
+        if let Some(restored) = contents::restore(*kind, &base64_encode(&mutated)) {
+            assert!(
+                mutated == *genuine,
+                "an altered {} pickle was accepted",
+                kind.name()
+            );
+            restored.check(None);
+        }
     }
 }
 
 /// The committed seed inputs, as (target, file name, contents), built from
-/// the same fixture the entry functions use. `tests/fuzz_corpus.rs` writes
+/// the same fixtures the entry functions use. `tests/fuzz_corpus.rs` writes
 /// them to `fuzz/seeds/<target>/<file name>` (ignored test `generate_seeds`).
-pub fn seed_inputs() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+pub fn seed_inputs() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut seeds: Vec<_> = pairwise_seeds()
+        .into_iter()
+        .map(|(target, name, bytes)| (target, name.to_owned(), bytes))
+        .collect();
+    seeds.extend(group::seeds());
+    seeds.extend(room::seeds());
+    seeds.extend(contents::seeds());
+    for (kind, text) in contents::genuine_pickle_texts() {
+        if !matches!(kind, contents::Kind::Account | contents::Kind::Session) {
+            seeds.push((
+                "unpickle",
+                format!("{}.txt", kind.name()),
+                text.into_bytes(),
+            ));
+        }
+    }
+    seeds
+}
+
+fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fixture();
     let bytes = |m: &DeviceMessage| m.to_bytes();
     let [a1, a2, a4, a5, a6] = f.unread.as_slice() else {
@@ -432,6 +473,9 @@ const DECRYPT_SEED: u64 = 0xDEC;
 /// Generator of every inbound session under test.
 const INBOUND_SEED: u64 = 0x1B0;
 const PICKLE_KEY: [u8; 32] = [0x42; 32];
+/// The room of the group and room fixtures, and another room.
+const ROOM: &str = "!room:example.org";
+const OTHER_ROOM: &str = "!other:example.org";
 
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
@@ -459,7 +503,6 @@ struct Genuine {
 struct Fixture {
     /// Bob's session after sending b1, pickled with `PICKLE_SEED`.
     session_pickle: String,
-    session_bytes: Vec<u8>,
     /// What Bob's session has not read yet: a1, a2, a4, a5, a6.
     unread: Vec<Genuine>,
     /// What it has read: a0, a3.
@@ -468,7 +511,6 @@ struct Fixture {
     foreign: Vec<DeviceMessage>,
     /// Bob's account before any inbound session, pickled with `PICKLE_SEED`.
     account_pickle: String,
-    account_bytes: Vec<u8>,
     one_time_keys: Vec<Curve25519PublicKey>,
     fallback_key: Curve25519PublicKey,
     /// Pre-key messages that can each start a session with that account:
@@ -557,18 +599,11 @@ fn build_fixture() -> Fixture {
             plaintext: g.plaintext.clone(),
         })
         .collect();
-    let decode = |text: &str| {
-        let bytes = base64_decode(text).expect("pickles are unpadded base64");
-        assert_eq!(base64_encode(&bytes), text, "base64 helpers disagree");
-        bytes
-    };
     Fixture {
-        session_bytes: decode(&session_pickle),
         session_pickle,
         read: vec![a0.message.clone(), a3.message],
         unread: vec![a1, a2, a4, a5, a6],
         foreign: vec![b0, c0.message.clone()],
-        account_bytes: decode(&account_pickle),
         account_pickle,
         one_time_keys: signed.iter().map(|k| k.key).collect(),
         fallback_key: fallback.key,
