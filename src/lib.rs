@@ -91,8 +91,9 @@
 //!   object exactly as it was.
 //! - Secrets are zeroized on drop and never appear in `Debug` output or
 //!   errors; tags are compared in constant time.
-//! - Randomness comes from the operating system; every function that needs
-//!   it has a `_with_rng` twin for deterministic tests.
+//! - Randomness comes from the operating system; every lower-layer function
+//!   that needs it has a `_with_rng` twin, and an [`Endpoint`] takes a
+//!   generator through [`Endpoint::set_rng`], for deterministic tests.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub, missing_debug_implementations)]

@@ -71,11 +71,9 @@ impl From<RoomError> for RoomsealError {
             | RoomError::UnsupportedAlgorithm
             | RoomError::Group(GroupError::Decode(_) | GroupError::InvalidRoomId)
             | RoomError::Session(SessionError::Decode(_)) => Self::InvalidInput(text),
-                        RoomError::Replay { .. }
+            RoomError::Replay { .. }
             | RoomError::Forgotten { .. }
-            | RoomError::Session(SessionError::MessageKeyGone { .. }) => {
-                Self::Replay(text)
-            }
+            | RoomError::Session(SessionError::MessageKeyGone { .. }) => Self::Replay(text),
             RoomError::UnknownRoomKey => Self::UnknownRoomKey(text),
             RoomError::NoSession => Self::NoSession(text),
             RoomError::ShareRequired => Self::ShareRequired(text),
@@ -84,7 +82,7 @@ impl From<RoomError> for RoomsealError {
             | RoomError::SenderMismatch
             | RoomError::SenderKeyMismatch
             | RoomError::ShareNotForUs
-                        | RoomError::ShareSenderMismatch
+            | RoomError::ShareSenderMismatch
             | RoomError::ShareRoomMismatch => Self::Authentication(text),
             _ => Self::Rejected(text),
         }

@@ -123,6 +123,9 @@ pub struct Endpoint {
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     share_threads: usize,
+    /// Every draw (one-time keys, sessions, ratchet keys, room keys); the
+    /// operating system's generator unless a test injects another.
+    rng: Box<dyn rand::CryptoRng + Send>,
 }
 
 fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
@@ -153,7 +156,7 @@ impl Endpoint {
         device_id: &str,
         account: Account,
     ) -> Result<Self, RoomError> {
-                check_id(user_id, "user id")?;
+        check_id(user_id, "user id")?;
         check_id(device_id, "device id")?;
         Ok(Self {
             bundle: account.device_keys(user_id, device_id)?,
@@ -165,6 +168,7 @@ impl Endpoint {
             policy: RotationPolicy::default(),
             clock: Arc::new(SystemClock),
             share_threads: default_threads(),
+            rng: Box::new(os_rng()),
         })
     }
 
@@ -198,6 +202,15 @@ impl Endpoint {
         self.clock = clock;
     }
 
+    /// Replaces the random generator used for every key the endpoint makes
+    /// from now on (for deterministic tests: build the endpoint with
+    /// [`Endpoint::from_account`] around an account made with
+    /// [`Account::new_with_rng`], then inject a seeded generator here).
+    /// Pickle nonces still come from [`Endpoint::pickle_with_rng`].
+    pub fn set_rng(&mut self, rng: Box<dyn rand::CryptoRng + Send>) {
+        self.rng = rng;
+    }
+
     /// Threads used to encrypt a room-key share to many devices (at least
     /// 1). Defaults to the available cores with the `parallel` feature, 1
     /// without it.
@@ -206,7 +219,7 @@ impl Endpoint {
     }
 
     /// The signed device-key bundle.
-        pub fn device_keys(&self) -> DeviceKeys {
+    pub fn device_keys(&self) -> DeviceKeys {
         self.bundle.clone()
     }
 
@@ -218,10 +231,11 @@ impl Endpoint {
         let unpublished = self.account.one_time_keys().len();
         let wanted = one_time_keys.min(Account::max_one_time_keys());
         if wanted > unpublished {
-            self.account.generate_one_time_keys(wanted - unpublished);
+            self.account
+                .generate_one_time_keys_with_rng(wanted - unpublished, &mut *self.rng);
         }
         if self.account.fallback_key().is_none() {
-            self.account.generate_fallback_key();
+            self.account.generate_fallback_key_with_rng(&mut *self.rng);
         }
         KeysToPublish {
             device_keys: self.device_keys(),
@@ -247,9 +261,11 @@ impl Endpoint {
         if verified.identity_keys().curve25519 == self.identity_keys().curve25519 {
             return Err(RoomError::OwnDevice);
         }
-        let session = self
-            .account
-            .create_outbound_session(&verified, one_time_key)?;
+        let session = self.account.create_outbound_session_with_rng(
+            &verified,
+            one_time_key,
+            &mut *self.rng,
+        )?;
         self.keep_session(session);
         Ok(verified)
     }
@@ -354,7 +370,8 @@ impl Endpoint {
 
     /// Replaces the room's outbound session and keeps our own inbound copy.
     fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<(), RoomError> {
-        let session = OutboundGroupSession::new(room_id, self.identity_keys())?;
+        let session =
+            OutboundGroupSession::new_with_rng(room_id, self.identity_keys(), &mut *self.rng)?;
         let own_copy = InboundGroupSession::new(&session.session_key())?;
         self.inbound.add(room_id, self.identity_keys(), own_copy)?;
         self.outbound.insert(
@@ -390,7 +407,13 @@ impl Endpoint {
         sender_key: &Curve25519PublicKey,
         message: &DeviceMessage,
     ) -> Result<ReceivedRoomKey, RoomError> {
-        let (staged, plaintext) = self.stage_receive(sender_key, message)?;
+        let (staged, plaintext) = stage_receive(
+            &self.account,
+            &self.peers,
+            &mut *self.rng,
+            sender_key,
+            message,
+        )?;
         let session = match &staged {
             Staged::Existing { session, .. } | Staged::New { session, .. } => session,
         };
@@ -423,60 +446,6 @@ impl Endpoint {
             first_index,
             added,
         })
-    }
-
-    /// Decrypts with a copy of the right session (or a new inbound one),
-    /// changing nothing.
-    fn stage_receive(
-        &self,
-        sender_key: &Curve25519PublicKey,
-        message: &DeviceMessage,
-    ) -> Result<(Staged, Zeroizing<Vec<u8>>), RoomError> {
-        let mut rng = os_rng();
-        let sessions = self.peers.get(sender_key).map_or(&[][..], Vec::as_slice);
-        if let DeviceMessage::PreKey(pre_key) = message {
-            if pre_key.identity_keys().curve25519 != *sender_key {
-                return Err(RoomError::SenderMismatch);
-            }
-            let id = pre_key.session_id();
-            if let Some((index, existing)) = sessions
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.session_id() == id)
-            {
-                let mut session = existing.duplicate();
-                let plaintext = session.decrypt_with_rng(message, &mut rng)?;
-                return Ok((
-                    Staged::Existing { index, session },
-                    Zeroizing::new(plaintext),
-                ));
-            }
-            let (creation, consumed) = self.account.stage_inbound_session(pre_key, &mut rng)?;
-            return Ok((
-                Staged::New {
-                    session: creation.session,
-                    consumed,
-                },
-                Zeroizing::new(creation.plaintext),
-            ));
-        }
-        // Report the newest session's error: that is the one the peer uses.
-        let mut last_error = None;
-        for (index, existing) in sessions.iter().enumerate().rev() {
-            let mut session = existing.duplicate();
-            match session.decrypt_with_rng(message, &mut rng) {
-                Ok(plaintext) => {
-                    return Ok((
-                        Staged::Existing { index, session },
-                        Zeroizing::new(plaintext),
-                    ));
-                }
-                Err(e) => {
-                    last_error.get_or_insert(e);
-                }
-            }
-        }
-        Err(last_error.map_or(RoomError::NoSession, RoomError::Session))
     }
 
     /// Encrypts a room event with the room's current group session.
@@ -610,7 +579,7 @@ impl Endpoint {
                 w.bytes(key.as_bytes());
             }
         }
-                self.inbound.write_contents(&mut w);
+        self.inbound.write_contents(&mut w);
         w.u32(u32::try_from(self.discarded.len()).unwrap_or(u32::MAX));
         for room in &self.discarded {
             w.short_bytes(room.as_bytes());
@@ -659,7 +628,7 @@ impl Endpoint {
             let session = OutboundGroupSession::read_contents(r)?;
             let created_ms = r.u64("created at")?;
             let mut shared_with = BTreeSet::new();
-                        for _ in 0..r.u32("shared with")? {
+            for _ in 0..r.u32("shared with")? {
                 if !shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?)) {
                     return Err(DecodeError::InvalidValue("shared with"));
                 }
@@ -680,7 +649,7 @@ impl Endpoint {
                 return Err(DecodeError::InvalidValue("outbound rooms"));
             }
         }
-                endpoint.inbound = InboundKeyStore::read_contents(r)?;
+        endpoint.inbound = InboundKeyStore::read_contents(r)?;
         for _ in 0..r.u32("discarded rooms")? {
             if !endpoint.discarded.insert(text(r, "room id")?) {
                 return Err(DecodeError::InvalidValue("discarded rooms"));
@@ -688,6 +657,61 @@ impl Endpoint {
         }
         Ok(endpoint)
     }
+}
+
+/// Decrypts with a copy of the right session (or a new inbound one),
+/// changing nothing.
+fn stage_receive(
+    account: &Account,
+    peers: &BTreeMap<Curve25519PublicKey, Vec<Session>>,
+    rng: &mut (dyn rand::CryptoRng + Send),
+    sender_key: &Curve25519PublicKey,
+    message: &DeviceMessage,
+) -> Result<(Staged, Zeroizing<Vec<u8>>), RoomError> {
+    let sessions = peers.get(sender_key).map_or(&[][..], Vec::as_slice);
+    if let DeviceMessage::PreKey(pre_key) = message {
+        if pre_key.identity_keys().curve25519 != *sender_key {
+            return Err(RoomError::SenderMismatch);
+        }
+        let id = pre_key.session_id();
+        if let Some((index, existing)) = sessions
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.session_id() == id)
+        {
+            let mut session = existing.duplicate();
+            let plaintext = session.decrypt_with_rng(message, rng)?;
+            return Ok((
+                Staged::Existing { index, session },
+                Zeroizing::new(plaintext),
+            ));
+        }
+        let (creation, consumed) = account.stage_inbound_session(pre_key, rng)?;
+        return Ok((
+            Staged::New {
+                session: creation.session,
+                consumed,
+            },
+            Zeroizing::new(creation.plaintext),
+        ));
+    }
+    // Report the newest session's error: that is the one the peer uses.
+    let mut last_error = None;
+    for (index, existing) in sessions.iter().enumerate().rev() {
+        let mut session = existing.duplicate();
+        match session.decrypt_with_rng(message, rng) {
+            Ok(plaintext) => {
+                return Ok((
+                    Staged::Existing { index, session },
+                    Zeroizing::new(plaintext),
+                ));
+            }
+            Err(e) => {
+                last_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(last_error.map_or(RoomError::NoSession, RoomError::Session))
 }
 
 /// Encrypts each job's plaintext with its session, on up to `threads`

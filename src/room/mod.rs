@@ -59,7 +59,7 @@ pub enum RoomError {
     /// A room-key share names another device as its recipient.
     #[error("room-key share is addressed to another device")]
     ShareNotForUs,
-        /// A room-key share's claimed sender is not the peer of the pairwise
+    /// A room-key share's claimed sender is not the peer of the pairwise
     /// session it arrived on, or not the creator its session key names.
     #[error("room-key share claims a sender other than the session's peer or the key's creator")]
     ShareSenderMismatch,
@@ -67,7 +67,7 @@ pub enum RoomError {
     /// for.
     #[error("room-key share names another room than its session key")]
     ShareRoomMismatch,
-        /// A key for a session id already stored that is not a copy of that
+    /// A key for a session id already stored that is not a copy of that
     /// session, or comes from another sender (an authenticated share may
     /// still displace an unauthenticated import; see [`InboundKeyStore::add`]).
     #[error("conflicting key for an existing room session")]

@@ -28,7 +28,7 @@ use crate::keys::IdentityKeys;
 pub enum KeyAdded {
     /// The store did not have this session.
     New,
-        /// The store had it; the new copy knew an earlier index or was more
+    /// The store had it; the new copy knew an earlier index or was more
     /// trusted, and the two were merged (or the new authenticated copy
     /// displaced an unauthenticated import).
     Improved,

@@ -505,8 +505,14 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     let (mut bob, mut bob_keys) = device("@bob:x", "B1");
     connect(&mut alice, &mut mallory_keys);
     connect(&mut mallory, &mut bob_keys);
-    let outcome = alice.share_room_key(ROOM, &[verified(&mallory_keys)]).unwrap();
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut mallory]);
+    let outcome = alice
+        .share_room_key(ROOM, &[verified(&mallory_keys)])
+        .unwrap();
+    deliver(
+        alice.identity_keys().curve25519,
+        &outcome,
+        &mut [&mut mallory],
+    );
     // Mallory holds Alice's signed key and claims it as hers when passing it on.
     let stolen = RoomKeyShare {
         room_id: ROOM.to_owned(),
@@ -517,15 +523,21 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     let message = mallory.encrypt_raw(&bob.identity_keys().curve25519, &stolen.to_bytes());
     let before = state(&bob);
     assert_eq!(
-        bob.receive_device_message(&mallory.identity_keys().curve25519, &message).unwrap_err(),
+        bob.receive_device_message(&mallory.identity_keys().curve25519, &message)
+            .unwrap_err(),
         RoomError::ShareSenderMismatch
     );
     assert_eq!(state(&bob), before);
     // Nor can she move it to another room.
-    let moved = RoomKeyShare { room_id: "!elsewhere:x".to_owned(), sender: alice.identity_keys(), ..stolen };
+    let moved = RoomKeyShare {
+        room_id: "!elsewhere:x".to_owned(),
+        sender: alice.identity_keys(),
+        ..stolen
+    };
     let message = mallory.encrypt_raw(&bob.identity_keys().curve25519, &moved.to_bytes());
     assert_eq!(
-        bob.receive_device_message(&mallory.identity_keys().curve25519, &message).unwrap_err(),
+        bob.receive_device_message(&mallory.identity_keys().curve25519, &message)
+            .unwrap_err(),
         RoomError::ShareSenderMismatch
     );
 }
@@ -537,23 +549,41 @@ fn an_authenticated_share_displaces_a_misattributed_import() {
     let event = alice.encrypt_event(ROOM, "m", &json!({"n": 1})).unwrap();
     let (_, export) = bob.export_room_key(ROOM, &event.session_id, 0).unwrap();
     // A bad backup attributes Alice's session to Bob.
-    assert_eq!(carol.import_room_key(ROOM, bob.identity_keys(), &export).unwrap(), KeyAdded::New);
-    assert_eq!(carol.decrypt_event(ROOM, "$1", &event).unwrap_err(), RoomError::SenderKeyMismatch);
+    assert_eq!(
+        carol
+            .import_room_key(ROOM, bob.identity_keys(), &export)
+            .unwrap(),
+        KeyAdded::New
+    );
+    assert_eq!(
+        carol.decrypt_event(ROOM, "$1", &event).unwrap_err(),
+        RoomError::SenderKeyMismatch
+    );
     // Alice's genuine share replaces it, sender and all.
     let mut carol_keys = carol.keys_to_publish(2);
     carol.mark_keys_as_published();
     connect(&mut alice, &mut carol_keys);
-    let share = alice.share_room_key(ROOM, &[bob_device, verified(&carol_keys)]).unwrap();
+    let share = alice
+        .share_room_key(ROOM, &[bob_device, verified(&carol_keys)])
+        .unwrap();
     assert!(!share.rotated);
     let received = carol
-        .receive_device_message(&alice.identity_keys().curve25519, &share.messages[0].message)
+        .receive_device_message(
+            &alice.identity_keys().curve25519,
+            &share.messages[0].message,
+        )
         .unwrap();
     assert_eq!(received.added, KeyAdded::Improved);
     let d = carol.decrypt_event(ROOM, "$1", &event).unwrap();
     assert_eq!(d.sender, alice.identity_keys());
     assert!(d.authenticated);
     // An import can never displace an authenticated key.
-    assert_eq!(carol.import_room_key(ROOM, bob.identity_keys(), &export).unwrap_err(), RoomError::ConflictingRoomKey);
+    assert_eq!(
+        carol
+            .import_room_key(ROOM, bob.identity_keys(), &export)
+            .unwrap_err(),
+        RoomError::ConflictingRoomKey
+    );
 }
 
 #[test]
@@ -564,14 +594,22 @@ fn explicit_rotation_is_reported() {
     // The pending rotation survives a pickle round trip.
     let key = PickleKey::from_bytes(&mut [2; 32]);
     let mut alice = Endpoint::from_pickle(&alice.pickle(&key), &key).unwrap();
-    assert!(alice.share_room_key(ROOM, std::slice::from_ref(&bob_device)).unwrap().rotated);
+    assert!(
+        alice
+            .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+            .unwrap()
+            .rotated
+    );
     assert!(!alice.share_room_key(ROOM, &[bob_device]).unwrap().rotated);
 }
 
 #[test]
 fn forgotten_indices_stay_refused_even_after_a_merge() {
     let (mut alice, mut bob, _) = room_pair();
-    alice.set_rotation_policy(RotationPolicy { max_messages: u32::MAX, max_age: std::time::Duration::MAX });
+    alice.set_rotation_policy(RotationPolicy {
+        max_messages: u32::MAX,
+        max_age: std::time::Duration::MAX,
+    });
     let first = alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
     let (sender, early_export) = bob.export_room_key(ROOM, &first.session_id, 0).unwrap();
     bob.decrypt_event(ROOM, "$0", &first).unwrap();
@@ -580,11 +618,40 @@ fn forgotten_indices_stay_refused_even_after_a_merge() {
         bob.decrypt_event(ROOM, &format!("${i}"), &e).unwrap();
     }
     // Index 0's record was dropped: it is refused, not replayable.
-    assert_eq!(bob.decrypt_event(ROOM, "$new", &first).unwrap_err(), RoomError::Forgotten { index: 0 });
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$new", &first).unwrap_err(),
+        RoomError::Forgotten { index: 0 }
+    );
     // Merging an earlier backup brings back index 0 to the session, not to the store.
-    assert_eq!(bob.import_room_key(ROOM, sender, &early_export).unwrap(), KeyAdded::Improved);
-    assert_eq!(bob.decrypt_event(ROOM, "$new", &first).unwrap_err(), RoomError::Forgotten { index: 0 });
+    assert_eq!(
+        bob.import_room_key(ROOM, sender, &early_export).unwrap(),
+        KeyAdded::Improved
+    );
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$new", &first).unwrap_err(),
+        RoomError::Forgotten { index: 0 }
+    );
     let key = PickleKey::from_bytes(&mut [8; 32]);
     let mut restored = Endpoint::from_pickle(&bob.pickle(&key), &key).unwrap();
-    assert_eq!(restored.decrypt_event(ROOM, "$new", &first).unwrap_err(), RoomError::Forgotten { index: 0 });
+    assert_eq!(
+        restored.decrypt_event(ROOM, "$new", &first).unwrap_err(),
+        RoomError::Forgotten { index: 0 }
+    );
+}
+
+#[test]
+fn injected_generators_make_endpoints_deterministic() {
+    use rand::SeedableRng;
+    use rand::rngs::ChaCha20Rng;
+    let build = || {
+        let account = crate::Account::new_with_rng(&mut ChaCha20Rng::from_seed([3; 32]));
+        let mut endpoint = Endpoint::from_account("@d:x", "D", account).unwrap();
+        endpoint.set_rng(Box::new(ChaCha20Rng::from_seed([4; 32])));
+        let keys = endpoint.keys_to_publish(3);
+        (endpoint, keys)
+    };
+    let (a, a_keys) = build();
+    let (b, b_keys) = build();
+    assert_eq!(a_keys, b_keys);
+    assert_eq!(state(&a), state(&b));
 }
