@@ -65,7 +65,9 @@ pub struct OneTimeKeysGenerated {
 }
 
 /// A new inbound session and the plaintext of the message that created it.
-#[derive(Debug)]
+///
+/// `Debug` shows the plaintext's length, never its bytes (it may carry a
+/// room key).
 pub struct InboundCreation {
     /// The session, ready to encrypt replies.
     pub session: Session,
@@ -73,11 +75,22 @@ pub struct InboundCreation {
     pub plaintext: Vec<u8>,
 }
 
+impl fmt::Debug for InboundCreation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundCreation")
+            .field("session", &self.session)
+            .field("plaintext_len", &self.plaintext.len())
+            .finish()
+    }
+}
+
 /// A device's long-term identity and one-time keys.
 pub struct Account {
-    signing: SigningKey,
+    // Private keys are boxed so that moving the account never leaves copies
+    // behind; both types wipe themselves on drop.
+    signing: Box<SigningKey>,
     ed25519: Ed25519PublicKey,
-    curve_secret: StaticSecret,
+    curve_secret: Box<StaticSecret>,
     curve25519: Curve25519PublicKey,
     next_key_id: u64,
     one_time_keys: OneTimeKeys,
@@ -119,8 +132,8 @@ impl Account {
         Self {
             ed25519: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
             curve25519: Curve25519PublicKey::from(&curve_secret),
-            signing,
-            curve_secret,
+            signing: Box::new(signing),
+            curve_secret: Box::new(curve_secret),
             next_key_id,
             one_time_keys,
             fallback,

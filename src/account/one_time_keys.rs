@@ -19,7 +19,9 @@ use crate::keys::Curve25519PublicKey;
 #[derive(Clone)]
 pub(crate) struct PrivateKey {
     pub(crate) id: KeyId,
-    pub(crate) secret: StaticSecret,
+    /// Boxed so that moving the record (the store is a deque) never leaves
+    /// a copy of the key behind.
+    pub(crate) secret: Box<StaticSecret>,
     pub(crate) public: Curve25519PublicKey,
     pub(crate) published: bool,
 }
@@ -29,7 +31,7 @@ impl PrivateKey {
         let public = Curve25519PublicKey::from(&secret);
         Self {
             id,
-            secret,
+            secret: Box::new(secret),
             public,
             published,
         }

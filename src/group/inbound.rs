@@ -137,12 +137,15 @@ impl InboundGroupSession {
     /// one-by-one strict verification if the batch fails, so each message
     /// gets its own result). Results are in input order.
     ///
-    /// Batch verification accepts what strict verification accepts, and also
-    /// signatures whose `R` has a torsion component or a non-canonical
-    /// encoding. Only the holder of this session's signing key can produce
-    /// those (they are not forgeries), but such a sender could make batch and
-    /// one-by-one receivers disagree about one of its own messages (see
-    /// PROTOCOL.md). Use [`InboundGroupSession::decrypt`] where that matters.
+    /// Batch verification accepts everything strict verification accepts,
+    /// and may accept some signatures it rejects: an `R` that is the identity
+    /// point, or whose encoding is not canonical, passes whenever the rest of
+    /// the equation holds; an `R` with another small-order component passes
+    /// with probability about one over that order. Only the holder of this
+    /// session's signing key can make such signatures (they are not
+    /// forgeries), but such a sender could make batch and one-by-one
+    /// receivers disagree about one of its own messages (see PROTOCOL.md).
+    /// Use [`InboundGroupSession::decrypt`] where that matters.
     pub fn decrypt_batch(
         &mut self,
         room_id: &str,

@@ -20,7 +20,8 @@ use crate::pickle::{self, PickleError, PickleKey, PickleKind};
 /// send, the Ed25519 key that signs every message, and the room it is for.
 pub struct OutboundGroupSession {
     room_id: String,
-    signing: SigningKey,
+    /// Boxed so that moving the session never leaves a copy behind.
+    signing: Box<SigningKey>,
     signing_public: Ed25519PublicKey,
     ratchet: Ratchet,
     creator: IdentityKeys,
@@ -44,7 +45,7 @@ impl OutboundGroupSession {
         Ok(Self {
             room_id: room_id.to_owned(),
             signing_public: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
-            signing,
+            signing: Box::new(signing),
             ratchet: Ratchet::random(rng),
             creator,
         })
@@ -177,7 +178,7 @@ impl OutboundGroupSession {
         Ok(Self {
             room_id,
             signing_public: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
-            signing,
+            signing: Box::new(signing),
             ratchet: Ratchet::from_parts(&parts, index),
             creator,
         })

@@ -45,8 +45,9 @@ impl EncryptedEvent {
     }
 }
 
-/// A decrypted room event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A decrypted room event. `Debug` shows the event type and metadata but
+/// not the content, so logging one does not log what was said.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DecryptedEvent {
     /// The event type, for example `m.room.message`.
     pub event_type: String,
@@ -62,6 +63,18 @@ pub struct DecryptedEvent {
     /// Whether the room key came signed from its creator over a pairwise
     /// session (`true`), or from an import or forward (`false`).
     pub authenticated: bool,
+}
+
+impl std::fmt::Debug for DecryptedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptedEvent")
+            .field("event_type", &self.event_type)
+            .field("sender", &self.sender)
+            .field("session_id", &self.session_id)
+            .field("message_index", &self.message_index)
+            .field("authenticated", &self.authenticated)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The plaintext inside a group message.

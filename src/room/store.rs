@@ -270,11 +270,26 @@ impl InboundKeyStore {
 
 impl fmt::Debug for InboundKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(
-                self.keys
+        struct Entry<'a>(&'a str, &'a StoredKey);
+        impl fmt::Debug for Entry<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("StoredKey")
+                    .field("room_id", &self.0)
+                    .field("session", &self.1.session)
+                    .field("sender", &self.1.sender)
+                    .field("replay_records", &self.1.seen.len())
+                    .field("replay_floor", &self.1.floor)
+                    .finish()
+            }
+        }
+        f.debug_struct("InboundKeyStore")
+            .field(
+                "keys",
+                &self
+                    .keys
                     .iter()
-                    .map(|((room, id), k)| ((room, id), (&k.session, k.seen.len()))),
+                    .map(|((room, _), k)| Entry(room, k))
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

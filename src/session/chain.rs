@@ -65,7 +65,8 @@ pub(crate) fn message_key(seed: &MessageSeed) -> MessageKey {
 /// Our current ratchet key pair.
 #[derive(Clone)]
 pub(crate) struct RatchetKeyPair {
-    pub(crate) secret: StaticSecret,
+    /// Boxed so that moving the session never leaves a copy behind.
+    pub(crate) secret: Box<StaticSecret>,
     pub(crate) public: Curve25519PublicKey,
 }
 
@@ -76,7 +77,10 @@ impl RatchetKeyPair {
 
     pub(crate) fn from_secret(secret: StaticSecret) -> Self {
         let public = Curve25519PublicKey::from(&secret);
-        Self { secret, public }
+        Self {
+            secret: Box::new(secret),
+            public,
+        }
     }
 }
 
