@@ -8,7 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::Secret;
-use super::kdf::hkdf;
+use super::kdf::hkdf_into;
 
 /// AES-GCM tag length in bytes.
 pub(crate) const TAG_LEN: usize = 16;
@@ -28,14 +28,19 @@ pub(crate) struct AeadFailure;
 
 impl MessageKey {
     /// Expands a one-use 32-byte seed into key and nonce with HKDF-SHA-256.
-    pub(crate) fn derive(seed: &Secret<32>, info: &[u8]) -> Self {
-        let okm = hkdf::<44>(None, seed.expose(), info);
-        Self::from_okm(&okm)
+    pub(crate) fn derive(seed: &[u8; 32], info: &[u8]) -> Self {
+        let mut okm = zeroize::Zeroizing::new([0u8; 44]);
+        hkdf_into(None, seed, info, &mut okm);
+        Self::from_okm_bytes(&okm)
     }
 
     /// Splits 44 bytes of key material into key and nonce.
     pub(crate) fn from_okm(okm: &Secret<44>) -> Self {
-        let (key, nonce) = okm.expose().split_at(32);
+        Self::from_okm_bytes(okm.expose())
+    }
+
+    fn from_okm_bytes(okm: &[u8; 44]) -> Self {
+        let (key, nonce) = okm.split_at(32);
         let mut out = Self {
             key: [0; 32],
             nonce: [0; NONCE_LEN],
@@ -107,32 +112,32 @@ mod tests {
     fn seal_open_round_trip_and_tamper() {
         let seed = Secret::new([9u8; 32]);
         let mut sealed = Vec::new();
-        MessageKey::derive(&seed, b"info")
+        MessageKey::derive(seed.expose(), b"info")
             .seal_into(b"aad", b"hello", &mut sealed)
             .unwrap();
         assert_eq!(sealed.len(), 5 + TAG_LEN);
-        let opened = MessageKey::derive(&seed, b"info")
+        let opened = MessageKey::derive(seed.expose(), b"info")
             .open(b"aad", &sealed)
             .unwrap();
         assert_eq!(opened, b"hello");
         assert_eq!(
-            MessageKey::derive(&seed, b"info").open(b"aaX", &sealed),
+            MessageKey::derive(seed.expose(), b"info").open(b"aaX", &sealed),
             Err(AeadFailure)
         );
         assert_eq!(
-            MessageKey::derive(&seed, b"infX").open(b"aad", &sealed),
+            MessageKey::derive(seed.expose(), b"infX").open(b"aad", &sealed),
             Err(AeadFailure)
         );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
             assert_eq!(
-                MessageKey::derive(&seed, b"info").open(b"aad", &bad),
+                MessageKey::derive(seed.expose(), b"info").open(b"aad", &bad),
                 Err(AeadFailure)
             );
         }
         assert_eq!(
-            MessageKey::derive(&seed, b"info").open(b"aad", &sealed[..15]),
+            MessageKey::derive(seed.expose(), b"info").open(b"aad", &sealed[..15]),
             Err(AeadFailure)
         );
     }

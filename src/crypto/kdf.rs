@@ -5,6 +5,8 @@ use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use zeroize::Zeroizing;
+
 use super::Secret;
 
 /// Every KDF info string, HMAC input and signature context of protocol
@@ -70,15 +72,22 @@ fn keyed(key: &[u8; 32]) -> HmacSha256 {
 }
 
 /// HMAC-SHA-256 of two inputs under one key, keying once.
-pub(crate) fn hmac_pair(key: &[u8; 32], first: &[u8], second: &[u8]) -> (Secret<32>, Secret<32>) {
+///
+/// Both outputs stay on the stack (wiped on drop): callers box only what
+/// they keep.
+pub(crate) fn hmac_pair(
+    key: &[u8; 32],
+    first: &[u8],
+    second: &[u8],
+) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
     let base = keyed(key);
     let mut a = base.clone();
     a.update(first);
     let mut b = base;
     b.update(second);
     (
-        Secret::new(a.finalize().into_bytes().into()),
-        Secret::new(b.finalize().into_bytes().into()),
+        Zeroizing::new(a.finalize().into_bytes().into()),
+        Zeroizing::new(b.finalize().into_bytes().into()),
     )
 }
 
@@ -91,12 +100,22 @@ pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Secret<32> {
 
 /// HKDF-SHA-256 with `N` bytes of output.
 pub(crate) fn hkdf<const N: usize>(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> Secret<N> {
+    let mut okm = Zeroizing::new([0u8; N]);
+    hkdf_into(salt, ikm, info, &mut okm);
+    Secret::from_mut(&mut okm)
+}
+
+/// HKDF-SHA-256 straight into `okm` (no heap copy of the output).
+pub(crate) fn hkdf_into<const N: usize>(
+    salt: Option<&[u8]>,
+    ikm: &[u8],
+    info: &[u8],
+    okm: &mut [u8; N],
+) {
     const { assert!(N <= 255 * 32, "HKDF-SHA-256 output limit") };
-    let mut okm = [0u8; N];
     // `expand` fails only for outputs over 255 hash blocks, ruled out at
     // compile time just above.
-    let _ = Hkdf::<Sha256>::new(salt, ikm).expand(info, &mut okm);
-    Secret::from_mut(&mut okm)
+    let _ = Hkdf::<Sha256>::new(salt, ikm).expand(info, okm);
 }
 
 /// SHA-256 over the concatenation of `parts`.
@@ -128,11 +147,11 @@ mod tests {
         reference.update(b"Hi There");
         let expected: [u8; 32] = reference.finalize().into_bytes().into();
         let (a, b) = hmac_pair(&key, b"Hi There", b"other");
-        assert_eq!(a.expose(), &expected);
+        assert_eq!(&*a, &expected);
         let mut other = keyed(&key);
         other.update(b"other");
         let other: [u8; 32] = other.finalize().into_bytes().into();
-        assert_eq!(b.expose(), &other);
+        assert_eq!(&*b, &other);
     }
 
     #[test]

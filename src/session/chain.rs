@@ -7,8 +7,9 @@ use x25519_dalek::StaticSecret;
 use crate::crypto::{MessageKey, Secret, hkdf, hmac_pair, label};
 use crate::keys::Curve25519PublicKey;
 
-/// One-use seed of a message key (expanded by HKDF into AES key and nonce).
-pub(crate) type MessageSeed = Secret<32>;
+/// One-use seed of a message key (expanded by HKDF into AES key and nonce);
+/// kept on the stack and wiped when dropped.
+pub(crate) type MessageSeed = zeroize::Zeroizing<[u8; 32]>;
 
 /// The root key of the DH ratchet.
 #[derive(Clone, Debug)]
@@ -52,13 +53,20 @@ impl ChainKey {
     /// `None` when the index space of the chain is used up.
     pub(crate) fn step(&self) -> Option<(MessageSeed, ChainKey)> {
         let index = self.index.checked_add(1)?;
-        let (seed, next) = hmac_pair(self.key.expose(), label::CHAIN_MESSAGE, label::CHAIN_NEXT);
-        Some((seed, ChainKey { key: next, index }))
+        let (seed, mut next) =
+            hmac_pair(self.key.expose(), label::CHAIN_MESSAGE, label::CHAIN_NEXT);
+        Some((
+            seed,
+            ChainKey {
+                key: Secret::from_mut(&mut next),
+                index,
+            },
+        ))
     }
 }
 
 /// Expands a message seed into the AES-256-GCM key and nonce of one message.
-pub(crate) fn message_key(seed: &MessageSeed) -> MessageKey {
+pub(crate) fn message_key(seed: &[u8; 32]) -> MessageKey {
     MessageKey::derive(seed, label::MESSAGE_KEY)
 }
 

@@ -205,6 +205,30 @@ fn ad_binding(
     ])
 }
 
+/// Longest associated data: binding, kind, header, binding signature.
+const AD_MAX_LEN: usize = 32 + 1 + HEADER_LEN + Ed25519Signature::LENGTH;
+
+/// A message's associated data, built on the stack (it is computed for every
+/// message, so it should not cost an allocation).
+struct AssociatedData {
+    bytes: [u8; AD_MAX_LEN],
+    len: usize,
+}
+
+impl AssociatedData {
+    fn push(&mut self, part: &[u8]) {
+        let end = self.len.saturating_add(part.len()).min(AD_MAX_LEN);
+        if let Some(slot) = self.bytes.get_mut(self.len..end) {
+            slot.copy_from_slice(part.get(..end - self.len).unwrap_or_default());
+        }
+        self.len = end;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// Message kinds as bound into the associated data.
 const AD_KIND_PRE_KEY: u8 = 0;
 const AD_KIND_NORMAL: u8 = 1;
@@ -219,13 +243,13 @@ fn advance(
 ) -> Result<ChainKey, SessionError> {
     let mut current = chain.clone();
     while current.index < to {
-        let (seed, next) = current.step().ok_or(SessionError::ChainExhausted)?;
+        let (mut seed, next) = current.step().ok_or(SessionError::ChainExhausted)?;
         let distance = usize::try_from(to.saturating_sub(current.index)).unwrap_or(usize::MAX);
         if distance <= MAX_SKIPPED_MESSAGE_KEYS {
             skipped.push(SkippedKey {
                 ratchet_key,
                 counter: current.index,
-                seed,
+                seed: Secret::from_mut(&mut seed),
             });
         }
         current = next;
@@ -389,7 +413,7 @@ impl Session {
         let aad =
             self.associated_data(&message.header(), self.pre_key.as_ref().map(|h| &h.binding));
         message_key(&seed)
-            .seal_into(&aad, plaintext, &mut message.ciphertext)
+            .seal_into(aad.as_slice(), plaintext, &mut message.ciphertext)
             .map_err(|_| SessionError::PlaintextTooLong {
                 len: plaintext.len(),
                 max: MAX_PLAINTEXT_LEN,
@@ -452,9 +476,9 @@ impl Session {
         rng: &mut R,
     ) -> Result<(Staged, Vec<u8>), SessionError> {
         let aad = self.associated_data(&message.header(), binding);
-        let open = |seed: &Secret<32>| {
+        let open = |seed: &[u8; 32]| {
             message_key(seed)
-                .open(&aad, &message.ciphertext)
+                .open(aad.as_slice(), &message.ciphertext)
                 .map_err(|_| SessionError::Authentication)
         };
         let ratchet_key = message.ratchet_key;
@@ -465,7 +489,7 @@ impl Session {
                 .skipped
                 .get(index)
                 .ok_or(SessionError::MessageKeyGone { counter })?;
-            return Ok((Staged::Skipped(index), open(&key.seed)?));
+            return Ok((Staged::Skipped(index), open(key.seed.expose())?));
         }
 
         if let Some(receiving) = self
@@ -485,8 +509,13 @@ impl Session {
                 });
             }
             let mut skipped = Vec::new();
-            let at = advance(&receiving.chain, ratchet_key, counter, &mut skipped)?;
-            let (seed, chain) = at.step().ok_or(SessionError::ChainExhausted)?;
+            let (seed, chain) = if jump == 0 {
+                // The common case: the next message in order, nothing skipped.
+                receiving.chain.step()
+            } else {
+                advance(&receiving.chain, ratchet_key, counter, &mut skipped)?.step()
+            }
+            .ok_or(SessionError::ChainExhausted)?;
             let plaintext = open(&seed)?;
             return Ok((Staged::Current { chain, skipped }, plaintext));
         }
@@ -568,18 +597,21 @@ impl Session {
         &self,
         header: &[u8; HEADER_LEN],
         binding: Option<&Ed25519Signature>,
-    ) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(32 + 1 + HEADER_LEN + Ed25519Signature::LENGTH);
-        aad.extend_from_slice(&self.ad_binding);
+    ) -> AssociatedData {
+        let mut aad = AssociatedData {
+            bytes: [0; AD_MAX_LEN],
+            len: 0,
+        };
+        aad.push(&self.ad_binding);
         match binding {
             Some(signature) => {
-                aad.push(AD_KIND_PRE_KEY);
-                aad.extend_from_slice(header);
-                aad.extend_from_slice(&signature.to_bytes());
+                aad.push(&[AD_KIND_PRE_KEY]);
+                aad.push(header);
+                aad.push(&signature.to_bytes());
             }
             None => {
-                aad.push(AD_KIND_NORMAL);
-                aad.extend_from_slice(header);
+                aad.push(&[AD_KIND_NORMAL]);
+                aad.push(header);
             }
         }
         aad

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::consts::{MAX_RECEIVING_CHAINS, MAX_SKIPPED_MESSAGE_KEYS};
 use crate::keys::Curve25519PublicKey;
 
-use super::chain::MessageSeed;
+use crate::crypto::Secret;
 
 /// One stored key: the chain it belongs to (the sender's ratchet key), its
 /// counter, and the message seed.
@@ -15,7 +15,7 @@ use super::chain::MessageSeed;
 pub(crate) struct SkippedKey {
     pub(crate) ratchet_key: Curve25519PublicKey,
     pub(crate) counter: u32,
-    pub(crate) seed: MessageSeed,
+    pub(crate) seed: Secret<32>,
 }
 
 /// The bounded store, oldest first.
@@ -45,7 +45,11 @@ impl SkippedKeys {
 
     /// Appends newly skipped keys (oldest first), then enforces both bounds.
     pub(crate) fn extend(&mut self, new: impl IntoIterator<Item = SkippedKey>) {
+        let before = self.keys.len();
         self.keys.extend(new);
+        if self.keys.len() == before {
+            return;
+        }
         while self.keys.len() > MAX_SKIPPED_MESSAGE_KEYS {
             self.keys.pop_front();
         }
@@ -86,7 +90,6 @@ impl SkippedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::Secret;
 
     fn key(chain: u8, counter: u32) -> SkippedKey {
         SkippedKey {
