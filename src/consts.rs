@@ -29,8 +29,12 @@ pub const MAX_RECEIVING_CHAINS: usize = 5;
 pub const MAX_SKIPPED_MESSAGE_KEYS: usize = 100;
 
 /// The largest number of message keys one incoming message may make a
-/// pairwise session skip over (messages not yet seen, counting the rest of
-/// the sender's previous chain); the chain work is this plus one step.
+/// pairwise session skip over on its chain. When a message starts the
+/// peer's next chain, the keys still missing from its previous chain are
+/// also derived and kept, but only if both together stay within this bound;
+/// otherwise the previous chain's missing messages are given up and the new
+/// chain is read anyway, so lost messages never cut a direction off. The
+/// chain work per message is at most this plus one step.
 ///
 /// Each step is two HMAC-SHA-256 calls (about one microsecond), so a forged
 /// message can cost the receiver at most about 2 ms of work before its tag is

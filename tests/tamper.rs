@@ -356,12 +356,13 @@ fn expected_session_error(
             }
         }
         _ => {
-            let rest = live.map_or(0, |(_, index)| {
-                message.previous_counter().saturating_sub(index)
-            });
-            let jump = u64::from(rest) + u64::from(message.counter());
-            if jump > u64::from(max) {
-                SessionError::TooFarAhead { jump, max }
+            // A new chain: only its own counter is bounded (the previous
+            // chain's missing keys are given up when they would not fit).
+            if message.counter() > max {
+                SessionError::TooFarAhead {
+                    jump: u64::from(message.counter()),
+                    max,
+                }
             } else {
                 SessionError::Authentication
             }

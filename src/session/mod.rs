@@ -520,23 +520,28 @@ impl Session {
             return Ok((Staged::Current { chain, skipped }, plaintext));
         }
 
-        // The peer has ratcheted: finish its previous chain up to the length
-        // it announces, then start the new one.
-        let rest_of_previous = self.receiving.as_ref().map_or(0, |r| {
-            message.previous_counter.saturating_sub(r.chain.index)
-        });
-        let jump = u64::from(rest_of_previous) + u64::from(counter);
-        if jump > u64::from(MAX_FORWARD_JUMP) {
+        // The peer has ratcheted. Its new chain may skip at most
+        // MAX_FORWARD_JUMP keys. The keys left on its previous chain (up to
+        // the length it announces) are kept only if that fits in the same
+        // budget; otherwise those messages are given up, but the session
+        // carries on (more than MAX_FORWARD_JUMP lost messages must not cut
+        // a direction off for good).
+        if counter > MAX_FORWARD_JUMP {
             return Err(SessionError::TooFarAhead {
-                jump,
+                jump: u64::from(counter),
                 max: MAX_FORWARD_JUMP,
             });
         }
+        let rest_of_previous = self.receiving.as_ref().map_or(0, |r| {
+            message.previous_counter.saturating_sub(r.chain.index)
+        });
+        let keep_previous =
+            u64::from(rest_of_previous) + u64::from(counter) <= u64::from(MAX_FORWARD_JUMP);
         let (root, new_chain) = self
             .root
             .ratchet(&dh(&self.sending.key.secret, &ratchet_key)?);
         let mut skipped = Vec::new();
-        if let Some(previous) = &self.receiving {
+        if let Some(previous) = self.receiving.as_ref().filter(|_| keep_previous) {
             advance(
                 &previous.chain,
                 previous.ratchet_key,
