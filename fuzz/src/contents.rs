@@ -208,7 +208,7 @@ fn check_construction() {
 /// A restored object of any pickled type.
 pub(crate) enum Restored {
     Account(Account),
-    Session(roomseal::Session),
+    Session(Box<roomseal::Session>),
     Outbound(OutboundGroupSession),
     Inbound(InboundGroupSession),
     Endpoint(Box<Endpoint>),
@@ -221,7 +221,7 @@ pub(crate) fn restore(kind: Kind, text: &str) -> Option<Restored> {
         Kind::Account => Account::from_pickle(text, &key).ok().map(Restored::Account),
         Kind::Session => roomseal::Session::from_pickle(text, &key)
             .ok()
-            .map(Restored::Session),
+            .map(|s| Restored::Session(Box::new(s))),
         Kind::OutboundGroupSession => OutboundGroupSession::from_pickle(text, &key)
             .ok()
             .map(Restored::Outbound),
