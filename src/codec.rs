@@ -195,6 +195,11 @@ impl Writer {
         self.bytes(bytes.get(..usize::from(len)).unwrap_or_default())
     }
 
+    /// A `u32` count, for collections bounded only by the caller's data.
+    pub(crate) fn count32(&mut self, count: usize) -> &mut Self {
+        self.u32(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
     /// A `u16` count. Callers bound counts by protocol constants.
     pub(crate) fn count(&mut self, count: usize) -> &mut Self {
         self.u16(u16::try_from(count).unwrap_or(u16::MAX))

@@ -16,7 +16,7 @@ use std::fmt;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::PROTOCOL_VERSION;
 use crate::crypto::{AeadFailure, MessageKey, NONCE_LEN, Secret, TAG_LEN, label};
 use crate::keys::{base64_decode, base64_encode};
@@ -121,6 +121,34 @@ pub(crate) fn seal<R: rand::CryptoRng + ?Sized>(
         &mut out,
     );
     base64_encode(&out)
+}
+
+/// The text form of a pickle of type `kind` whose contents `write` produces
+/// (the contents are wiped once sealed).
+pub(crate) fn to_text<R: rand::CryptoRng + ?Sized>(
+    kind: PickleKind,
+    key: &PickleKey,
+    rng: &mut R,
+    write: impl FnOnce(&mut Writer),
+) -> String {
+    let mut w = Writer::with_capacity(512);
+    write(&mut w);
+    seal(kind, key, Zeroizing::new(w.into_vec()), rng)
+}
+
+/// Restores an object of type `kind` from the text form of its pickle:
+/// decrypts, lets `read` parse the contents, and rejects trailing bytes.
+pub(crate) fn from_text<T>(
+    kind: PickleKind,
+    key: &PickleKey,
+    text: &str,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, PickleError> {
+    let contents = open(kind, key, text)?;
+    let mut reader = Reader::new(&contents);
+    let value = read(&mut reader)?;
+    reader.finish()?;
+    Ok(value)
 }
 
 /// Decrypts the text form of a pickle of type `kind`.

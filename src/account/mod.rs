@@ -19,7 +19,6 @@ use std::fmt;
 use ed25519_dalek::{Signer, SigningKey};
 use thiserror::Error;
 use x25519_dalek::StaticSecret;
-use zeroize::Zeroizing;
 
 pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V1, SignedOneTimeKey, VerifiedDevice};
 
@@ -383,18 +382,12 @@ impl Account {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        let mut w = Writer::with_capacity(80 + 41 * self.one_time_keys.keys.len());
-        self.write_contents(&mut w);
-        pickle::seal(PickleKind::Account, key, Zeroizing::new(w.into_vec()), rng)
+        pickle::to_text(PickleKind::Account, key, rng, |w| self.write_contents(w))
     }
 
     /// Restores an account from its pickle.
     pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        let contents = pickle::open(PickleKind::Account, key, pickle)?;
-        let mut reader = Reader::new(&contents);
-        let account = Self::read_contents(&mut reader)?;
-        reader.finish()?;
-        Ok(account)
+        pickle::from_text(PickleKind::Account, key, pickle, Self::read_contents)
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {

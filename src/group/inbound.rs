@@ -365,23 +365,19 @@ impl InboundGroupSession {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        let mut w = Writer::with_capacity(170);
-        self.write_contents(&mut w);
-        pickle::seal(
-            PickleKind::InboundGroupSession,
-            key,
-            Zeroizing::new(w.into_vec()),
-            rng,
-        )
+        pickle::to_text(PickleKind::InboundGroupSession, key, rng, |w| {
+            self.write_contents(w)
+        })
     }
 
     /// Restores a session from its pickle.
     pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        let contents = pickle::open(PickleKind::InboundGroupSession, key, pickle)?;
-        let mut r = Reader::new(&contents);
-        let session = Self::read_contents(&mut r)?;
-        r.finish()?;
-        Ok(session)
+        pickle::from_text(
+            PickleKind::InboundGroupSession,
+            key,
+            pickle,
+            Self::read_contents,
+        )
     }
 
     /// Contents: the session key, trust flag, first index and ratchet. The

@@ -139,23 +139,19 @@ impl OutboundGroupSession {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        let mut w = Writer::with_capacity(200 + self.room_id.len());
-        self.write_contents(&mut w);
-        pickle::seal(
-            PickleKind::OutboundGroupSession,
-            key,
-            Zeroizing::new(w.into_vec()),
-            rng,
-        )
+        pickle::to_text(PickleKind::OutboundGroupSession, key, rng, |w| {
+            self.write_contents(w)
+        })
     }
 
     /// Restores a session from its pickle.
     pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        let contents = pickle::open(PickleKind::OutboundGroupSession, key, pickle)?;
-        let mut r = Reader::new(&contents);
-        let session = Self::read_contents(&mut r)?;
-        r.finish()?;
-        Ok(session)
+        pickle::from_text(
+            PickleKind::OutboundGroupSession,
+            key,
+            pickle,
+            Self::read_contents,
+        )
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {

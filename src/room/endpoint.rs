@@ -559,42 +559,39 @@ impl Endpoint {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        let mut w = Writer::with_capacity(4096);
-        w.short_bytes(self.bundle.user_id.as_bytes())
-            .short_bytes(self.bundle.device_id.as_bytes());
-        self.account.write_contents(&mut w);
-        w.u32(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
-        for (key, sessions) in &self.peers {
-            w.bytes(key.as_bytes()).count(sessions.len());
-            for session in sessions {
-                session.write_contents(&mut w);
-            }
-        }
-        w.u32(u32::try_from(self.outbound.len()).unwrap_or(u32::MAX));
-        for room in self.outbound.values() {
-            room.session.write_contents(&mut w);
-            w.u64(room.created_ms)
-                .u32(u32::try_from(room.shared_with.len()).unwrap_or(u32::MAX));
-            for key in &room.shared_with {
-                w.bytes(key.as_bytes());
-            }
-        }
-        self.inbound.write_contents(&mut w);
-        w.u32(u32::try_from(self.discarded.len()).unwrap_or(u32::MAX));
-        for room in &self.discarded {
-            w.short_bytes(room.as_bytes());
-        }
-        pickle::seal(PickleKind::Endpoint, key, Zeroizing::new(w.into_vec()), rng)
+        pickle::to_text(PickleKind::Endpoint, key, rng, |w| self.write_contents(w))
     }
 
     /// Restores an endpoint from its pickle, with the default policy, the
     /// system clock and the default thread count.
     pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        let contents = pickle::open(PickleKind::Endpoint, key, pickle)?;
-        let mut r = Reader::new(&contents);
-        let endpoint = Self::read_contents(&mut r)?;
-        r.finish()?;
-        Ok(endpoint)
+        pickle::from_text(PickleKind::Endpoint, key, pickle, Self::read_contents)
+    }
+
+    fn write_contents(&self, w: &mut Writer) {
+        w.short_bytes(self.bundle.user_id.as_bytes())
+            .short_bytes(self.bundle.device_id.as_bytes());
+        self.account.write_contents(w);
+        w.count32(self.peers.len());
+        for (key, sessions) in &self.peers {
+            w.bytes(key.as_bytes()).count(sessions.len());
+            for session in sessions {
+                session.write_contents(w);
+            }
+        }
+        w.count32(self.outbound.len());
+        for room in self.outbound.values() {
+            room.session.write_contents(w);
+            w.u64(room.created_ms).count32(room.shared_with.len());
+            for key in &room.shared_with {
+                w.bytes(key.as_bytes());
+            }
+        }
+        self.inbound.write_contents(w);
+        w.count32(self.discarded.len());
+        for room in &self.discarded {
+            w.short_bytes(room.as_bytes());
+        }
     }
 
     fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

@@ -211,13 +211,12 @@ impl InboundKeyStore {
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
-        w.u32(u32::try_from(self.keys.len()).unwrap_or(u32::MAX));
+        w.count32(self.keys.len());
         for ((room, _), stored) in &self.keys {
             w.short_bytes(room.as_bytes())
                 .bytes(&stored.sender.to_bytes());
             stored.session.write_contents(w);
-            w.u32(stored.floor)
-                .u32(u32::try_from(stored.seen.len()).unwrap_or(u32::MAX));
+            w.u32(stored.floor).count32(stored.seen.len());
             for (index, hash) in &stored.seen {
                 w.u32(*index).bytes(hash);
             }

@@ -633,22 +633,12 @@ impl Session {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        pickle::seal(PickleKind::Session, key, self.pickle_contents(), rng)
+        pickle::to_text(PickleKind::Session, key, rng, |w| self.write_contents(w))
     }
 
     /// Restores a session from its pickle.
     pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        let contents = pickle::open(PickleKind::Session, key, pickle)?;
-        let mut reader = Reader::new(&contents);
-        let session = Self::read_contents(&mut reader)?;
-        reader.finish()?;
-        Ok(session)
-    }
-
-    pub(crate) fn pickle_contents(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::with_capacity(320 + self.skipped.len() * 68);
-        self.write_contents(&mut w);
-        Zeroizing::new(w.into_vec())
+        pickle::from_text(PickleKind::Session, key, pickle, Self::read_contents)
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
