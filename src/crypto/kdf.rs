@@ -91,11 +91,11 @@ pub(crate) fn hmac_pair(
     )
 }
 
-/// HMAC-SHA-256 of `data` under `key`.
-pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Secret<32> {
+/// HMAC-SHA-256 of `data` under `key`, on the stack (wiped on drop).
+pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac = keyed(key);
     mac.update(data);
-    Secret::new(mac.finalize().into_bytes().into())
+    Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
 /// HKDF-SHA-256 with `N` bytes of output.

@@ -75,6 +75,12 @@ impl InboundGroupSession {
         ))
     }
 
+    /// Our own copy of a key this device just created: authenticated without
+    /// re-verifying the signature it just made.
+    pub(crate) fn from_own_key(key: &SessionKey) -> Self {
+        Self::from_ratchet(key.signing_key, key.ratchet.clone(), true)
+    }
+
     /// Imports an exported key. The session is not authenticated: its
     /// messages are reported with `authenticated: false`.
     pub fn import(key: &ExportedSessionKey) -> Self {

@@ -37,7 +37,7 @@ pub use self::session_key::{ExportedSessionKey, SessionKey};
 use crate::codec::{DecodeError, Writer};
 use crate::consts::{MAX_ID_LEN, PROTOCOL_VERSION};
 use crate::crypto::label;
-use crate::keys::{Ed25519PublicKey, KeyError};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, KeyError};
 
 /// Why a group session operation failed. The session is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -75,48 +75,39 @@ pub enum GroupError {
     Exhausted,
 }
 
-/// The id of a group session: its Ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GroupSessionId(Ed25519PublicKey);
+/// The id of a group session: the bytes of its Ed25519 public key.
+///
+/// Only a lookup key: parsing one checks its length, not that it is a valid
+/// point (the session it names carries the validated key), so a hostile
+/// envelope costs no point decompression before the store lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupSessionId([u8; 32]);
 
 impl GroupSessionId {
-    /// The session's Ed25519 public key.
-    pub fn signing_key(&self) -> Ed25519PublicKey {
-        self.0
+    /// The session's Ed25519 public key, if the id is a valid one.
+    pub fn signing_key(&self) -> Result<Ed25519PublicKey, KeyError> {
+        Ed25519PublicKey::from_bytes(&self.0)
     }
 
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
+        &self.0
     }
 
     /// Unpadded base64.
     pub fn to_base64(&self) -> String {
-        self.0.to_base64()
+        crate::keys::base64_encode(&self.0)
     }
 
-    /// Parses unpadded (or padded) base64.
+    /// Parses unpadded (or padded) base64 of 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        Ed25519PublicKey::from_base64(text).map(Self)
+        Curve25519PublicKey::from_base64(text).map(|k| Self(k.to_bytes()))
     }
 }
 
 impl From<Ed25519PublicKey> for GroupSessionId {
     fn from(key: Ed25519PublicKey) -> Self {
-        Self(key)
-    }
-}
-
-// Sessions are looked up by id in ordered maps.
-impl PartialOrd for GroupSessionId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for GroupSessionId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        Self(key.to_bytes())
     }
 }
 
@@ -141,13 +132,15 @@ impl FromStr for GroupSessionId {
 
 impl Serialize for GroupSessionId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        serializer.collect_str(self)
     }
 }
 
 impl<'de> Deserialize<'de> for GroupSessionId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ed25519PublicKey::deserialize(deserializer).map(Self)
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::from_base64(&text)
+            .map_err(|e| serde::de::Error::custom(format_args!("invalid session id: {e}")))
     }
 }
 

@@ -67,19 +67,21 @@ impl Ratchet {
         let (Some(part), Some(&own)) = (self.parts.get_mut(j), label::GROUP_RATCHET.get(j)) else {
             return;
         };
+        // Work on a stack copy and store the result once per part.
+        let mut current = zeroize::Zeroizing::new(*part.expose());
         for _ in 0..times {
-            *part = hmac(part.expose(), own);
+            current = hmac(&current, own);
             #[cfg(test)]
             tests::count_hmac();
         }
-        let seed = part.clone();
+        *part = Secret::new(*current);
         for (slot, &lower) in self
             .parts
             .iter_mut()
             .zip(label::GROUP_RATCHET.iter())
             .skip(j + 1)
         {
-            *slot = hmac(seed.expose(), lower);
+            *slot = Secret::from_mut(&mut hmac(&current, lower));
             #[cfg(test)]
             tests::count_hmac();
         }

@@ -27,7 +27,8 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_SESSIONS_PER_PEER};
 use crate::crypto::os_rng;
 use crate::group::{
-    ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, check_room_id,
+    ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, SessionKey,
+    check_room_id,
 };
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::{self, PickleError, PickleKey, PickleKind};
@@ -312,19 +313,24 @@ impl Endpoint {
                 || room.shared_with.iter().any(|k| !targets.contains_key(k))
         });
         let rotated = rotate && (existing.is_some() || self.discarded.contains(room_id));
-        if rotate {
-            self.start_room_session(room_id, now)?;
+        let fresh_key = if rotate {
+            let key = self.start_room_session(room_id, now)?;
             self.discarded.remove(room_id);
-        }
+            Some(key)
+        } else {
+            None
+        };
         let Some(room) = self.outbound.get_mut(room_id) else {
             return Err(RoomError::ShareRequired);
         };
-        let mut share = RoomKeyShare {
+        let share = RoomKeyShare {
             room_id: room_id.to_owned(),
-            session_key: room.session.session_key(),
+            session_key: fresh_key.unwrap_or_else(|| room.session.session_key()),
             sender: us,
             recipient: us,
         };
+        // Encode once; each recipient's copy differs only in its keys.
+        let (template, recipient_at) = share.encode_with_recipient_slot();
         let mut missing = Vec::new();
         let mut jobs: Vec<(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)> = Vec::new();
         let lacking: BTreeMap<_, _> = targets
@@ -338,8 +344,11 @@ impl Endpoint {
         }
         for (key, sessions) in self.peers.iter_mut() {
             if let (Some(device), Some(session)) = (lacking.get(key), sessions.last_mut()) {
-                share.recipient = device.identity_keys();
-                jobs.push((device, session, share.to_bytes()));
+                let mut plaintext = Zeroizing::new(template.to_vec());
+                if let Some(slot) = plaintext.get_mut(recipient_at..recipient_at + 64) {
+                    slot.copy_from_slice(&device.identity_keys().to_bytes());
+                }
+                jobs.push((device, session, plaintext));
             }
         }
         let results = encrypt_all(&mut jobs, self.share_threads);
@@ -369,10 +378,13 @@ impl Endpoint {
     }
 
     /// Replaces the room's outbound session and keeps our own inbound copy.
-    fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<(), RoomError> {
+    /// Returns the new session's signed key, to share.
+    fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<SessionKey, RoomError> {
         let session =
             OutboundGroupSession::new_with_rng(room_id, self.identity_keys(), &mut *self.rng)?;
-        let own_copy = InboundGroupSession::new(&session.session_key())?;
+        let key = session.session_key();
+        // Our own copy of a key we just made needs no signature check.
+        let own_copy = InboundGroupSession::from_own_key(&key);
         self.inbound.add(room_id, self.identity_keys(), own_copy)?;
         self.outbound.insert(
             room_id.to_owned(),
@@ -382,7 +394,7 @@ impl Endpoint {
                 shared_with: BTreeSet::new(),
             },
         );
-        Ok(())
+        Ok(key)
     }
 
     /// Discards the room's outbound session; the next share starts a new

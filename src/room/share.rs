@@ -55,6 +55,13 @@ impl RoomKeyShare {
         Zeroizing::new(w.into_vec())
     }
 
+    /// The encoding, and the offset of the 64 recipient-key bytes in it, so
+    /// one encoding can be patched per recipient.
+    pub(crate) fn encode_with_recipient_slot(&self) -> (Zeroizing<Vec<u8>>, usize) {
+        let offset = 2 + 2 + self.room_id.len() + 64;
+        (self.to_bytes(), offset)
+    }
+
     /// Strictly decodes the binary encoding (the session key's signature is
     /// checked when the inbound session is built).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {

@@ -461,10 +461,32 @@ fn pre_key_replay_and_unknown_sender() {
 }
 
 #[test]
+fn each_recipient_gets_a_share_naming_it() {
+    let (alice, _) = device("@alice:x", "A1");
+    let (bob, _) = device("@bob:x", "B1");
+    let share = RoomKeyShare {
+        room_id: ROOM.to_owned(),
+        session_key: {
+            let mut a = Endpoint::new("@x:x", "X").unwrap();
+            a.share_room_key(ROOM, &[]).unwrap();
+            a.outbound_key(ROOM)
+        },
+        sender: alice.identity_keys(),
+        recipient: alice.identity_keys(),
+    };
+    let (mut bytes, at) = share.encode_with_recipient_slot();
+    bytes[at..at + 64].copy_from_slice(&bob.identity_keys().to_bytes());
+    let decoded = RoomKeyShare::from_bytes(&bytes).unwrap();
+    assert_eq!(decoded.recipient, bob.identity_keys());
+    assert_eq!(decoded.sender, alice.identity_keys());
+}
+
+#[test]
 fn parallel_and_sequential_sharing_agree() {
     let (mut alice, _) = device("@alice:x", "A1");
     let mut others = Vec::new();
-    for i in 0..70 {
+    let count = crate::consts::PARALLEL_SHARE_THRESHOLD + 10;
+    for i in 0..count {
         let (ep, mut keys) = device("@u:x", &format!("D{i}"));
         connect(&mut alice, &mut keys);
         others.push((ep, verified(&keys)));
@@ -472,7 +494,7 @@ fn parallel_and_sequential_sharing_agree() {
     let devices: Vec<_> = others.iter().map(|(_, d)| d.clone()).collect();
     alice.set_share_threads(2);
     let outcome = alice.share_room_key(ROOM, &devices).unwrap();
-    assert_eq!(outcome.messages.len(), 70);
+    assert_eq!(outcome.messages.len(), count);
     let sender = alice.identity_keys().curve25519;
     let mut endpoints: Vec<&mut Endpoint> = others.iter_mut().map(|(e, _)| e).collect();
     deliver(sender, &outcome, &mut endpoints);
