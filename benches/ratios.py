@@ -128,9 +128,7 @@ def share_recipe(n, rotation=False):
         SHARE_PRIMS + "ed25519_keygen": 1,
         SHARE_PRIMS + "ed25519_sign_278B": 1,
     }
-    if rotation:
-        r[SHARE_PRIMS + "ed25519_verify_strict_278B"] = 1
-    else:
+    if not rotation:
         r.update(
             {
                 SHARE_PRIMS + "hmac_pair": n,
@@ -174,7 +172,7 @@ def room_rows():
             )
         if n == 100:
             rows.append(
-                ("share_100", "op_rotate", "keygen + sign + verify", share_recipe(n, True),
+                ("share_100", "op_rotate", "keygen + sign", share_recipe(n, True),
                  "composite_floor_rotate", "share_100/op_rotate vs floor", None)
             )
     rows += [
