@@ -389,6 +389,12 @@ impl Endpoint {
         })
     }
 
+    /// Forgets every inbound key of the room; returns how many were dropped.
+    pub fn forget_room_keys(&self, room_id: String) -> Result<u32, RoomsealError> {
+        let dropped = self.lock()?.forget_room_keys(&room_id);
+        Ok(u32::try_from(dropped).unwrap_or(u32::MAX))
+    }
+
     /// Discards the room's outbound key; the next share rotates.
     pub fn rotate_room_key(&self, room_id: String) -> Result<bool, RoomsealError> {
         Ok(self.lock()?.rotate_room_key(&room_id))

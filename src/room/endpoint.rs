@@ -553,6 +553,14 @@ impl Endpoint {
         self.outbound[room_id].session.session_key()
     }
 
+    /// Forgets every inbound room key of `room_id` (for example when the
+    /// user leaves the room, or to enforce a history-retention policy);
+    /// returns how many were dropped. Events of that room can no longer be
+    /// decrypted.
+    pub fn forget_room_keys(&mut self, room_id: &str) -> usize {
+        self.inbound.forget_room(room_id)
+    }
+
     /// The inbound key store.
     pub fn inbound_keys(&self) -> &InboundKeyStore {
         &self.inbound

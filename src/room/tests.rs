@@ -609,6 +609,18 @@ fn an_authenticated_share_displaces_a_misattributed_import() {
 }
 
 #[test]
+fn forgetting_a_rooms_keys_makes_its_events_unreadable() {
+    let (mut alice, mut bob, _) = room_pair();
+    let event = alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
+    assert_eq!(bob.forget_room_keys(ROOM), 1);
+    assert_eq!(bob.forget_room_keys(ROOM), 0);
+    assert_eq!(
+        bob.decrypt_event(ROOM, "$1", &event).unwrap_err(),
+        RoomError::UnknownRoomKey
+    );
+}
+
+#[test]
 fn explicit_rotation_is_reported() {
     let (mut alice, _bob, bob_device) = room_pair();
     assert!(alice.rotate_room_key(ROOM));

@@ -108,6 +108,10 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertEqual(json.loads(self.bob.decrypt_event(ROOM, "$2", after).content_json)["body"], "carol left")
         with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
             carol.decrypt_event(ROOM, "$2", after)
+        # Carol drops the room's keys: even the old event becomes unreadable.
+        self.assertEqual(carol.forget_room_keys(ROOM), 1)
+        with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
+            carol.decrypt_event(ROOM, "$1", envelope)
 
     def test_pickle_and_restore_mid_conversation(self):
         share(self.relay, self.alice, [self.bob_dev])
