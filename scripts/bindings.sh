@@ -8,7 +8,9 @@
 #
 # Outputs: target/<profile>/libroomseal.{so,a}, bindings/python/roomseal.py
 # (+ libroomseal.so beside it), bindings/mobile/uniffi/roomseal/roomseal.kt,
-# bindings/mobile/roomseal.swift, roomsealFFI.h, roomsealFFI.modulemap.
+# bindings/mobile/roomseal.swift, roomsealFFI.h, roomsealFFI.modulemap; and
+# target/python-tests/, the Python bindings of a test build that also exports
+# panic probes (feature ffi-test-probes), which the Python suite runs against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,19 +18,27 @@ profile="${PROFILE:-debug}"
 profile_flag=()
 [ "$profile" = "release" ] && profile_flag=(--release)
 
+bindgen() {
+  cargo run --quiet --locked --features bindgen --bin uniffi-bindgen -- generate "$1" --no-format "${@:2}"
+}
+lib="target/$profile/libroomseal.so"
+rm -rf bindings target/python-tests
+
+# The Python suite runs against a build that also exports the test-only panic
+# probes (feature ffi-test-probes). It is built first, so that the library
+# left in target/<profile> is the product build below.
+echo "== Building the test library ($profile: feature ffi-test-probes)"
+cargo rustc --locked --lib --features ffi-test-probes "${profile_flag[@]}" --crate-type cdylib
+bindgen "$lib" --language python --out-dir target/python-tests
+cp "$lib" target/python-tests/
+
 echo "== Building the mobile library ($profile: cdylib + staticlib, feature ffi)"
 cargo rustc --locked --lib --features ffi "${profile_flag[@]}" --crate-type cdylib,staticlib
-lib="target/$profile/libroomseal.so"
 test -f "$lib" && test -f "target/$profile/libroomseal.a"
 
-bindgen() {
-  cargo run --quiet --locked --features bindgen --bin uniffi-bindgen -- generate "$lib" --no-format "$@"
-}
-
 echo "== Generating Python, Kotlin and Swift sources"
-rm -rf bindings
-bindgen --language python --out-dir bindings/python
-bindgen --language kotlin --language swift --out-dir bindings/mobile
+bindgen "$lib" --language python --out-dir bindings/python
+bindgen "$lib" --language kotlin --language swift --out-dir bindings/mobile
 cp "$lib" bindings/python/
 
 for f in bindings/python/roomseal.py \
@@ -41,6 +51,10 @@ for f in bindings/python/roomseal.py \
 done
 grep -q "class Endpoint" bindings/mobile/uniffi/roomseal/roomseal.kt
 grep -q "class Endpoint" bindings/mobile/roomseal.swift
+if grep -q "test_probe\|testProbe" bindings/python/roomseal.py bindings/mobile/roomseal.swift bindings/mobile/uniffi/roomseal/roomseal.kt; then
+  echo "the product bindings export a test probe" >&2; exit 1
+fi
 
 echo "== Python test suite (standard library only)"
-PYTHONPATH=bindings/python python3 -m unittest discover -s tests/python -v
+echo "   (the two 'deliberate panic' messages below are the panic probes, expected)"
+RUST_BACKTRACE=0 PYTHONPATH=target/python-tests python3 -m unittest discover -s tests/python -v

@@ -7,7 +7,9 @@
 //! - every failure is a typed [`RoomsealError`] whose message says what went
 //!   wrong without revealing secrets; uniffi turns a panic (an internal bug)
 //!   into an `InternalError` exception instead of aborting, and a mutex left
-//!   poisoned by one becomes [`RoomsealError::Internal`] on later calls;
+//!   poisoned by one becomes [`RoomsealError::Internal`] on later calls
+//!   (both checked by the Python suite through the test-only panic probes of
+//!   feature `ffi-test-probes`);
 //! - keys, messages, envelopes and pickles cross the boundary in their text
 //!   forms (base64 and JSON), exactly as the server stores them.
 
@@ -502,4 +504,28 @@ pub fn native_event_round_trip_ns(iterations: u32) -> Result<f64, RoomsealError>
     }
     let elapsed = start.elapsed().as_nanos() as f64;
     Ok(elapsed / f64::from(iterations.max(1)))
+}
+
+/// Test-only probes (feature `ffi-test-probes`, never in an app build): calls
+/// that fail the way an internal bug would, so the binding test suite can
+/// check that a Rust panic arrives as an exception, not an abort, and that an
+/// object whose state lock it poisoned refuses further calls with
+/// [`RoomsealError::Internal`].
+#[cfg(feature = "ffi-test-probes")]
+#[uniffi::export]
+impl Endpoint {
+    /// Panics while holding this endpoint's state lock.
+    #[allow(clippy::panic)]
+    pub fn test_probe_panic_while_locked(&self) -> Result<(), RoomsealError> {
+        let _guard = self.lock()?;
+        panic!("test probe: deliberate panic while the state lock is held");
+    }
+}
+
+/// Test-only probe (feature `ffi-test-probes`): panics outside any object.
+#[cfg(feature = "ffi-test-probes")]
+#[uniffi::export]
+#[allow(clippy::panic)]
+pub fn test_probe_panic() {
+    panic!("test probe: deliberate panic");
 }

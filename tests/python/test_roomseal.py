@@ -173,6 +173,31 @@ class TwoAndThreeDevices(unittest.TestCase):
         with self.assertRaises(TypeError):
             self.bob.pickle("not bytes")
 
+    def test_a_panic_becomes_an_exception_not_an_abort(self):
+        # The suite runs against a build with the test-only panic probes
+        # (feature ffi-test-probes; scripts/bindings.sh builds it).
+        self.assertTrue(hasattr(rs, "test_probe_panic"), "bindings built without ffi-test-probes")
+        with self.assertRaises(rs.InternalError) as caught:
+            rs.test_probe_panic()
+        self.assertIn("deliberate panic", str(caught.exception))
+
+        # A panic inside an object while it holds its state: the call raises,
+        # and the object then refuses every call instead of using state left
+        # half-changed.
+        victim, _ = make(self.relay, "@victim:x", "V")
+        with self.assertRaises(rs.InternalError):
+            victim.test_probe_panic_while_locked()
+        for call in (victim.identity, lambda: victim.pickle(bytes(32)), lambda: victim.keys_to_publish(1)):
+            with self.assertRaises(rs.RoomsealError.Internal) as caught:
+                call()
+            self.assertIn("restore it from a pickle", str(caught.exception))
+
+        # Everything else in the process carries on.
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        envelope = self.alice.encrypt_event(ROOM, "m", json.dumps({"after": "panic"}))
+        self.assertEqual(json.loads(self.bob.decrypt_event(ROOM, "$1", envelope).content_json), {"after": "panic"})
+
     def test_thread_safety_smoke(self):
         share(self.relay, self.alice, [self.bob_dev])
         self.relay.deliver(self.bob)
