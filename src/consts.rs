@@ -75,6 +75,28 @@ pub const MAX_SESSIONS_PER_PEER: usize = 8;
 /// so a dropped index can never be replayed.
 pub const MAX_TRACKED_INDICES: usize = 10_000;
 
+/// Peer devices an orchestrator takes new pairwise sessions from. A pre-key
+/// message from a device it holds no session with is refused with
+/// `RoomError::TooManyPeers` once this many peers are held: anyone can mint
+/// identities and reuse our fallback key, so without it a flood of pre-key
+/// messages would grow the state without bound. Nothing is evicted (a flood
+/// cannot push out real peers); the app frees room with
+/// `Endpoint::forget_peer`. Sessions the app starts itself are not limited
+/// (the app chooses whom it talks to). A session takes about 1 KB, and at
+/// most about 8 KB with a full skipped-key store, so the sessions peers can
+/// start stay below 10,000 x 8 x 8 KB, typically about 10 MB.
+pub const MAX_PEERS: usize = 10_000;
+
+/// Inbound room keys an orchestrator accepts from room-key shares. A share
+/// of a session it does not hold yet is refused with
+/// `RoomError::TooManyRoomKeys` once the store holds this many keys, since
+/// any peer can send shares for as many rooms and sessions as it likes.
+/// Nothing is evicted; the app frees room with `Endpoint::forget_room_keys`.
+/// Its own sessions and keys it imports are not limited. A stored key takes
+/// about 300 bytes, plus up to `MAX_TRACKED_INDICES` replay records once its
+/// sender has signed that many events.
+pub const MAX_ROOM_KEYS: usize = 10_000;
+
 /// Recipients at or above which a room-key share is encrypted on several
 /// threads (with the `parallel` feature). Each recipient costs about 1.2 µs
 /// of encryption, while starting and joining a thread costs about 30 µs;

@@ -397,6 +397,15 @@ impl Endpoint {
         Ok(u32::try_from(dropped).unwrap_or(u32::MAX))
     }
 
+    /// Drops every pairwise session with the device whose Curve25519
+    /// identity key (base64) is given; returns how many were dropped. Frees
+    /// room when new peers are refused (`Rejected`, too many peers).
+    pub fn forget_peer(&self, device_curve25519: String) -> Result<u32, RoomsealError> {
+        let key = Curve25519PublicKey::from_base64(&device_curve25519)?;
+        let dropped = self.lock()?.forget_peer(&key);
+        Ok(u32::try_from(dropped).unwrap_or(u32::MAX))
+    }
+
     /// Discards the room's outbound key; the next share rotates.
     pub fn rotate_room_key(&self, room_id: String) -> Result<bool, RoomsealError> {
         Ok(self.lock()?.rotate_room_key(&room_id))

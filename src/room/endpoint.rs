@@ -8,7 +8,10 @@
 //! transactional (a message whose pairwise layer decrypts but whose payload
 //! is rejected changes nothing: the session copy is discarded and the
 //! one-time key kept); a room's key rotates before it is shared whenever a
-//! device left the set it was shared with, or the rotation policy says so.
+//! device left the set it was shared with, or the rotation policy says so;
+//! the peers and room keys that outside input can add are bounded
+//! ([`MAX_PEERS`], [`MAX_ROOM_KEYS`]): past them new ones are refused, never
+//! evicting what is held.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -24,7 +27,7 @@ use super::share::RoomKeyShare;
 use super::store::{InboundKeyStore, KeyAdded};
 use crate::account::{Account, DeviceKeys, SignedOneTimeKey, VerifiedDevice};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::{MAX_ID_LEN, MAX_SESSIONS_PER_PEER};
+use crate::consts::{MAX_ID_LEN, MAX_PEERS, MAX_ROOM_KEYS, MAX_SESSIONS_PER_PEER};
 use crate::crypto::os_rng;
 use crate::group::{
     ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, SessionKey,
@@ -98,6 +101,22 @@ struct OutboundRoom {
 }
 
 /// Where a staged pairwise decryption came from.
+/// The bounds on state that outside input can add to.
+#[derive(Clone, Copy)]
+struct Limits {
+    peers: usize,
+    room_keys: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            peers: MAX_PEERS,
+            room_keys: MAX_ROOM_KEYS,
+        }
+    }
+}
+
 enum Staged {
     Existing {
         index: usize,
@@ -124,6 +143,8 @@ pub struct Endpoint {
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     share_threads: usize,
+    /// [`MAX_PEERS`] and [`MAX_ROOM_KEYS`]; lowered only by tests.
+    limits: Limits,
     /// Every draw (one-time keys, sessions, ratchet keys, room keys); the
     /// operating system's generator unless a test injects another.
     rng: Box<dyn rand::CryptoRng + Send>,
@@ -169,6 +190,7 @@ impl Endpoint {
             policy: RotationPolicy::default(),
             clock: Arc::new(SystemClock),
             share_threads: default_threads(),
+            limits: Limits::default(),
             rng: Box::new(os_rng()),
         })
     }
@@ -269,6 +291,37 @@ impl Endpoint {
         )?;
         self.keep_session(session);
         Ok(verified)
+    }
+
+    /// How many peer devices this endpoint holds pairwise sessions with.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Drops every pairwise session with the device whose X25519 identity key
+    /// is `device_key`; returns how many were dropped. Its messages can no
+    /// longer be read until it (or we) start a new session, and room keys
+    /// are no longer shared with it. Frees room when
+    /// [`RoomError::TooManyPeers`] refuses new peers.
+    pub fn forget_peer(&mut self, device_key: &Curve25519PublicKey) -> usize {
+        let dropped = self.peers.remove(device_key).map_or(0, |s| s.len());
+        if dropped > 0 {
+            // A room key shared with it must not be reported as held by a
+            // device we can no longer reach: share it again after a new
+            // session.
+            for room in self.outbound.values_mut() {
+                room.shared_with.remove(device_key);
+            }
+        }
+        dropped
+    }
+
+    /// Test hook: sets the bounds on peers and stored room keys; returns the
+    /// previous ones.
+    #[cfg(test)]
+    pub(crate) fn set_limits(&mut self, peers: usize, room_keys: usize) -> (usize, usize) {
+        let old = std::mem::replace(&mut self.limits, Limits { peers, room_keys });
+        (old.peers, old.room_keys)
     }
 
     /// Whether a pairwise session with the device exists.
@@ -414,11 +467,21 @@ impl Endpoint {
     ///
     /// Transactional: if anything fails (decryption, the share's checks,
     /// the key's signature, a conflicting stored key), nothing changes.
+    /// State that outside input adds is bounded: a pre-key message from a
+    /// new device is refused with [`RoomError::TooManyPeers`] once
+    /// [`MAX_PEERS`] peers are held, and a share of a new session with
+    /// [`RoomError::TooManyRoomKeys`] once [`MAX_ROOM_KEYS`] keys are stored.
     pub fn receive_device_message(
         &mut self,
         sender_key: &Curve25519PublicKey,
         message: &DeviceMessage,
     ) -> Result<ReceivedRoomKey, RoomError> {
+        if matches!(message, DeviceMessage::PreKey(_))
+            && !self.peers.contains_key(sender_key)
+            && self.peers.len() >= self.limits.peers
+        {
+            return Err(RoomError::TooManyPeers);
+        }
         let (staged, plaintext) = stage_receive(
             &self.account,
             &self.peers,
@@ -434,6 +497,11 @@ impl Endpoint {
         let inbound = InboundGroupSession::new(&share.session_key)?;
         let first_index = inbound.first_known_index();
         let session_id = inbound.session_id();
+        if !self.inbound.contains(&share.room_id, &session_id)
+            && self.inbound.len() >= self.limits.room_keys
+        {
+            return Err(RoomError::TooManyRoomKeys);
+        }
         let added = self.inbound.add(&share.room_id, share.sender, inbound)?;
         // Everything checked: commit the pairwise state.
         match staged {

@@ -102,6 +102,16 @@ pub enum RoomError {
     /// could not be encoded).
     #[error("invalid event payload")]
     InvalidEvent,
+    /// A pre-key message would start a session with a new device, but
+    /// [`crate::consts::MAX_PEERS`] peers are held: forget some with
+    /// [`Endpoint::forget_peer`].
+    #[error("too many peer devices; forget some before accepting new ones")]
+    TooManyPeers,
+    /// A room-key share would add a new key, but
+    /// [`crate::consts::MAX_ROOM_KEYS`] are stored: forget some with
+    /// [`Endpoint::forget_room_keys`].
+    #[error("too many room keys stored; forget some before accepting new ones")]
+    TooManyRoomKeys,
     /// The room has no current outbound session (none yet, expired, or a
     /// device left): call [`Endpoint::share_room_key`] first.
     #[error("the room key must be shared (or rotated) before encrypting")]

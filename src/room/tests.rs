@@ -689,3 +689,93 @@ fn injected_generators_make_endpoints_deterministic() {
     assert_eq!(a_keys, b_keys);
     assert_eq!(state(&a), state(&b));
 }
+
+#[test]
+fn peers_and_shared_keys_from_outside_are_bounded() {
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    assert_eq!(
+        bob.set_limits(2, 4),
+        (crate::consts::MAX_PEERS, crate::consts::MAX_ROOM_KEYS)
+    );
+    let bob_device = verified(&bob_keys);
+    let mut senders = Vec::new();
+    for n in 0..3 {
+        let (mut sender, _) = device("@eve:x", &format!("E{n}"));
+        connect(&mut sender, &mut bob_keys);
+        let outcome = sender
+            .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+            .unwrap();
+        senders.push((sender, outcome));
+    }
+    // Two new peers are accepted; the third is refused with nothing
+    // consumed or changed.
+    for (sender, outcome) in &senders[..2] {
+        deliver(sender.identity_keys().curve25519, outcome, &mut [&mut bob]);
+    }
+    assert_eq!(bob.peer_count(), 2);
+    let third_key = senders[2].0.identity_keys().curve25519;
+    let third_message = senders[2].1.messages[0].message.clone();
+    let before = state(&bob);
+    assert!(matches!(
+        bob.receive_device_message(&third_key, &third_message),
+        Err(RoomError::TooManyPeers)
+    ));
+    assert_eq!(state(&bob), before);
+
+    // Known peers still get through, with new keys too.
+    let first_key = senders[0].0.identity_keys().curve25519;
+    senders[0].0.rotate_room_key(ROOM);
+    let again = senders[0]
+        .0
+        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
+        .unwrap();
+    deliver(first_key, &again, &mut [&mut bob]);
+    assert_eq!(bob.inbound_keys().len(), 3);
+    // Forgetting a peer makes room (and is idempotent).
+    assert_eq!(bob.forget_peer(&first_key), 1);
+    assert_eq!(bob.forget_peer(&first_key), 0);
+    assert!(!bob.has_session(&first_key));
+    let received = bob
+        .receive_device_message(&third_key, &third_message)
+        .unwrap();
+    assert_eq!(received.session_id, senders[2].1.session_id);
+    assert_eq!(bob.inbound_keys().len(), 4);
+
+    // The store is full: a share of a new session is refused and changes
+    // nothing, while a copy of a key it holds is still taken.
+    let second_key = senders[1].0.identity_keys().curve25519;
+    let other = senders[1]
+        .0
+        .share_room_key("!other:x", std::slice::from_ref(&bob_device))
+        .unwrap();
+    let before = state(&bob);
+    assert!(matches!(
+        bob.receive_device_message(&second_key, &other.messages[0].message),
+        Err(RoomError::TooManyRoomKeys)
+    ));
+    assert_eq!(state(&bob), before);
+    let copy = RoomKeyShare {
+        room_id: ROOM.to_owned(),
+        session_key: senders[1].0.outbound_key(ROOM),
+        sender: senders[1].0.identity_keys(),
+        recipient: bob.identity_keys(),
+    };
+    let message = senders[1]
+        .0
+        .encrypt_raw(&bob.identity_keys().curve25519, &copy.to_bytes());
+    let received = bob.receive_device_message(&second_key, &message).unwrap();
+    assert_eq!(received.added, KeyAdded::Unchanged);
+    // Our own room keys are not limited by what peers send.
+    let bob_share = bob.share_room_key("!mine:x", &[]).unwrap();
+    assert!(
+        bob.inbound_keys()
+            .contains("!mine:x", &bob_share.session_id)
+    );
+    assert_eq!(bob.inbound_keys().len(), 5);
+    // Forgetting a room's keys makes room again.
+    assert_eq!(bob.forget_room_keys(ROOM), 4);
+    let received = bob
+        .receive_device_message(&second_key, &other.messages[0].message)
+        .unwrap();
+    assert_eq!(received.room_id, "!other:x");
+}

@@ -112,6 +112,12 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertEqual(carol.forget_room_keys(ROOM), 1)
         with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
             carol.decrypt_event(ROOM, "$1", envelope)
+        # And drops its pairwise session with Alice.
+        alice_key = self.alice.identity().curve25519
+        self.assertEqual(carol.forget_peer(alice_key), 1)
+        self.assertEqual(carol.forget_peer(alice_key), 0)
+        with self.assertRaises(rs.RoomsealError.InvalidInput):
+            carol.forget_peer("not a key")
 
     def test_pickle_and_restore_mid_conversation(self):
         share(self.relay, self.alice, [self.bob_dev])
