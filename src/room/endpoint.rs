@@ -100,7 +100,6 @@ struct OutboundRoom {
     shared_with: BTreeSet<Curve25519PublicKey>,
 }
 
-/// Where a staged pairwise decryption came from.
 /// The bounds on state that outside input can add to.
 #[derive(Clone, Copy)]
 struct Limits {
@@ -117,6 +116,7 @@ impl Default for Limits {
     }
 }
 
+/// Where a staged pairwise decryption came from.
 enum Staged {
     Existing {
         index: usize,
