@@ -510,15 +510,30 @@ fn regenerated_vectors_match_the_frozen_file() {
 // Reverse direction: frozen bytes in, frozen plaintexts out
 // ---------------------------------------------------------------------------
 
+/// The string at `pointer` in a frozen document (pairwise or group).
+fn frozen_str<'a>(file: &'a Value, pointer: &str) -> &'a str {
+    file.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("frozen file lacks string {pointer}"))
+}
+
+/// The pickle text of entry `name` in a frozen document's pickle list.
+fn frozen_pickle<'a>(file: &'a Value, name: &str) -> &'a str {
+    file["pickles"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["pickle"].as_str())
+        .unwrap_or_else(|| panic!("frozen file lacks pickle {name}"))
+}
+
 /// Typed access to the frozen document.
 struct Frozen(Value);
 
 impl Frozen {
     fn str(&self, pointer: &str) -> &str {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("frozen file lacks string {pointer}"))
+        frozen_str(&self.0, pointer)
     }
 
     fn u64(&self, pointer: &str) -> u64 {
@@ -548,17 +563,8 @@ impl Frozen {
         self.message(name)["plaintext"].as_str().unwrap().as_bytes()
     }
 
-    fn pickle_entry(&self, name: &str) -> &Value {
-        self.0["pickles"]["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("frozen file lacks pickle {name}"))
-    }
-
     fn pickle(&self, name: &str) -> &str {
-        self.pickle_entry(name)["pickle"].as_str().unwrap()
+        frozen_pickle(&self.0, name)
     }
 
     fn session(&self, name: &str) -> Session {

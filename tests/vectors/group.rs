@@ -336,10 +336,7 @@ struct Frozen(Value);
 
 impl Frozen {
     fn str(&self, pointer: &str) -> &str {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("frozen file lacks string {pointer}"))
+        super::frozen_str(&self.0, pointer)
     }
 
     fn named<'a>(&'a self, list: &str, name: &str) -> &'a Value {
@@ -373,17 +370,8 @@ impl Frozen {
             .unwrap_or_else(|e| panic!("frozen {name} no longer decodes: {e}"))
     }
 
-    fn pickle_entry(&self, name: &str) -> &Value {
-        self.0["pickles"]["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("frozen file lacks pickle {name}"))
-    }
-
     fn pickle(&self, name: &str) -> &str {
-        self.pickle_entry(name)["pickle"].as_str().unwrap()
+        super::frozen_pickle(&self.0, name)
     }
 
     fn inbound(&self, name: &str) -> InboundGroupSession {
