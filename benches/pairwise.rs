@@ -23,13 +23,9 @@
 
 use std::hint::black_box;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::Tag;
 use criterion::{BatchSize, Criterion, criterion_group};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
-use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use roomseal::{Account, DeviceMessage, PickleKey, PreKeyMessage, Session, VerifiedDevice};
 use sha2::{Digest, Sha256};
@@ -37,11 +33,12 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 // Byte strings of the same lengths as the protocol's labels (PROTOCOL.md), so
 // every primitive hashes exactly as many bytes as the operation does.
+#[path = "support/floor.rs"]
+mod floor;
+use floor::*;
+
 const L_TRIPLE_DH: &[u8] = b"roomseal/v1/3dh";
 const L_ROOT: &[u8] = b"roomseal/v1/root";
-const L_CHAIN_MESSAGE: &[u8] = b"roomseal/v1/chain/message";
-const L_CHAIN_NEXT: &[u8] = b"roomseal/v1/chain/next";
-const L_MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
 const L_SESSION_ID: &[u8] = b"roomseal/v1/session-id";
 const L_SESSION_AD: &[u8] = b"roomseal/v1/session-ad";
 const L_SESSION_BINDING: &[u8] = b"roomseal/v1/session-binding";
@@ -59,10 +56,6 @@ const OTK_SIGNED_LEN: usize = 24 + 8 + 32;
 /// Bytes the session binding signature covers: label, session id, key.
 const BINDING_LEN: usize = 27 + 32 + 32;
 
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
 // ---------------------------------------------------------------------------
 // Primitives, called the way the crate calls them but on plain arrays.
 // ---------------------------------------------------------------------------
@@ -79,27 +72,6 @@ fn x25519_dh(ours: &StaticSecret, theirs: &PublicKey) -> [u8; 32] {
     shared.to_bytes()
 }
 
-fn hkdf<const N: usize>(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> [u8; N] {
-    let mut okm = [0u8; N];
-    Hkdf::<Sha256>::new(salt, ikm)
-        .expand(info, &mut okm)
-        .expect("N is small");
-    okm
-}
-
-/// HMAC-SHA-256 keyed once, finalized over two inputs: a chain step.
-fn hmac_pair(key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
-    let base = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
-    let mut seed = base.clone();
-    seed.update(L_CHAIN_MESSAGE);
-    let mut next = base;
-    next.update(L_CHAIN_NEXT);
-    (
-        seed.finalize().into_bytes().into(),
-        next.finalize().into_bytes().into(),
-    )
-}
-
 fn split32(okm: &[u8]) -> ([u8; 32], [u8; 32]) {
     let mut a = [0u8; 32];
     let mut b = [0u8; 32];
@@ -109,27 +81,7 @@ fn split32(okm: &[u8]) -> ([u8; 32], [u8; 32]) {
 }
 
 fn message_key(seed: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-    let okm = hkdf::<44>(None, seed, L_MESSAGE_KEY);
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 12];
-    key.copy_from_slice(&okm[..32]);
-    nonce.copy_from_slice(&okm[32..]);
-    (key, nonce)
-}
-
-/// AES-256-GCM encryption in place, including the key schedule (every
-/// message has a fresh key).
-fn aes_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> Tag {
-    Aes256Gcm::new(&(*key).into())
-        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
-        .expect("short plaintext")
-}
-
-/// AES-256-GCM decryption in place, including the key schedule.
-fn aes_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &Tag) {
-    Aes256Gcm::new(&(*key).into())
-        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), tag)
-        .expect("tag verifies");
+    hkdf44(seed, L_MESSAGE_KEY)
 }
 
 /// A sealed message for the open floor: key, nonce, ciphertext, tag.
@@ -210,13 +162,6 @@ fn established_pair(rng: &mut ChaCha20Rng) -> Pair {
     // neither side holds skipped keys.
     assert!(alice.has_received_message() && bob.has_received_message());
     Pair { alice, bob }
-}
-
-fn base64_len_to_bytes(text: &str) -> usize {
-    use base64ct::Encoding;
-    base64ct::Base64Unpadded::decode_vec(text)
-        .expect("pickles are unpadded base64")
-        .len()
 }
 
 // ---------------------------------------------------------------------------

@@ -57,15 +57,14 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::Tag;
+use aes_gcm::aead::KeyInit;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand::Rng;
 use rand::rngs::ChaCha20Rng;
-use rand::{Rng, SeedableRng};
 use roomseal::{
     Account, DecryptedEvent, EncryptedEvent, Endpoint, GroupDecrypted, GroupMessage,
     GroupSessionId, IdentityKeys, InboundGroupSession, OutboundGroupSession, PickleKey,
@@ -75,6 +74,10 @@ use sha2::Sha256;
 
 #[path = "support/paired.rs"]
 mod paired;
+
+#[path = "support/floor.rs"]
+mod floor;
+use floor::*;
 
 /// The room every operation runs in (18 bytes).
 const ROOM: &str = "!bench:example.org";
@@ -91,9 +94,6 @@ const L_GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
 const L_GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
 const L_GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
 const L_GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
-const L_CHAIN_MESSAGE: &[u8] = b"roomseal/v1/chain/message";
-const L_CHAIN_NEXT: &[u8] = b"roomseal/v1/chain/next";
-const L_MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
 
 /// Group message associated data (11.4): label, room id with its length,
 /// session id, version, index.
@@ -122,10 +122,6 @@ const JUMP_HMACS: usize = 3 + 0x86 + 1 + 0xA0;
 /// Iterations between restores of state that grows (see the module docs).
 const RESET_EVERY: usize = 2048;
 
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
 // ---------------------------------------------------------------------------
 // Primitives, called the way the crate calls them but on plain arrays.
 // ---------------------------------------------------------------------------
@@ -134,46 +130,6 @@ fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
-}
-
-/// HMAC-SHA-256 keyed once, finalized over two inputs: a pairwise chain step.
-fn hmac_pair(key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
-    let base = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
-    let mut seed = base.clone();
-    seed.update(L_CHAIN_MESSAGE);
-    let mut next = base;
-    next.update(L_CHAIN_NEXT);
-    (
-        seed.finalize().into_bytes().into(),
-        next.finalize().into_bytes().into(),
-    )
-}
-
-fn hkdf44(ikm: &[u8], info: &[u8]) -> ([u8; 32], [u8; 12]) {
-    let mut okm = [0u8; 44];
-    Hkdf::<Sha256>::new(None, ikm)
-        .expand(info, &mut okm)
-        .expect("44 bytes");
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 12];
-    key.copy_from_slice(&okm[..32]);
-    nonce.copy_from_slice(&okm[32..]);
-    (key, nonce)
-}
-
-/// AES-256-GCM encryption in place, including the key schedule (every
-/// message has a fresh key).
-fn aes_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> Tag {
-    Aes256Gcm::new(&(*key).into())
-        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
-        .expect("short plaintext")
-}
-
-/// AES-256-GCM decryption in place, including the key schedule.
-fn aes_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &Tag) {
-    Aes256Gcm::new(&(*key).into())
-        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), tag)
-        .expect("tag verifies");
 }
 
 /// The group ratchet of PROTOCOL.md 11.2 on plain arrays.
@@ -274,13 +230,6 @@ fn session_key_parts(key: &SessionKey) -> (FloorRatchet, [u8; 32]) {
     let bytes = key.to_bytes();
     let id: [u8; 32] = bytes[133..165].try_into().expect("32 bytes");
     (FloorRatchet::from_export(&bytes), id)
-}
-
-fn base64_len_to_bytes(text: &str) -> usize {
-    use base64ct::Encoding;
-    base64ct::Base64Unpadded::decode_vec(text)
-        .expect("pickles are unpadded base64")
-        .len()
 }
 
 // ---------------------------------------------------------------------------
