@@ -54,7 +54,9 @@ mod model_support;
 
 use std::collections::BTreeMap;
 
-use model_support::{Origin, PRE_KEY_BINDING, PeerModel, Pick, cases, fixed_rng, pick, pickle_key};
+use model_support::{
+    Journal, Origin, PRE_KEY_BINDING, PeerModel, Pick, cases, fixed_rng, pick, pickle_key,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -192,9 +194,7 @@ struct World {
     budget: u32,
     /// Times each message decrypted (more than once only after a restore).
     reads: Vec<u32>,
-    trace: Vec<String>,
-    /// How often each kind of outcome happened (coverage).
-    stats: BTreeMap<String, u64>,
+    journal: Journal,
 }
 
 /// An error's variant name, without its fields.
@@ -243,30 +243,21 @@ impl World {
             sends: [0, 0],
             budget: SEND_BUDGET,
             reads: Vec::new(),
-            trace: Vec::new(),
-            stats: BTreeMap::new(),
+            journal: Journal::default(),
         }
     }
 
     fn note(&mut self, line: String) {
-        self.trace.push(line);
+        self.journal.note(line);
     }
 
     fn count(&mut self, what: String) {
-        *self.stats.entry(what).or_default() += 1;
+        self.journal.count(what);
     }
 
     /// The error message of a failed check: what happened last, then why.
     fn fail(&self, why: String) -> String {
-        let start = self.trace.len().saturating_sub(25);
-        let mut out = String::from("model check failed; last steps:\n");
-        for line in &self.trace[start..] {
-            out.push_str("  ");
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str(&why);
-        out
+        self.journal.fail(25, why)
     }
 
     fn session(&mut self, side: Side) -> Option<&mut Session> {
@@ -648,7 +639,7 @@ fn schedules_reach_every_rule() {
     for _ in 0..COVERAGE_CASES {
         let (seed, actions) = strategy.new_tree(&mut runner).unwrap().current();
         let world = run(seed, &actions).unwrap_or_else(|e| panic!("{e}"));
-        for (what, n) in world.stats {
+        for (what, n) in world.journal.stats {
             *stats.entry(what).or_default() += n;
         }
     }

@@ -62,7 +62,7 @@ mod model_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use model_support::{Origin, PeerModel, Pick, cases, fixed_rng, pick, pickle_key};
+use model_support::{Journal, Origin, PeerModel, Pick, cases, fixed_rng, pick, pickle_key};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -299,8 +299,7 @@ struct World {
     mallory: Account,
     mallory_room: OutboundGroupSession,
     mallory_sessions: BTreeMap<usize, (usize, Session)>,
-    trace: Vec<String>,
-    stats: BTreeMap<String, u64>,
+    journal: Journal,
 }
 
 fn state(endpoint: &Endpoint) -> String {
@@ -371,29 +370,21 @@ impl World {
             events: Vec::new(),
             all_sessions: BTreeSet::new(),
             replays: 0,
-            trace: Vec::new(),
-            stats: BTreeMap::new(),
+            journal: Journal::default(),
         }
     }
 
     fn note(&mut self, line: String) {
-        self.trace.push(line);
+        self.journal.note(line);
     }
 
     fn count(&mut self, what: String) {
-        *self.stats.entry(what).or_default() += 1;
+        self.journal.count(what);
     }
 
+    /// The error message of a failed check: what happened last, then why.
     fn fail(&self, why: String) -> String {
-        let start = self.trace.len().saturating_sub(30);
-        let mut out = String::from("model check failed; last steps:\n");
-        for line in &self.trace[start..] {
-            out.push_str("  ");
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str(&why);
-        out
+        self.journal.fail(30, why)
     }
 
     fn device_of(&self, key: &Curve25519PublicKey) -> usize {
@@ -1212,7 +1203,7 @@ fn schedules_reach_every_rule() {
     for _ in 0..COVERAGE_CASES {
         let schedule = strategy.new_tree(&mut runner).unwrap().current();
         let world = run(&schedule).unwrap_or_else(|e| panic!("{e}"));
-        for (what, n) in world.stats {
+        for (what, n) in world.journal.stats {
             *stats.entry(what).or_default() += n;
         }
     }

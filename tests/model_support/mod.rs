@@ -3,7 +3,7 @@
 //! Double Ratchet session that predicts, from message headers alone, whether
 //! `Session::decrypt` must succeed or which `SessionError` it must return,
 //! and the state the session is in afterwards; the case-count knob; small
-//! helpers for fixed-seed pickles.
+//! helpers for fixed-seed pickles; the journal each schedule keeps.
 //!
 //! The model follows the rules of `src/session/mod.rs` and PROTOCOL.md:
 //!
@@ -372,5 +372,39 @@ impl PeerModel {
         let at = (tx.generation, tx.counter);
         tx.counter += 1;
         Ok(at)
+    }
+}
+
+/// What a schedule did: its steps, for the failure message, and how often
+/// each kind of outcome happened, for the coverage check.
+#[derive(Default)]
+pub struct Journal {
+    trace: Vec<String>,
+    /// Outcome kind -> count.
+    pub stats: BTreeMap<String, u64>,
+}
+
+impl Journal {
+    /// Records a step.
+    pub fn note(&mut self, line: String) {
+        self.trace.push(line);
+    }
+
+    /// Counts an outcome.
+    pub fn count(&mut self, what: String) {
+        *self.stats.entry(what).or_default() += 1;
+    }
+
+    /// The error message of a failed check: the last `last` steps, then why.
+    pub fn fail(&self, last: usize, why: String) -> String {
+        let start = self.trace.len().saturating_sub(last);
+        let mut out = String::from("model check failed; last steps:\n");
+        for line in &self.trace[start..] {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&why);
+        out
     }
 }
