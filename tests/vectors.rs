@@ -43,7 +43,7 @@
 //! ROOMSEAL_WRITE_VECTORS=1 cargo test --test vectors
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rand::SeedableRng;
@@ -457,11 +457,25 @@ fn diff(path: &str, frozen: &Value, fresh: &Value, out: &mut Vec<String>) {
 }
 
 fn load_frozen() -> Value {
+    static WRITTEN: OnceLock<()> = OnceLock::new();
+    load_frozen_file(&vector_path(), &WRITTEN, generate)
+}
+
+/// Reads a frozen vector file as JSON; in write mode it is regenerated from
+/// `generate` first, once (the other tests wait for it).
+fn load_frozen_file(path: &Path, written: &OnceLock<()>, generate: fn() -> Value) -> Value {
     if write_mode() {
-        write_once();
+        written.get_or_init(|| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let tmp = path.with_extension("json.tmp");
+            let mut text = serde_json::to_string_pretty(&generate()).unwrap();
+            text.push('\n');
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+            eprintln!("wrote {}", path.display());
+        });
     }
-    let path = vector_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
             "cannot read {}: {e}; generate it with {WRITE_ENV}=1 cargo test --test vectors",
             path.display()
@@ -474,36 +488,25 @@ fn write_mode() -> bool {
     std::env::var_os(WRITE_ENV).is_some_and(|v| v == "1")
 }
 
-/// In write mode, regenerates the file once (the other tests wait for it).
-fn write_once() {
-    static WRITTEN: OnceLock<()> = OnceLock::new();
-    WRITTEN.get_or_init(|| {
-        let path = vector_path();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let tmp = path.with_extension("json.tmp");
-        let mut text = serde_json::to_string_pretty(&generate()).unwrap();
-        text.push('\n');
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        eprintln!("wrote {}", path.display());
-    });
-}
-
-#[test]
-fn regenerated_vectors_match_the_frozen_file() {
-    let fresh = generate();
-    let frozen = load_frozen();
+/// Fails, naming every field, unless the regenerated vectors equal the
+/// frozen file `name`.
+fn assert_regenerates(name: &str, frozen: &Value, fresh: &Value) {
     let mut changes = Vec::new();
-    diff("$", &frozen, &fresh, &mut changes);
+    diff("$", frozen, fresh, &mut changes);
     assert!(
         changes.is_empty(),
-        "the regenerated vectors differ from tests/vectors/pairwise_v1.json in {} field(s):\n  {}\n\n\
+        "the regenerated vectors differ from tests/vectors/{name} in {} field(s):\n  {}\n\n\
          A changed vector means the wire format, the pickle format, a derivation or the way \
          random bytes are drawn changed. If that is deliberate, regenerate with \
          {WRITE_ENV}=1 cargo test --test vectors and update PROTOCOL.md.",
         changes.len(),
         changes.join("\n  ")
     );
+}
+
+#[test]
+fn regenerated_vectors_match_the_frozen_file() {
+    assert_regenerates("pairwise_v1.json", &load_frozen(), &generate());
 }
 
 // ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ use roomseal::{
 };
 use serde_json::{Value, json};
 
-use super::{b64, diff, identity_json, pickle_key, pickle_key_bytes, rng, spec, unb64};
+use super::{b64, identity_json, pickle_key, pickle_key_bytes, rng, spec, unb64};
 
 const ROOM: &str = "!room:example.org";
 
@@ -282,50 +282,13 @@ fn generate() -> Value {
 }
 
 fn load_frozen() -> Value {
-    if super::write_mode() {
-        write_once();
-    }
-    let path = vector_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; generate it with {}=1 cargo test --test vectors",
-            path.display(),
-            super::WRITE_ENV
-        )
-    });
-    serde_json::from_str(&text).unwrap()
-}
-
-/// In write mode, regenerates the file once (the other tests wait for it).
-fn write_once() {
     static WRITTEN: OnceLock<()> = OnceLock::new();
-    WRITTEN.get_or_init(|| {
-        let path = vector_path();
-        let tmp = path.with_extension("json.tmp");
-        let mut text = serde_json::to_string_pretty(&generate()).unwrap();
-        text.push('\n');
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        eprintln!("wrote {}", path.display());
-    });
+    super::load_frozen_file(&vector_path(), &WRITTEN, generate)
 }
 
 #[test]
 fn regenerated_vectors_match_the_frozen_file() {
-    let fresh = generate();
-    let frozen = load_frozen();
-    let mut changes = Vec::new();
-    diff("$", &frozen, &fresh, &mut changes);
-    assert!(
-        changes.is_empty(),
-        "the regenerated vectors differ from tests/vectors/group_v1.json in {} field(s):\n  {}\n\n\
-         A changed vector means the wire format, the pickle format, a derivation or the way \
-         random bytes are drawn changed. If that is deliberate, regenerate with \
-         {}=1 cargo test --test vectors and update PROTOCOL.md.",
-        changes.len(),
-        changes.join("\n  "),
-        super::WRITE_ENV
-    );
+    super::assert_regenerates("group_v1.json", &load_frozen(), &generate());
 }
 
 // ---------------------------------------------------------------------------
