@@ -1091,30 +1091,9 @@ fn error_display_and_debug() {
     assert_eq!(all.len(), expected.len());
 }
 
-/// Whether `$ty` implements the trait, decided at compile time without
-/// failing the build when it does not (method resolution prefers the
-/// by-value impl on `Probe<T>`, which exists only under the bound, over the
-/// fallback on `&Probe<T>`).
-macro_rules! implements {
-    ($ty:ty: $($bound:tt)+) => {{
-        struct Probe<T: ?Sized>(std::marker::PhantomData<T>);
-        #[allow(dead_code)]
-        trait Yes {
-            fn get(&self) -> bool {
-                true
-            }
-        }
-        impl<T: ?Sized + $($bound)+> Yes for Probe<T> {}
-        #[allow(dead_code)]
-        trait No {
-            fn get(&self) -> bool {
-                false
-            }
-        }
-        impl<T: ?Sized> No for &Probe<T> {}
-        (&Probe::<$ty>(std::marker::PhantomData)).get()
-    }};
-}
+#[macro_use]
+#[path = "support/implements.rs"]
+mod implements;
 
 #[test]
 fn secret_types_have_no_display() {

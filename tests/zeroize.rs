@@ -27,31 +27,9 @@ fn rng(seed: u8) -> ChaCha20Rng {
     ChaCha20Rng::from_seed([seed; 32])
 }
 
-/// Whether `$ty` implements the trait, decided at compile time without
-/// failing the build when it does not (method resolution prefers the
-/// by-value impl on `Probe<T>`, which exists only under the bound, over the
-/// fallback on `&Probe<T>`).
-macro_rules! implements {
-    ($ty:ty: $($bound:tt)+) => {{
-        struct Probe<T: ?Sized>(std::marker::PhantomData<T>);
-        #[allow(dead_code)]
-        trait Yes {
-            fn get(&self) -> bool {
-                true
-            }
-        }
-        #[allow(drop_bounds)]
-        impl<T: ?Sized + $($bound)+> Yes for Probe<T> {}
-        #[allow(dead_code)]
-        trait No {
-            fn get(&self) -> bool {
-                false
-            }
-        }
-        impl<T: ?Sized> No for &Probe<T> {}
-        (&Probe::<$ty>(std::marker::PhantomData)).get()
-    }};
-}
+#[macro_use]
+#[path = "support/implements.rs"]
+mod implements;
 
 /// Compile-time: the dependency key types that hold the crate's private
 /// keys zeroize on drop (this fails to build if the `zeroize` features of
