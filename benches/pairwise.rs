@@ -37,12 +37,12 @@ use x25519_dalek::{PublicKey, StaticSecret};
 mod floor;
 use floor::*;
 
-const L_TRIPLE_DH: &[u8] = b"roomseal/v1/3dh";
-const L_ROOT: &[u8] = b"roomseal/v1/root";
-const L_SESSION_ID: &[u8] = b"roomseal/v1/session-id";
-const L_SESSION_AD: &[u8] = b"roomseal/v1/session-ad";
-const L_SESSION_BINDING: &[u8] = b"roomseal/v1/session-binding";
-const L_ONE_TIME_KEY: &[u8] = b"roomseal/v1/one-time-key";
+const L_TRIPLE_DH: &[u8] = b"roomseal/v2/3dh";
+const L_ROOT: &[u8] = b"roomseal/v2/root";
+const L_SESSION_ID: &[u8] = b"roomseal/v2/session-id";
+const L_SESSION_AD: &[u8] = b"roomseal/v2/session-ad";
+const L_SESSION_BINDING: &[u8] = b"roomseal/v2/session-binding";
+const L_ONE_TIME_KEY: &[u8] = b"roomseal/v2/one-time-key";
 
 /// Associated data of a normal pairwise message: the session's 32-byte AD
 /// binding digest, the kind byte, the header (ratchet key, previous counter,

@@ -85,15 +85,15 @@ const ROOM: &str = "!bench:example.org";
 // Labels of PROTOCOL.md section 3 that the floors hash, so every primitive
 // processes exactly as many bytes as the operation does.
 const L_GROUP_RATCHET: [&[u8]; 4] = [
-    b"roomseal/v1/group/ratchet/0",
-    b"roomseal/v1/group/ratchet/1",
-    b"roomseal/v1/group/ratchet/2",
-    b"roomseal/v1/group/ratchet/3",
+    b"roomseal/v2/group/ratchet/0",
+    b"roomseal/v2/group/ratchet/1",
+    b"roomseal/v2/group/ratchet/2",
+    b"roomseal/v2/group/ratchet/3",
 ];
-const L_GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
-const L_GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
-const L_GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
-const L_GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
+const L_GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v2/group/message-key";
+const L_GROUP_MESSAGE_AD: &[u8] = b"roomseal/v2/group/message-ad";
+const L_GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v2/group/message-signature";
+const L_GROUP_SESSION_KEY: &[u8] = b"roomseal/v2/group/session-key";
 
 /// Group message associated data (11.4): label, room id with its length,
 /// session id, version, index.

@@ -148,9 +148,21 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends fields to a byte vector; the mirror of [`Reader`].
+///
+/// Pickle contents and session keys are written through it, so it never
+/// leaves a copy of what it wrote in freed memory: when the buffer must grow
+/// it moves to a new allocation and wipes the old one itself (a plain `Vec`
+/// would free it unwiped), and a writer dropped without
+/// [`Writer::into_vec`] wipes its buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
     buf: Vec<u8>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.buf);
+    }
 }
 
 impl Writer {
@@ -160,14 +172,27 @@ impl Writer {
         }
     }
 
+    /// Makes room for `extra` more bytes, wiping any buffer it leaves.
+    fn reserve(&mut self, extra: usize) {
+        let needed = self.buf.len().saturating_add(extra);
+        if needed <= self.buf.capacity() {
+            return;
+        }
+        let capacity = needed.max(self.buf.capacity().saturating_mul(2)).max(64);
+        let mut grown = Vec::with_capacity(capacity);
+        grown.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, grown);
+        zeroize::Zeroize::zeroize(&mut old);
+    }
+
     pub(crate) fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.reserve(bytes.len());
         self.buf.extend_from_slice(bytes);
         self
     }
 
     pub(crate) fn u8(&mut self, value: u8) -> &mut Self {
-        self.buf.push(value);
-        self
+        self.bytes(&[value])
     }
 
     pub(crate) fn bool(&mut self, value: bool) -> &mut Self {
@@ -205,8 +230,14 @@ impl Writer {
         self.u16(u16::try_from(count).unwrap_or(u16::MAX))
     }
 
-    pub(crate) fn into_vec(self) -> Vec<u8> {
-        self.buf
+    /// The bytes written (public data).
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// The bytes written, in a buffer that wipes itself (secret data).
+    pub(crate) fn into_zeroizing(self) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(self.into_vec())
     }
 }
 
@@ -238,6 +269,16 @@ mod tests {
                 max: 8
             })
         );
+    }
+
+    #[test]
+    fn growing_keeps_every_byte() {
+        let mut w = Writer::with_capacity(1);
+        let expected: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        for chunk in expected.chunks(7) {
+            w.bytes(chunk);
+        }
+        assert_eq!(w.into_vec(), expected);
     }
 
     proptest! {

@@ -119,11 +119,12 @@ pub mod ffi;
 mod group;
 mod keys;
 mod pickle;
+mod plaintext;
 mod room;
 mod session;
 
 pub use account::{
-    Account, AccountError, DeviceKeys, InboundCreation, KeyId, OneTimeKeysGenerated, PROTOCOL_V1,
+    Account, AccountError, DeviceKeys, InboundCreation, KeyId, OneTimeKeysGenerated, PROTOCOL_V2,
     SignedOneTimeKey, VerifiedDevice,
 };
 pub use codec::DecodeError;
@@ -132,7 +133,8 @@ pub use group::{
     InboundGroupSession, OutboundGroupSession, SessionKey, SessionOrdering,
 };
 pub use keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys, KeyError};
-pub use pickle::{PickleError, PickleKey};
+pub use pickle::{PickleError, PickleKey, pickle_generation};
+pub use plaintext::Plaintext;
 pub use room::{
     Clock, DecryptedEvent, EncryptedEvent, Endpoint, InboundKeyStore, KeyAdded, KeysToPublish,
     ROOM_ALGORITHM, ReceivedRoomKey, RoomError, RoomKeyShare, RoomKeyShareOutcome, RotationPolicy,

@@ -157,7 +157,7 @@ fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
     let bytes = Base64Unpadded::decode_vec(pickle).unwrap();
     assert_eq!(bytes[0], 1, "pickle version");
     let nonce: [u8; 12] = bytes[1..13].try_into().unwrap();
-    let aad = [b"roomseal/v1/pickle/", type_name.as_bytes(), &[1]].concat();
+    let aad = [b"roomseal/v2/pickle/", type_name.as_bytes(), &[1]].concat();
     Aes256Gcm::new(&key_bytes().into())
         .decrypt(
             &Nonce::from(nonce),
@@ -726,7 +726,7 @@ fn no_secret_bytes_in_debug_output() {
                 &Nonce::from(<[u8; 12]>::try_from(&probe[1..13]).unwrap()),
                 Payload {
                     msg: &probe[13..],
-                    aad: b"roomseal/v1/pickle/account\x01",
+                    aad: b"roomseal/v2/pickle/account\x01",
                 },
             )
             .is_ok()

@@ -251,7 +251,7 @@ fn pickle_key() -> PickleKey {
 }
 
 fn pickle_aad(type_name: &str) -> Vec<u8> {
-    [b"roomseal/v1/pickle/", type_name.as_bytes(), &[1]].concat()
+    [b"roomseal/v2/pickle/", type_name.as_bytes(), &[1]].concat()
 }
 
 fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
@@ -511,9 +511,9 @@ fn x25519_public(seed: u8) -> [u8; 32] {
 /// The bytes of the one-time-key signature (PROTOCOL.md 5.1).
 fn one_time_key_signed_bytes(id: u64, key: &[u8; 32], fallback: bool) -> Vec<u8> {
     let label: &[u8] = if fallback {
-        b"roomseal/v1/fallback-key"
+        b"roomseal/v2/fallback-key"
     } else {
-        b"roomseal/v1/one-time-key"
+        b"roomseal/v2/one-time-key"
     };
     [label, &id.to_be_bytes(), key].concat()
 }
@@ -526,7 +526,7 @@ fn bundle_signed_bytes(
     protocols: &[&str],
 ) -> Vec<u8> {
     let short = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
-    let mut out = b"roomseal/v1/device-keys".to_vec();
+    let mut out = b"roomseal/v2/device-keys".to_vec();
     out.extend(short(user));
     out.extend(short(device));
     out.extend(keys.ed25519.as_bytes());
@@ -561,10 +561,10 @@ fn signed_bundle(signer: &SigningKey, keys: IdentityKeys) -> DeviceKeys {
         user_id: BOB.0.to_owned(),
         device_id: BOB.1.to_owned(),
         keys,
-        protocols: vec!["roomseal.v1".to_owned()],
+        protocols: vec!["roomseal.v2".to_owned()],
         signature: Ed25519Signature::from_bytes(
             &signer
-                .sign(&bundle_signed_bytes(BOB.0, BOB.1, &keys, &["roomseal.v1"]))
+                .sign(&bundle_signed_bytes(BOB.0, BOB.1, &keys, &["roomseal.v2"]))
                 .to_bytes(),
         ),
     }
@@ -583,7 +583,7 @@ fn pre_key_message(
 ) -> DeviceMessage {
     let ed = signer.verifying_key().to_bytes();
     let session_id: [u8; 32] = Sha256::new()
-        .chain_update(b"roomseal/v1/session-id")
+        .chain_update(b"roomseal/v2/session-id")
         .chain_update(ed)
         .chain_update(identity)
         .chain_update(base_key)
@@ -592,7 +592,7 @@ fn pre_key_message(
         .into();
     let binding = signer.sign(
         &[
-            &b"roomseal/v1/session-binding"[..],
+            &b"roomseal/v2/session-binding"[..],
             &session_id,
             &responder_identity,
         ]
@@ -1194,7 +1194,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
     }
 
     // Device bundles (5.2).
-    let message = bundle_signed_bytes(BOB.0, BOB.1, &bob.identity_keys(), &["roomseal.v1"]);
+    let message = bundle_signed_bytes(BOB.0, BOB.1, &bob.identity_keys(), &["roomseal.v2"]);
     assert_eq!(
         bob_bundle.signature,
         sig(bob_signer.sign(&message).to_bytes())
@@ -1224,7 +1224,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
         unreachable!()
     };
     let message = [
-        &b"roomseal/v1/session-binding"[..],
+        &b"roomseal/v2/session-binding"[..],
         p.session_id().as_bytes(),
         bob.identity_keys().curve25519.as_bytes(),
     ]
@@ -1255,7 +1255,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
     let group_signer = group_signing_key(&outbound);
     let key_bytes = outbound.session_key().to_bytes().to_vec();
     let (unsigned, genuine) = key_bytes.split_at(key_bytes.len() - 64);
-    let message = [&b"roomseal/v1/group/session-key"[..], unsigned].concat();
+    let message = [&b"roomseal/v2/group/session-key"[..], unsigned].concat();
     assert_eq!(genuine, group_signer.sign(&message).to_bytes());
     for forged in forge(&group_signer, &message) {
         let key = SessionKey::from_bytes(&[unsigned, &forged.signature].concat()).unwrap();
@@ -1270,7 +1270,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
     let mut inbound = InboundGroupSession::new(&outbound.session_key()).unwrap();
     let message_bytes = outbound.encrypt(b"group message").unwrap().to_bytes();
     let (unsigned, genuine) = message_bytes.split_at(message_bytes.len() - 64);
-    let message = [&b"roomseal/v1/group/message-signature"[..], unsigned].concat();
+    let message = [&b"roomseal/v2/group/message-signature"[..], unsigned].concat();
     assert_eq!(genuine, group_signer.sign(&message).to_bytes());
     for forged in forge(&group_signer, &message) {
         let tampered = GroupMessage::from_bytes(&[unsigned, &forged.signature].concat()).unwrap();
@@ -1290,7 +1290,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
 
     // App-message signatures (5.3).
     let statement = b"an app statement";
-    let message = [&b"roomseal/v1/app-message"[..], statement].concat();
+    let message = [&b"roomseal/v2/app-message"[..], statement].concat();
     assert_eq!(
         alice.sign(statement),
         sig(alice_signer.sign(&message).to_bytes())
@@ -1348,7 +1348,7 @@ fn decrypt_batch_accepts_some_signatures_strict_verification_rejects() {
         let plaintext = format!("attempt {attempt}");
         let bytes = outbound.encrypt(plaintext.as_bytes()).unwrap().to_bytes();
         let (unsigned, _) = bytes.split_at(bytes.len() - 64);
-        let message = [&b"roomseal/v1/group/message-signature"[..], unsigned].concat();
+        let message = [&b"roomseal/v2/group/message-signature"[..], unsigned].concat();
         let genuine = GroupMessage::from_bytes(&bytes).unwrap();
         for forged in forge(&signer, &message) {
             let tampered =

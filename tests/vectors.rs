@@ -802,19 +802,19 @@ mod spec {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
 
-    pub(super) const TRIPLE_DH: &[u8] = b"roomseal/v1/3dh";
-    pub(super) const ROOT: &[u8] = b"roomseal/v1/root";
-    pub(super) const CHAIN_MESSAGE: &[u8] = b"roomseal/v1/chain/message";
-    pub(super) const CHAIN_NEXT: &[u8] = b"roomseal/v1/chain/next";
-    pub(super) const MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
-    pub(super) const SESSION_ID: &[u8] = b"roomseal/v1/session-id";
-    pub(super) const SESSION_AD: &[u8] = b"roomseal/v1/session-ad";
-    pub(super) const SESSION_BINDING: &[u8] = b"roomseal/v1/session-binding";
-    pub(super) const ONE_TIME_KEY: &[u8] = b"roomseal/v1/one-time-key";
-    pub(super) const FALLBACK_KEY: &[u8] = b"roomseal/v1/fallback-key";
-    pub(super) const DEVICE_KEYS: &[u8] = b"roomseal/v1/device-keys";
-    pub(super) const APP_MESSAGE: &[u8] = b"roomseal/v1/app-message";
-    pub(super) const PICKLE: &[u8] = b"roomseal/v1/pickle/";
+    pub(super) const TRIPLE_DH: &[u8] = b"roomseal/v2/3dh";
+    pub(super) const ROOT: &[u8] = b"roomseal/v2/root";
+    pub(super) const CHAIN_MESSAGE: &[u8] = b"roomseal/v2/chain/message";
+    pub(super) const CHAIN_NEXT: &[u8] = b"roomseal/v2/chain/next";
+    pub(super) const MESSAGE_KEY: &[u8] = b"roomseal/v2/message-key";
+    pub(super) const SESSION_ID: &[u8] = b"roomseal/v2/session-id";
+    pub(super) const SESSION_AD: &[u8] = b"roomseal/v2/session-ad";
+    pub(super) const SESSION_BINDING: &[u8] = b"roomseal/v2/session-binding";
+    pub(super) const ONE_TIME_KEY: &[u8] = b"roomseal/v2/one-time-key";
+    pub(super) const FALLBACK_KEY: &[u8] = b"roomseal/v2/fallback-key";
+    pub(super) const DEVICE_KEYS: &[u8] = b"roomseal/v2/device-keys";
+    pub(super) const APP_MESSAGE: &[u8] = b"roomseal/v2/app-message";
+    pub(super) const PICKLE: &[u8] = b"roomseal/v2/pickle/";
 
     pub(super) fn arr<const N: usize>(bytes: &[u8]) -> [u8; N] {
         bytes.try_into().unwrap()
@@ -1228,7 +1228,7 @@ fn frozen_vectors_follow_protocol_md() {
         signed.extend_from_slice(&key32(dk["keys"]["ed25519"].as_str().unwrap()));
         signed.extend_from_slice(&key32(dk["keys"]["curve25519"].as_str().unwrap()));
         let protocols = dk["protocols"].as_array().unwrap();
-        assert_eq!(protocols, &[json!("roomseal.v1")]);
+        assert_eq!(protocols, &[json!("roomseal.v2")]);
         signed.extend_from_slice(&(protocols.len() as u16).to_be_bytes());
         for p in protocols {
             let p = p.as_str().unwrap().as_bytes();

@@ -11,9 +11,9 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use sha2::Sha256;
 
-pub(crate) const L_CHAIN_MESSAGE: &[u8] = b"roomseal/v1/chain/message";
-pub(crate) const L_CHAIN_NEXT: &[u8] = b"roomseal/v1/chain/next";
-pub(crate) const L_MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
+pub(crate) const L_CHAIN_MESSAGE: &[u8] = b"roomseal/v2/chain/message";
+pub(crate) const L_CHAIN_NEXT: &[u8] = b"roomseal/v2/chain/next";
+pub(crate) const L_MESSAGE_KEY: &[u8] = b"roomseal/v2/message-key";
 
 /// A seeded generator, so fixtures are the same on every run.
 pub(crate) fn rng(seed: u64) -> ChaCha20Rng {

@@ -4,7 +4,7 @@
 //! harness seals them itself, exactly as PROTOCOL.md section 8.1 specifies:
 //! AES-256-GCM under the harness's own pickle key ([`super::PICKLE_KEY`]),
 //! a random-but-fixed nonce, associated data
-//! `"roomseal/v1/pickle/" || type name || version`, and the text form
+//! `"roomseal/v2/pickle/" || type name || version`, and the text form
 //! unpadded base64 of `version || nonce || ciphertext || tag`. This is no
 //! bypass: it only encrypts under a key the harness chose, which any app
 //! holding its pickle key can do too.
@@ -23,7 +23,7 @@ use super::{
 /// The pickle envelope's version byte (PROTOCOL.md 8.1).
 const PICKLE_VERSION: u8 = 0x01;
 /// The associated-data prefix (PROTOCOL.md section 3, label `PICKLE`).
-const AD_PREFIX: &[u8] = b"roomseal/v1/pickle/";
+const AD_PREFIX: &[u8] = b"roomseal/v2/pickle/";
 /// The nonce of every pickle the harness seals: random once, then fixed.
 const NONCE: [u8; 12] = [
     0x5b, 0xe1, 0x0c, 0x73, 0x9a, 0x2f, 0xd4, 0x46, 0x81, 0xee, 0x17, 0x38,

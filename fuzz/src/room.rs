@@ -679,7 +679,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         ENVELOPE,
         "missing_field.json",
-        br#"{"algorithm":"roomseal.v1.room","sender_key":"","session_id":""}"#.to_vec(),
+        br#"{"algorithm":"roomseal.v2.room","sender_key":"","session_id":""}"#.to_vec(),
     );
 
     const RECEIVE: &str = "endpoint_receive";

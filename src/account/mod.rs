@@ -20,14 +20,15 @@ use ed25519_dalek::{Signer, SigningKey};
 use thiserror::Error;
 use x25519_dalek::StaticSecret;
 
-pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V1, SignedOneTimeKey, VerifiedDevice};
+pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V2, SignedOneTimeKey, VerifiedDevice};
 
 use self::one_time_keys::{FallbackKeys, OneTimeKeys, PrivateKey};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ONE_TIME_KEYS;
 use crate::crypto::{Secret, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::plaintext::Plaintext;
 use crate::session::{LocalIdentity, PreKeyMessage, Session, SessionError};
 
 /// Why an account operation failed. The account is unchanged.
@@ -70,8 +71,8 @@ pub struct OneTimeKeysGenerated {
 pub struct InboundCreation {
     /// The session, ready to encrypt replies.
     pub session: Session,
-    /// The first message's plaintext.
-    pub plaintext: Vec<u8>,
+    /// The first message's plaintext (wiped when dropped).
+    pub plaintext: Plaintext,
 }
 
 impl fmt::Debug for InboundCreation {
@@ -94,6 +95,7 @@ pub struct Account {
     next_key_id: u64,
     one_time_keys: OneTimeKeys,
     fallback: FallbackKeys,
+    generation: Generation,
 }
 
 impl Default for Account {
@@ -136,6 +138,7 @@ impl Account {
             next_key_id,
             one_time_keys,
             fallback,
+            generation: Generation::default(),
         }
     }
 
@@ -166,7 +169,7 @@ impl Account {
     /// (each 1 to 255 bytes), advertising protocol version 1.
     pub fn device_keys(&self, user_id: &str, device_id: &str) -> Result<DeviceKeys, AccountError> {
         let keys = self.identity_keys();
-        let protocols = vec![PROTOCOL_V1.to_owned()];
+        let protocols = vec![PROTOCOL_V2.to_owned()];
         let bytes = DeviceKeys::signed_bytes(user_id, device_id, &keys, &protocols)?;
         Ok(DeviceKeys {
             user_id: user_id.to_owned(),
@@ -371,25 +374,6 @@ impl Account {
         }
     }
 
-    /// The encrypted pickle of this account (fresh random nonce).
-    pub fn pickle(&self, key: &PickleKey) -> String {
-        self.pickle_with_rng(key, &mut os_rng())
-    }
-
-    /// [`Account::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> String {
-        pickle::to_text(PickleKind::Account, key, rng, |w| self.write_contents(w))
-    }
-
-    /// Restores an account from its pickle.
-    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        pickle::from_text(PickleKind::Account, key, pickle, Self::read_contents)
-    }
-
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         fn key(w: &mut Writer, k: &PrivateKey) {
             w.u64(k.id.0).bool(k.published).bytes(k.secret.as_bytes());
@@ -451,6 +435,21 @@ impl Account {
             one_time_keys,
             FallbackKeys { current, previous },
         ))
+    }
+}
+
+pickle_methods!(Account);
+
+impl Pickled for Account {
+    const KIND: PickleKind = PickleKind::Account;
+    fn generation(&self) -> &Generation {
+        &self.generation
+    }
+    fn write_contents(&self, w: &mut Writer) {
+        Self::write_contents(self, w);
+    }
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents(r)
     }
 }
 

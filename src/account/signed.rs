@@ -17,7 +17,7 @@ use crate::crypto::label;
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
 
 /// The protocol version string a device advertises for protocol version 1.
-pub const PROTOCOL_V1: &str = "roomseal.v1";
+pub const PROTOCOL_V2: &str = "roomseal.v2";
 
 /// Most protocol versions a bundle may list.
 const MAX_PROTOCOLS: usize = 8;
@@ -91,7 +91,7 @@ pub struct DeviceKeys {
     pub device_id: String,
     /// The device's identity keys.
     pub keys: IdentityKeys,
-    /// Protocol versions the device speaks, for example `["roomseal.v1"]`.
+    /// Protocol versions the device speaks, for example `["roomseal.v2"]`.
     pub protocols: Vec<String>,
     /// Ed25519 signature by `keys.ed25519` over the canonical bytes.
     pub signature: Ed25519Signature,
@@ -136,9 +136,9 @@ impl DeviceKeys {
             .ed25519
             .verify(&bytes, &self.signature)
             .map_err(|_| AccountError::BadDeviceKeysSignature)?;
-        if !self.protocols.iter().any(|p| p == PROTOCOL_V1) {
+        if !self.protocols.iter().any(|p| p == PROTOCOL_V2) {
             return Err(AccountError::InvalidDeviceKeys(
-                "device does not speak roomseal.v1",
+                "device does not speak roomseal.v2",
             ));
         }
         Ok(VerifiedDevice {

@@ -3,6 +3,7 @@ use rand::rngs::ChaCha20Rng;
 
 use super::*;
 use crate::keys::base64_encode;
+use crate::pickle::{PickleError, PickleKey};
 use crate::session::DeviceMessage;
 
 fn rng(seed: u8) -> ChaCha20Rng {

@@ -5,15 +5,17 @@
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::Secret;
 use super::kdf::hkdf_into;
 
 /// AES-GCM tag length in bytes.
 pub(crate) const TAG_LEN: usize = 16;
 /// AES-GCM nonce length in bytes.
 pub(crate) const NONCE_LEN: usize = 12;
+/// Bytes of fresh randomness every message carries and mixes into its key
+/// derivation (PROTOCOL.md, "Rollback").
+pub(crate) const SALT_LEN: usize = crate::consts::MESSAGE_SALT_LEN;
 
 /// An AES-256-GCM key and nonce for exactly one message.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -27,16 +29,17 @@ pub(crate) struct MessageKey {
 pub(crate) struct AeadFailure;
 
 impl MessageKey {
-    /// Expands a one-use 32-byte seed into key and nonce with HKDF-SHA-256.
-    pub(crate) fn derive(seed: &[u8; 32], info: &[u8]) -> Self {
+    /// Expands a one-use key seed and the message's fresh random `salt` into
+    /// key and nonce with HKDF-SHA-256 (the salt is HKDF's salt).
+    ///
+    /// The seed comes from a ratchet; the salt from the operating system at
+    /// encryption time. Even if the ratchet state is rolled back (an old
+    /// pickle restored) and the same seed is used again, a new salt gives a
+    /// new key and nonce, so no key/nonce pair ever seals two plaintexts.
+    pub(crate) fn derive(seed: &[u8], salt: &[u8; SALT_LEN], info: &[u8]) -> Self {
         let mut okm = zeroize::Zeroizing::new([0u8; 44]);
-        hkdf_into(None, seed, info, &mut okm);
+        hkdf_into(Some(salt), seed, info, &mut okm);
         Self::from_okm_bytes(&okm)
-    }
-
-    /// Splits 44 bytes of key material into key and nonce.
-    pub(crate) fn from_okm(okm: &Secret<44>) -> Self {
-        Self::from_okm_bytes(okm.expose())
     }
 
     fn from_okm_bytes(okm: &[u8; 44]) -> Self {
@@ -82,12 +85,13 @@ impl MessageKey {
         }
     }
 
-    /// Decrypts `ciphertext || tag`, checking the tag in constant time.
-    pub(crate) fn open(self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AeadFailure> {
+    /// Decrypts `ciphertext || tag`, checking the tag in constant time. The
+    /// plaintext wipes itself when dropped.
+    pub(crate) fn open(self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadFailure> {
         let body_len = sealed.len().checked_sub(TAG_LEN).ok_or(AeadFailure)?;
         let (body, tag) = sealed.split_at(body_len);
         let cipher = Aes256Gcm::new(&self.key.into());
-        let mut plaintext = body.to_vec();
+        let mut plaintext = Zeroizing::new(body.to_vec());
         let tag = aes_gcm::Tag::try_from(tag).map_err(|_| AeadFailure)?;
         match cipher.decrypt_inout_detached(
             &Nonce::from(self.nonce),
@@ -96,10 +100,8 @@ impl MessageKey {
             &tag,
         ) {
             Ok(()) => Ok(plaintext),
-            Err(_) => {
-                plaintext.zeroize();
-                Err(AeadFailure)
-            }
+            // `plaintext` (unauthenticated bytes) is wiped when dropped.
+            Err(_) => Err(AeadFailure),
         }
     }
 }
@@ -110,34 +112,40 @@ mod tests {
 
     #[test]
     fn seal_open_round_trip_and_tamper() {
-        let seed = Secret::new([9u8; 32]);
+        let seed = [9u8; 32];
+        let salt = [3u8; SALT_LEN];
         let mut sealed = Vec::new();
-        MessageKey::derive(seed.expose(), b"info")
+        MessageKey::derive(&seed, &salt, b"info")
             .seal_into(b"aad", b"hello", &mut sealed)
             .unwrap();
         assert_eq!(sealed.len(), 5 + TAG_LEN);
-        let opened = MessageKey::derive(seed.expose(), b"info")
+        let opened = MessageKey::derive(&seed, &salt, b"info")
             .open(b"aad", &sealed)
             .unwrap();
-        assert_eq!(opened, b"hello");
+        assert_eq!(opened.as_slice(), b"hello");
+        // Another salt, another key and nonce.
         assert_eq!(
-            MessageKey::derive(seed.expose(), b"info").open(b"aaX", &sealed),
+            MessageKey::derive(&seed, &[4u8; SALT_LEN], b"info").open(b"aad", &sealed),
             Err(AeadFailure)
         );
         assert_eq!(
-            MessageKey::derive(seed.expose(), b"infX").open(b"aad", &sealed),
+            MessageKey::derive(&seed, &salt, b"info").open(b"aaX", &sealed),
+            Err(AeadFailure)
+        );
+        assert_eq!(
+            MessageKey::derive(&seed, &salt, b"infX").open(b"aad", &sealed),
             Err(AeadFailure)
         );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
             assert_eq!(
-                MessageKey::derive(seed.expose(), b"info").open(b"aad", &bad),
+                MessageKey::derive(&seed, &salt, b"info").open(b"aad", &bad),
                 Err(AeadFailure)
             );
         }
         assert_eq!(
-            MessageKey::derive(seed.expose(), b"info").open(b"aad", &sealed[..15]),
+            MessageKey::derive(&seed, &salt, b"info").open(b"aad", &sealed[..15]),
             Err(AeadFailure)
         );
     }

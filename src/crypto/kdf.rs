@@ -13,47 +13,50 @@ use super::Secret;
 /// version 1. Each is distinct, so no two derivations can collide.
 pub(crate) mod label {
     /// HKDF info: root key and first chain key from the triple DH.
-    pub(crate) const TRIPLE_DH: &[u8] = b"roomseal/v1/3dh";
+    pub(crate) const TRIPLE_DH: &[u8] = b"roomseal/v2/3dh";
     /// HKDF info: next root key and chain key from a ratchet DH.
-    pub(crate) const ROOT: &[u8] = b"roomseal/v1/root";
+    pub(crate) const ROOT: &[u8] = b"roomseal/v2/root";
     /// HMAC input: the message-key seed of a chain step.
-    pub(crate) const CHAIN_MESSAGE: &[u8] = b"roomseal/v1/chain/message";
+    pub(crate) const CHAIN_MESSAGE: &[u8] = b"roomseal/v2/chain/message";
     /// HMAC input: the next chain key of a chain step.
-    pub(crate) const CHAIN_NEXT: &[u8] = b"roomseal/v1/chain/next";
+    pub(crate) const CHAIN_NEXT: &[u8] = b"roomseal/v2/chain/next";
     /// HKDF info: AES-256-GCM key and nonce of one pairwise message.
-    pub(crate) const MESSAGE_KEY: &[u8] = b"roomseal/v1/message-key";
+    pub(crate) const MESSAGE_KEY: &[u8] = b"roomseal/v2/message-key";
     /// SHA-256 prefix: the session id of a pairwise session.
-    pub(crate) const SESSION_ID: &[u8] = b"roomseal/v1/session-id";
+    pub(crate) const SESSION_ID: &[u8] = b"roomseal/v2/session-id";
     /// SHA-256 prefix: the static part of a pairwise message's associated data.
-    pub(crate) const SESSION_AD: &[u8] = b"roomseal/v1/session-ad";
+    pub(crate) const SESSION_AD: &[u8] = b"roomseal/v2/session-ad";
     /// Signature context: the initiator binds its Ed25519 key to a new session.
-    pub(crate) const SESSION_BINDING: &[u8] = b"roomseal/v1/session-binding";
+    pub(crate) const SESSION_BINDING: &[u8] = b"roomseal/v2/session-binding";
     /// Signature context: a signed one-time key.
-    pub(crate) const ONE_TIME_KEY: &[u8] = b"roomseal/v1/one-time-key";
+    pub(crate) const ONE_TIME_KEY: &[u8] = b"roomseal/v2/one-time-key";
     /// Signature context: a signed fallback key.
-    pub(crate) const FALLBACK_KEY: &[u8] = b"roomseal/v1/fallback-key";
+    pub(crate) const FALLBACK_KEY: &[u8] = b"roomseal/v2/fallback-key";
     /// Signature context: a device-key bundle.
-    pub(crate) const DEVICE_KEYS: &[u8] = b"roomseal/v1/device-keys";
+    pub(crate) const DEVICE_KEYS: &[u8] = b"roomseal/v2/device-keys";
     /// Signature context: any message an app signs with the device key, so
     /// an app signature can never be taken for a protocol signature.
-    pub(crate) const APP_MESSAGE: &[u8] = b"roomseal/v1/app-message";
+    pub(crate) const APP_MESSAGE: &[u8] = b"roomseal/v2/app-message";
     /// Pickle associated data prefix; the object type follows.
-    pub(crate) const PICKLE: &[u8] = b"roomseal/v1/pickle/";
+    pub(crate) const PICKLE: &[u8] = b"roomseal/v2/pickle/";
+    /// HKDF info prefix: the subkey of the app's pickle key for one object
+    /// type (the type's name follows).
+    pub(crate) const PICKLE_KEY: &[u8] = b"roomseal/v2/pickle-key/";
     /// HMAC inputs: advancing part 0, 1, 2 or 3 of the group ratchet.
     pub(crate) const GROUP_RATCHET: [&[u8]; 4] = [
-        b"roomseal/v1/group/ratchet/0",
-        b"roomseal/v1/group/ratchet/1",
-        b"roomseal/v1/group/ratchet/2",
-        b"roomseal/v1/group/ratchet/3",
+        b"roomseal/v2/group/ratchet/0",
+        b"roomseal/v2/group/ratchet/1",
+        b"roomseal/v2/group/ratchet/2",
+        b"roomseal/v2/group/ratchet/3",
     ];
     /// HKDF info: AES-256-GCM key and nonce of one group message.
-    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v2/group/message-key";
     /// Associated data prefix of a group message; room and session follow.
-    pub(crate) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
+    pub(crate) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v2/group/message-ad";
     /// Signature context: a group message.
-    pub(crate) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
+    pub(crate) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v2/group/message-signature";
     /// Signature context: a signed group session key.
-    pub(crate) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
+    pub(crate) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v2/group/session-key";
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -184,6 +187,7 @@ mod tests {
             label::DEVICE_KEYS,
             label::APP_MESSAGE,
             label::PICKLE,
+            label::PICKLE_KEY,
             label::GROUP_RATCHET[0],
             label::GROUP_RATCHET[1],
             label::GROUP_RATCHET[2],

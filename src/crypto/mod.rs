@@ -10,7 +10,7 @@ mod aead;
 mod kdf;
 mod secret;
 
-pub(crate) use aead::{AeadFailure, MessageKey, NONCE_LEN, TAG_LEN};
+pub(crate) use aead::{AeadFailure, MessageKey, NONCE_LEN, SALT_LEN, TAG_LEN};
 pub(crate) use kdf::{hkdf, hmac, hmac_pair, label, sha256};
 pub(crate) use secret::Secret;
 
@@ -24,6 +24,14 @@ use x25519_dalek::{PublicKey, StaticSecret};
 /// can continue safely.
 pub(crate) fn os_rng() -> rand::rand_core::UnwrapErr<rand::rngs::SysRng> {
     rand::rand_core::UnwrapErr(rand::rngs::SysRng)
+}
+
+/// A fresh message salt from `rng` (the operating system's generator outside
+/// tests).
+pub(crate) fn salt<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> [u8; SALT_LEN] {
+    let mut salt = [0u8; SALT_LEN];
+    rng.fill_bytes(&mut salt);
+    salt
 }
 
 /// The peer's point gave an all-zero (non-contributory) X25519 result: it is

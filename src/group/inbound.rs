@@ -1,6 +1,11 @@
 //! The receiving side of a room key: decrypts a sender's group messages from
-//! the first index it knows, says whether its key is authenticated, and can
-//! forget history, export, compare and merge.
+//! the first index it knows, says for each message whether its key is
+//! authenticated (signed by the creator) or only imported, and can forget
+//! history, export, compare and merge copies.
+//!
+//! Guarantees: unsigned material (exports, forwards) never changes the
+//! authenticated ratchet; a failed decryption changes nothing; batch
+//! decryption accepts exactly what one-by-one decryption accepts.
 
 use std::fmt;
 
@@ -11,19 +16,20 @@ use super::ratchet::Ratchet;
 use super::session_key::{ExportedSessionKey, SessionKey};
 use super::{GroupError, GroupSessionId, associated_data, check_room_id};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::crypto::os_rng;
-use crate::keys::Ed25519PublicKey;
-use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::consts::MAX_ID_LEN;
+use crate::keys::{Ed25519PublicKey, IdentityKeys};
+use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::plaintext::Plaintext;
 
 /// The result of decrypting a group message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GroupDecrypted {
-    /// The plaintext.
-    pub plaintext: Vec<u8>,
+    /// The plaintext (wiped when dropped).
+    pub plaintext: Plaintext,
     /// The ratchet index of the message.
     pub message_index: u32,
-    /// Whether the session's key came signed from its creator (`true`) or
-    /// from an export or forward (`false`).
+    /// Whether the key for this index came signed from the session's
+    /// creator (`true`), or only from an export or forward (`false`).
     pub authenticated: bool,
 }
 
@@ -41,58 +47,94 @@ impl fmt::Debug for GroupDecrypted {
 /// [`InboundGroupSession::compare`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionOrdering {
-    /// Same first index and same trust.
+    /// Both know the same first index and the same authenticated range.
     Equal,
-    /// This copy knows at least as early an index and is at least as
-    /// trusted, and is strictly ahead in one of them.
+    /// This copy knows at least as early an index and at least as much
+    /// authenticated range, and strictly more of one.
     Better,
     /// The other copy is better.
     Worse,
-    /// One knows an earlier index, the other is more trusted: merge them.
+    /// Each knows something the other does not: merge them.
     Incomparable,
-    /// Not copies of the same session (different key, or ratchets that do
-    /// not match at a common index).
+    /// Not copies of the same session (different key, authenticated
+    /// ratchets that disagree, or unauthenticated ratchets that do not match
+    /// at a common index).
     Unconnected,
 }
 
+/// Who created a session and for which room, as named and signed in its
+/// session key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SignedOrigin {
+    pub(crate) creator: IdentityKeys,
+    pub(crate) room_id: String,
+}
+
 /// A room key as a receiving device holds it.
+///
+/// It holds up to two ratchets of the same session: the *authenticated*
+/// one, from the creator's signed [`SessionKey`], which decrypts from its
+/// index on with `authenticated: true`; and an *unauthenticated prefix*
+/// from an export or forward, which only serves indices before the
+/// authenticated one (or every index, when no signed key was received) with
+/// `authenticated: false`. Unsigned material can never change the
+/// authenticated ratchet, and a better prefix (an earlier one that matches
+/// the authenticated ratchet) replaces the one held.
 pub struct InboundGroupSession {
     signing_key: Ed25519PublicKey,
-    initial: Ratchet,
+    /// The creator and room the signed key named (present exactly when
+    /// `authenticated` is).
+    origin: Option<SignedOrigin>,
+    /// The ratchet at the first authenticated index.
+    authenticated: Option<Ratchet>,
+    /// The ratchet at the first index known only from unsigned material;
+    /// when `authenticated` is present, strictly before it.
+    prefix: Option<Ratchet>,
+    /// The newest ratchet reached on the main line (the authenticated one,
+    /// or the prefix when there is none): where sequential decryption
+    /// continues from.
     latest: Ratchet,
-    authenticated: bool,
+    generation: Generation,
 }
 
 impl InboundGroupSession {
     /// Builds an authenticated session from a signed session key, verifying
-    /// its signature (strict Ed25519) against the key it carries.
+    /// its signature (strict Ed25519) against the key it carries. The
+    /// creator and room the key names become the session's (see
+    /// [`InboundGroupSession::creator`]).
     pub fn new(key: &SessionKey) -> Result<Self, GroupError> {
         key.verify().map_err(|_| GroupError::BadSignature)?;
-        Ok(Self::from_ratchet(
-            key.signing_key,
-            key.ratchet.clone(),
-            true,
-        ))
+        Ok(Self::from_own_key(key))
     }
 
     /// Our own copy of a key this device just created: authenticated without
     /// re-verifying the signature it just made.
     pub(crate) fn from_own_key(key: &SessionKey) -> Self {
-        Self::from_ratchet(key.signing_key, key.ratchet.clone(), true)
+        Self {
+            signing_key: key.signing_key,
+            origin: Some(SignedOrigin {
+                creator: key.creator,
+                room_id: key.room_id.clone(),
+            }),
+            latest: key.ratchet.clone(),
+            authenticated: Some(key.ratchet.clone()),
+            prefix: None,
+            generation: Generation::default(),
+        }
     }
 
     /// Imports an exported key. The session is not authenticated: its
-    /// messages are reported with `authenticated: false`.
+    /// messages are reported with `authenticated: false` (until a signed
+    /// key of the same session is merged in, and then only from that key's
+    /// index on).
     pub fn import(key: &ExportedSessionKey) -> Self {
-        Self::from_ratchet(key.signing_key, key.ratchet.clone(), false)
-    }
-
-    fn from_ratchet(signing_key: Ed25519PublicKey, ratchet: Ratchet, authenticated: bool) -> Self {
         Self {
-            signing_key,
-            latest: ratchet.clone(),
-            initial: ratchet,
-            authenticated,
+            signing_key: key.signing_key,
+            origin: None,
+            latest: key.ratchet.clone(),
+            authenticated: None,
+            prefix: Some(key.ratchet.clone()),
+            generation: Generation::default(),
         }
     }
 
@@ -103,12 +145,42 @@ impl InboundGroupSession {
 
     /// The earliest index this session can decrypt.
     pub fn first_known_index(&self) -> u32 {
-        self.initial.index()
+        self.earliest().index()
     }
 
-    /// Whether the key came signed from the session's creator.
+    /// The first index decrypted with `authenticated: true`, if a signed key
+    /// was received.
+    pub fn authenticated_from(&self) -> Option<u32> {
+        self.authenticated.as_ref().map(Ratchet::index)
+    }
+
+    /// Whether a signed key of this session was received (from its
+    /// [`InboundGroupSession::authenticated_from`] index on, messages are
+    /// authenticated).
     pub fn is_authenticated(&self) -> bool {
-        self.authenticated
+        self.authenticated.is_some()
+    }
+
+    /// The creating device the signed key named (authenticated by the
+    /// key's signature), if a signed key was received.
+    pub fn creator(&self) -> Option<IdentityKeys> {
+        self.origin.as_ref().map(|o| o.creator)
+    }
+
+    /// The room the signed key named, if a signed key was received.
+    pub fn room_id(&self) -> Option<&str> {
+        self.origin.as_ref().map(|o| o.room_id.as_str())
+    }
+
+    /// The earliest ratchet held.
+    fn earliest(&self) -> &Ratchet {
+        match (&self.prefix, &self.authenticated) {
+            (Some(prefix), _) => prefix,
+            (None, Some(authenticated)) => authenticated,
+            // Unreachable by construction (every constructor and merge keeps
+            // at least one ratchet); `latest` is a valid fallback.
+            (None, None) => &self.latest,
+        }
     }
 
     /// Decrypts a message of this session sent in `room_id`. The signature
@@ -121,37 +193,34 @@ impl InboundGroupSession {
     ) -> Result<GroupDecrypted, GroupError> {
         check_room_id(room_id)?;
         self.check_index(message.index)?;
-        self.signing_key
-            .verify(
-                &GroupMessage::signed_bytes(message.index, &message.ciphertext),
-                &message.signature,
-            )
-            .map_err(|_| GroupError::BadSignature)?;
-        let mut ratchet = self.ratchet_before(message.index).clone();
-        ratchet.advance_to(message.index);
+        self.verify_signature(message)?;
+        let (ratchet, authenticated) = self.ratchet_at(message.index);
         let plaintext = self.open(room_id, &ratchet, message)?;
-        self.remember(ratchet);
+        if authenticated || self.authenticated.is_none() {
+            self.remember(ratchet);
+        }
         Ok(GroupDecrypted {
             plaintext,
             message_index: message.index,
-            authenticated: self.authenticated,
+            authenticated,
         })
     }
 
-    /// Decrypts many messages of this session at once, verifying their
-    /// signatures together with Ed25519 batch verification (falling back to
-    /// one-by-one strict verification if the batch fails, so each message
-    /// gets its own result). Results are in input order.
+    fn verify_signature(&self, message: &GroupMessage) -> Result<(), GroupError> {
+        self.signing_key
+            .verify(&message.own_signed_bytes(), &message.signature)
+            .map_err(|_| GroupError::BadSignature)
+    }
+
+    /// Decrypts many messages of this session at once; results are in input
+    /// order, and each is exactly what [`InboundGroupSession::decrypt`]
+    /// would return for that message (the same strict Ed25519 verification,
+    /// so batch and one-by-one receivers always agree).
     ///
-    /// Batch verification accepts everything strict verification accepts,
-    /// and may accept some signatures it rejects: an `R` that is the identity
-    /// point, or whose encoding is not canonical, passes whenever the rest of
-    /// the equation holds; an `R` with another small-order component passes
-    /// with probability about one over that order. Only the holder of this
-    /// session's signing key can make such signatures (they are not
-    /// forgeries), but such a sender could make batch and one-by-one
-    /// receivers disagree about one of its own messages (see PROTOCOL.md).
-    /// Use [`InboundGroupSession::decrypt`] where that matters.
+    /// Faster than one by one in two ways: the signatures are verified on
+    /// several threads (feature `parallel`, from
+    /// [`crate::consts::PARALLEL_VERIFY_THRESHOLD`] messages), and the keys
+    /// are derived in index order along one running ratchet.
     pub fn decrypt_batch(
         &mut self,
         room_id: &str,
@@ -167,50 +236,43 @@ impl InboundGroupSession {
         let candidates: Vec<usize> = (0..messages.len())
             .filter(|&i| matches!(results.get(i), Some(None)))
             .collect();
-        let signed: Vec<Vec<u8>> = candidates
-            .iter()
-            .filter_map(|&i| messages.get(i))
-            .map(|m| GroupMessage::signed_bytes(m.index, &m.ciphertext))
-            .collect();
-        let batch_ok = {
-            let refs: Vec<&[u8]> = signed.iter().map(Vec::as_slice).collect();
-            let signatures: Vec<ed25519_dalek::Signature> = candidates
-                .iter()
-                .filter_map(|&i| messages.get(i))
-                .map(|m| *m.signature.inner())
-                .collect();
-            let keys = vec![*self.signing_key.verifying_key(); refs.len()];
-            !refs.is_empty() && ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok()
-        };
+        let checks = self.verify_all(messages, &candidates);
         let mut verified: Vec<usize> = Vec::with_capacity(candidates.len());
-        for (&i, bytes) in candidates.iter().zip(&signed) {
-            let Some(message) = messages.get(i) else {
-                continue;
-            };
-            if batch_ok || self.signing_key.verify(bytes, &message.signature).is_ok() {
+        for (&i, ok) in candidates.iter().zip(checks) {
+            if ok {
                 verified.push(i);
             } else if let Some(slot) = results.get_mut(i) {
                 *slot = Some(Err(GroupError::BadSignature));
             }
         }
-        // Derive keys in index order, advancing one running ratchet.
+        // Derive keys in index order, advancing one running ratchet per line
+        // (the unauthenticated prefix, then the authenticated ratchet).
         verified.sort_by_key(|&i| messages.get(i).map_or(0, |m| m.index));
-        let mut running: Option<Ratchet> = None;
+        let mut running: Option<(bool, Ratchet)> = None;
         let mut newest: Option<Ratchet> = None;
         for i in verified {
             let Some(message) = messages.get(i) else {
                 continue;
             };
-            let ratchet = running.get_or_insert_with(|| self.ratchet_before(message.index).clone());
-            ratchet.advance_to(message.index);
+            let authenticated = self.is_authenticated_index(message.index);
+            let ratchet = match running.as_mut() {
+                Some((line, ratchet)) if *line == authenticated => {
+                    ratchet.advance_to(message.index);
+                    ratchet
+                }
+                _ => {
+                    let (start, _) = self.ratchet_at(message.index);
+                    &mut running.insert((authenticated, start)).1
+                }
+            };
             let outcome = self
                 .open(room_id, ratchet, message)
                 .map(|plaintext| GroupDecrypted {
                     plaintext,
                     message_index: message.index,
-                    authenticated: self.authenticated,
+                    authenticated,
                 });
-            if outcome.is_ok() {
+            if outcome.is_ok() && (authenticated || self.authenticated.is_none()) {
                 newest = Some(ratchet.clone());
             }
             if let Some(slot) = results.get_mut(i) {
@@ -226,8 +288,46 @@ impl InboundGroupSession {
             .collect()
     }
 
+    /// Strict verification of the signatures of `messages[i]` for each `i`
+    /// in `which`, on several threads when there are many.
+    fn verify_all(&self, messages: &[GroupMessage], which: &[usize]) -> Vec<bool> {
+        let check = |chunk: &[usize]| -> Vec<bool> {
+            chunk
+                .iter()
+                .map(|&i| {
+                    messages
+                        .get(i)
+                        .is_some_and(|m| self.verify_signature(m).is_ok())
+                })
+                .collect()
+        };
+        let threads = if cfg!(feature = "parallel") {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            1
+        };
+        if threads < 2 || which.len() < crate::consts::PARALLEL_VERIFY_THRESHOLD {
+            return check(which);
+        }
+        let chunk_len = which.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut chunks = which.chunks(chunk_len);
+            let first = chunks.next();
+            let handles: Vec<_> = chunks.map(|c| scope.spawn(move || check(c))).collect();
+            let mut out = first.map(check).unwrap_or_default();
+            for handle in handles {
+                match handle.join() {
+                    Ok(part) => out.extend(part),
+                    // Verification cannot panic; if it ever did, surface it.
+                    Err(payload) => std::panic::resume_unwind(payload),
+                }
+            }
+            out
+        })
+    }
+
     fn check_index(&self, index: u32) -> Result<(), GroupError> {
-        let first_known = self.initial.index();
+        let first_known = self.first_known_index();
         if index < first_known {
             Err(GroupError::UnknownIndex { index, first_known })
         } else {
@@ -235,13 +335,28 @@ impl InboundGroupSession {
         }
     }
 
-    /// The cached ratchet to advance from for `index`.
-    fn ratchet_before(&self, index: u32) -> &Ratchet {
-        if index >= self.latest.index() {
+    /// Whether `index` is served by the authenticated ratchet.
+    fn is_authenticated_index(&self, index: u32) -> bool {
+        self.authenticated
+            .as_ref()
+            .is_some_and(|a| index >= a.index())
+    }
+
+    /// The ratchet advanced to `index` (at or after the first known index),
+    /// and whether it is the authenticated line.
+    fn ratchet_at(&self, index: u32) -> (Ratchet, bool) {
+        let authenticated = self.is_authenticated_index(index);
+        let main_line = authenticated || self.authenticated.is_none();
+        let start = if main_line && index >= self.latest.index() {
             &self.latest
+        } else if authenticated {
+            self.authenticated.as_ref().unwrap_or(&self.latest)
         } else {
-            &self.initial
-        }
+            self.earliest()
+        };
+        let mut ratchet = start.clone();
+        ratchet.advance_to(index);
+        (ratchet, authenticated)
     }
 
     fn open(
@@ -249,15 +364,17 @@ impl InboundGroupSession {
         room_id: &str,
         ratchet: &Ratchet,
         message: &GroupMessage,
-    ) -> Result<Vec<u8>, GroupError> {
+    ) -> Result<Plaintext, GroupError> {
         let aad = associated_data(room_id, &self.session_id(), message.index);
         ratchet
-            .message_key()
+            .message_key(&message.salt)
             .open(&aad, &message.ciphertext)
+            .map(Plaintext::new)
             .map_err(|_| GroupError::Authentication)
     }
 
-    /// Keeps `ratchet` as the cache for sequential decryption if it is newer.
+    /// Keeps `ratchet` (on the main line) as the cache for sequential
+    /// decryption if it is newer.
     fn remember(&mut self, ratchet: Ratchet) {
         if ratchet.index() >= self.latest.index() {
             self.latest = ratchet;
@@ -268,10 +385,8 @@ impl InboundGroupSession {
     /// `index` is before the first known index.
     pub fn export_at(&self, index: u32) -> Option<ExportedSessionKey> {
         self.check_index(index).ok()?;
-        let mut ratchet = self.ratchet_before(index).clone();
-        ratchet.advance_to(index);
         Some(ExportedSessionKey {
-            ratchet,
+            ratchet: self.ratchet_at(index).0,
             signing_key: self.signing_key,
         })
     }
@@ -279,7 +394,7 @@ impl InboundGroupSession {
     /// Exports the key at the first known index.
     pub fn export_at_first_known_index(&self) -> ExportedSessionKey {
         ExportedSessionKey {
-            ratchet: self.initial.clone(),
+            ratchet: self.earliest().clone(),
             signing_key: self.signing_key,
         }
     }
@@ -288,124 +403,207 @@ impl InboundGroupSession {
     /// be decrypted (forward secrecy for stored history). Returns whether
     /// anything was forgotten.
     pub fn advance_to(&mut self, index: u32) -> bool {
-        if index <= self.initial.index() {
+        if index <= self.first_known_index() {
             return false;
         }
-        let mut ratchet = self.ratchet_before(index).clone();
-        ratchet.advance_to(index);
-        if self.latest.index() < index {
-            self.latest = ratchet.clone();
+        let (ratchet, authenticated) = self.ratchet_at(index);
+        if authenticated {
+            // Everything before the authenticated ratchet's index goes.
+            self.prefix = None;
+            if let Some(a) = self.authenticated.as_mut().filter(|a| a.index() < index) {
+                *a = ratchet.clone();
+            }
+        } else if self.authenticated.is_some() {
+            // Only the prefix moves (it stays below the authenticated index).
+            self.prefix = Some(ratchet);
+            return true;
+        } else {
+            self.prefix = Some(ratchet.clone());
         }
-        self.initial = ratchet;
+        if self.latest.index() < index {
+            self.latest = ratchet;
+        }
         true
     }
 
-    /// Compares two copies of what may be the same session: whether they are
-    /// connected (same key, ratchets equal at the later first index, checked
-    /// in constant time), and which is better by first index and trust.
+    /// Compares two copies of what may be the same session (see
+    /// [`SessionOrdering`]).
     pub fn compare(&self, other: &Self) -> SessionOrdering {
-        if !self.is_connected(other) {
+        let Some(merged) = self.merge(other) else {
             return SessionOrdering::Unconnected;
-        }
-        let earlier = self.initial.index().cmp(&other.initial.index());
-        let trust = self.authenticated.cmp(&other.authenticated);
-        use std::cmp::Ordering::{Equal, Greater, Less};
-        match (earlier, trust) {
-            (Equal, Equal) => SessionOrdering::Equal,
-            (Less | Equal, Greater | Equal) => SessionOrdering::Better,
-            (Greater | Equal, Less | Equal) => SessionOrdering::Worse,
-            _ => SessionOrdering::Incomparable,
-        }
-    }
-
-    fn is_connected(&self, other: &Self) -> bool {
-        if self.signing_key != other.signing_key {
-            return false;
-        }
-        let (early, late) = if self.initial.index() <= other.initial.index() {
-            (&self.initial, &other.initial)
-        } else {
-            (&other.initial, &self.initial)
         };
-        let mut advanced = early.clone();
-        advanced.advance_to(late.index());
-        bool::from(advanced.ct_eq(late))
+        let covers = |a: &Self, b: &Self| {
+            a.first_known_index() <= b.first_known_index()
+                && match (a.authenticated_from(), b.authenticated_from()) {
+                    (_, None) => true,
+                    (Some(x), Some(y)) => x <= y,
+                    (None, Some(_)) => false,
+                }
+        };
+        let self_covers = covers(self, &merged);
+        let other_covers = covers(other, &merged);
+        match (self_covers, other_covers) {
+            (true, true) => SessionOrdering::Equal,
+            (true, false) => SessionOrdering::Better,
+            (false, true) => SessionOrdering::Worse,
+            (false, false) => SessionOrdering::Incomparable,
+        }
     }
 
-    /// Merges two copies of the same session into one that keeps the
-    /// earliest index and the stronger trust, or `None` if they are not
-    /// connected.
+    /// Merges two copies of the same session, or `None` if they are not
+    /// copies of one session.
     ///
-    /// An earlier unauthenticated ratchet that advances to an authenticated
-    /// one is as trustworthy as it: forging it would mean inverting HMAC.
+    /// The authenticated ratchet comes only from signed keys: the earlier of
+    /// the two (two signed keys must agree, or the copies do not merge).
+    /// Unsigned ratchets only serve as the prefix before it: the earliest
+    /// one that advances to the authenticated ratchet (or, with no signed
+    /// key on either side, to the other copy) is kept, so a better prefix
+    /// replaces a worse one, and a prefix that contradicts the signed key
+    /// is dropped instead of poisoning it.
     pub fn merge(&self, other: &Self) -> Option<Self> {
-        if !self.is_connected(other) {
+        if self.signing_key != other.signing_key {
             return None;
         }
-        let earliest = if self.initial.index() <= other.initial.index() {
-            self
-        } else {
-            other
+        let (authenticated, origin) = match (&self.authenticated, &other.authenticated) {
+            (Some(a), Some(b)) => {
+                if !leads_to(a, b) && !leads_to(b, a) {
+                    return None;
+                }
+                let earlier = if a.index() <= b.index() { self } else { other };
+                (earlier.authenticated.clone(), earlier.origin.clone())
+            }
+            (Some(_), None) => (self.authenticated.clone(), self.origin.clone()),
+            (None, Some(_)) => (other.authenticated.clone(), other.origin.clone()),
+            (None, None) => (None, None),
         };
-        let latest = if self.latest.index() >= other.latest.index() {
-            &self.latest
-        } else {
-            &other.latest
+        let candidates = self.prefix.iter().chain(other.prefix.iter());
+        let prefix = match &authenticated {
+            Some(anchor) => candidates
+                .filter(|p| p.index() < anchor.index() && leads_to(p, anchor))
+                .min_by_key(|p| p.index())
+                .cloned(),
+            None => {
+                // Two unsigned copies: they must agree where they overlap.
+                let (a, b) = (self.prefix.as_ref()?, other.prefix.as_ref()?);
+                if !leads_to(a, b) && !leads_to(b, a) {
+                    return None;
+                }
+                Some(if a.index() <= b.index() { a } else { b }.clone())
+            }
         };
+        let main = authenticated.as_ref().or(prefix.as_ref())?;
+        let latest = [&self.latest, &other.latest]
+            .into_iter()
+            .filter(|l| l.index() >= main.index() && leads_to(main, l))
+            .max_by_key(|l| l.index())
+            .unwrap_or(main)
+            .clone();
         Some(Self {
             signing_key: self.signing_key,
-            initial: earliest.initial.clone(),
-            latest: latest.clone(),
-            authenticated: self.authenticated || other.authenticated,
+            origin,
+            authenticated,
+            prefix,
+            latest,
+            generation: Generation::default(),
         })
     }
 
-    /// The encrypted pickle (fresh random nonce).
-    pub fn pickle(&self, key: &PickleKey) -> String {
-        self.pickle_with_rng(key, &mut os_rng())
-    }
-
-    /// [`InboundGroupSession::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> String {
-        pickle::to_text(PickleKind::InboundGroupSession, key, rng, |w| {
-            self.write_contents(w)
-        })
-    }
-
-    /// Restores a session from its pickle.
-    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        pickle::from_text(
-            PickleKind::InboundGroupSession,
-            key,
-            pickle,
-            Self::read_contents,
-        )
-    }
-
-    /// Contents: the session key, trust flag, first index and ratchet. The
-    /// sequential-decryption cache is not kept.
+    /// Contents: the session's key, the authenticated ratchet with the
+    /// creator and room its signed key named, and the unauthenticated
+    /// prefix. The sequential-decryption cache is not kept.
     pub(crate) fn write_contents(&self, w: &mut Writer) {
-        w.bytes(self.signing_key.as_bytes())
-            .bool(self.authenticated)
-            .u32(self.initial.index())
-            .bytes(self.initial.to_bytes().expose());
+        fn ratchet(w: &mut Writer, r: &Ratchet) {
+            w.u32(r.index()).bytes(r.to_bytes().expose());
+        }
+        w.bytes(self.signing_key.as_bytes());
+        match (&self.authenticated, &self.origin) {
+            (Some(a), Some(origin)) => {
+                w.bool(true);
+                ratchet(w, a);
+                w.bytes(&origin.creator.to_bytes())
+                    .short_bytes(origin.room_id.as_bytes());
+            }
+            _ => {
+                w.bool(false);
+            }
+        }
+        match &self.prefix {
+            Some(p) => {
+                w.bool(true);
+                ratchet(w, p);
+            }
+            None => {
+                w.bool(false);
+            }
+        }
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        fn ratchet(r: &mut Reader<'_>) -> Result<Ratchet, DecodeError> {
+            let index = r.u32("ratchet index")?;
+            let parts = Zeroizing::new(r.array::<128>("ratchet")?);
+            Ok(Ratchet::from_parts(&parts, index))
+        }
         let signing_key = Ed25519PublicKey::from_bytes(&r.array("session signing key")?)
             .map_err(|_| DecodeError::InvalidValue("session signing key"))?;
-        let authenticated = r.bool("authenticated flag")?;
-        let index = r.u32("first known index")?;
-        let parts = Zeroizing::new(r.array::<128>("ratchet")?);
-        Ok(Self::from_ratchet(
+        let (authenticated, origin) = if r.bool("authenticated flag")? {
+            let a = ratchet(r)?;
+            let creator = IdentityKeys::read(r)?;
+            let room_id = std::str::from_utf8(r.short_bytes(MAX_ID_LEN, "room id")?)
+                .map_err(|_| DecodeError::InvalidValue("room id"))?
+                .to_owned();
+            check_room_id(&room_id).map_err(|_| DecodeError::InvalidValue("room id"))?;
+            (Some(a), Some(SignedOrigin { creator, room_id }))
+        } else {
+            (None, None)
+        };
+        let prefix = if r.bool("prefix flag")? {
+            Some(ratchet(r)?)
+        } else {
+            None
+        };
+        let latest = match (&authenticated, &prefix) {
+            (Some(a), Some(p)) if p.index() < a.index() => a.clone(),
+            (Some(a), None) => a.clone(),
+            (None, Some(p)) => p.clone(),
+            _ => return Err(DecodeError::InvalidValue("group session ratchets")),
+        };
+        Ok(Self {
             signing_key,
-            Ratchet::from_parts(&parts, index),
+            origin,
             authenticated,
-        ))
+            prefix,
+            latest,
+            generation: Generation::default(),
+        })
+    }
+}
+
+/// Whether `early`, advanced to `late`'s index, equals `late` (compared in
+/// constant time). This proves only the parts the advance does not re-derive
+/// (see PROTOCOL.md, "Inbound sessions"), which is why unsigned ratchets are
+/// never promoted to authenticated ones.
+fn leads_to(early: &Ratchet, late: &Ratchet) -> bool {
+    if early.index() > late.index() {
+        return false;
+    }
+    let mut advanced = early.clone();
+    advanced.advance_to(late.index());
+    bool::from(advanced.ct_eq(late))
+}
+
+pickle_methods!(InboundGroupSession);
+
+impl Pickled for InboundGroupSession {
+    const KIND: PickleKind = PickleKind::InboundGroupSession;
+    fn generation(&self) -> &Generation {
+        &self.generation
+    }
+    fn write_contents(&self, w: &mut Writer) {
+        Self::write_contents(self, w);
+    }
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents(r)
     }
 }
 
@@ -414,7 +612,8 @@ impl fmt::Debug for InboundGroupSession {
         f.debug_struct("InboundGroupSession")
             .field("session_id", &self.session_id())
             .field("first_known_index", &self.first_known_index())
-            .field("authenticated", &self.authenticated)
+            .field("authenticated_from", &self.authenticated_from())
+            .field("creator", &self.creator())
             .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_PLAINTEXT_LEN};
 use crate::crypto::{Secret, TAG_LEN, os_rng};
 use crate::keys::{Ed25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
 
 /// A room key as its creator holds it: the ratchet at the next index to
 /// send, the Ed25519 key that signs every message, and the room it is for.
@@ -25,6 +25,7 @@ pub struct OutboundGroupSession {
     signing_public: Ed25519PublicKey,
     ratchet: Ratchet,
     creator: IdentityKeys,
+    generation: Generation,
 }
 
 impl OutboundGroupSession {
@@ -48,6 +49,7 @@ impl OutboundGroupSession {
             signing: Box::new(signing),
             ratchet: Ratchet::random(rng),
             creator,
+            generation: Generation::default(),
         })
     }
 
@@ -74,6 +76,17 @@ impl OutboundGroupSession {
     /// Encrypts and signs one message, then advances the ratchet so the key
     /// is never used again.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<GroupMessage, GroupError> {
+        self.encrypt_with_rng(plaintext, &mut os_rng())
+    }
+
+    /// [`OutboundGroupSession::encrypt`] with the message's salt drawn from
+    /// `rng` (the salt keeps a rolled-back session from reusing a key/nonce
+    /// pair: outside deterministic tests, leave it to the OS generator).
+    pub fn encrypt_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<GroupMessage, GroupError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(GroupError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -85,9 +98,10 @@ impl OutboundGroupSession {
             return Err(GroupError::Exhausted);
         }
         let aad = associated_data(&self.room_id, &self.session_id(), index);
+        let salt = crate::crypto::salt(rng);
         let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
         self.ratchet
-            .message_key()
+            .message_key(&salt)
             .seal_into(&aad, plaintext, &mut ciphertext)
             .map_err(|_| GroupError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -95,11 +109,12 @@ impl OutboundGroupSession {
             })?;
         let signature = Ed25519Signature::from_signature(
             self.signing
-                .sign(&GroupMessage::signed_bytes(index, &ciphertext)),
+                .sign(&GroupMessage::signed_bytes(index, &salt, &ciphertext)),
         );
         self.ratchet.advance();
         Ok(GroupMessage {
             index,
+            salt,
             ciphertext,
             signature,
         })
@@ -128,32 +143,6 @@ impl OutboundGroupSession {
         }
     }
 
-    /// The encrypted pickle (fresh random nonce).
-    pub fn pickle(&self, key: &PickleKey) -> String {
-        self.pickle_with_rng(key, &mut os_rng())
-    }
-
-    /// [`OutboundGroupSession::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> String {
-        pickle::to_text(PickleKind::OutboundGroupSession, key, rng, |w| {
-            self.write_contents(w)
-        })
-    }
-
-    /// Restores a session from its pickle.
-    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        pickle::from_text(
-            PickleKind::OutboundGroupSession,
-            key,
-            pickle,
-            Self::read_contents,
-        )
-    }
-
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         w.short_bytes(self.room_id.as_bytes())
             .bytes(&self.creator.to_bytes())
@@ -177,7 +166,23 @@ impl OutboundGroupSession {
             signing: Box::new(signing),
             ratchet: Ratchet::from_parts(&parts, index),
             creator,
+            generation: Generation::default(),
         })
+    }
+}
+
+pickle_methods!(OutboundGroupSession);
+
+impl Pickled for OutboundGroupSession {
+    const KIND: PickleKind = PickleKind::OutboundGroupSession;
+    fn generation(&self) -> &Generation {
+        &self.generation
+    }
+    fn write_contents(&self, w: &mut Writer) {
+        Self::write_contents(self, w);
+    }
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents(r)
     }
 }
 

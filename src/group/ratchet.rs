@@ -10,7 +10,7 @@
 
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::crypto::{MessageKey, Secret, hkdf, hmac, label};
+use crate::crypto::{MessageKey, SALT_LEN, Secret, hmac, label};
 
 /// Ratchet state at one index.
 #[derive(Clone, Debug)]
@@ -117,10 +117,10 @@ impl Ratchet {
         }
     }
 
-    /// The AES-256-GCM key and nonce of the message at the current index.
-    pub(crate) fn message_key(&self) -> MessageKey {
-        let okm = hkdf::<44>(None, self.to_bytes().expose(), label::GROUP_MESSAGE_KEY);
-        MessageKey::from_okm(&okm)
+    /// The AES-256-GCM key and nonce of the message at the current index
+    /// that carries `salt`.
+    pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
+        MessageKey::derive(self.to_bytes().expose(), salt, label::GROUP_MESSAGE_KEY)
     }
 
     /// Constant-time equality of index and parts.
@@ -201,7 +201,9 @@ pub(crate) mod tests {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..300 {
             let mut out = Vec::new();
-            r.message_key().seal_into(b"", b"", &mut out).unwrap();
+            r.message_key(&[0; SALT_LEN])
+                .seal_into(b"", b"", &mut out)
+                .unwrap();
             assert!(seen.insert(out));
             r.advance();
         }

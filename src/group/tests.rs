@@ -177,22 +177,88 @@ fn merge_and_compare_rules() {
         SessionOrdering::Incomparable
     );
 
-    // Early backup + later authenticated share → earliest index, authenticated.
+    // Early backup + later authenticated share: the backup serves indices
+    // 2 and up as an unauthenticated prefix, the share 3 and up.
     let merged = unauth_at_2.merge(&auth_at_3).unwrap();
     assert_eq!(merged.first_known_index(), 2);
+    assert_eq!(merged.authenticated_from(), Some(3));
     assert!(merged.is_authenticated());
+    assert_eq!(merged.creator(), Some(out.creator()));
     assert_eq!(merged.compare(&unauth_at_2), SessionOrdering::Better);
     assert_eq!(merged.compare(&auth_at_3), SessionOrdering::Better);
+    // A share from index 0 covers everything the merge knew.
+    assert_eq!(auth_at_0.compare(&merged), SessionOrdering::Better);
 
-    // Different session, or same key with a ratchet that does not match.
+    // Different session, or two unsigned copies that do not match.
     let (_, other) = pair(10);
     assert_eq!(auth_at_0.compare(&other), SessionOrdering::Unconnected);
     assert!(auth_at_0.merge(&other).is_none());
     let mut forged = auth_at_0.export_at(3).unwrap();
     forged.ratchet = super::ratchet::Ratchet::from_parts(&[7u8; 128], 3);
     let forged = InboundGroupSession::import(&forged);
-    assert_eq!(forged.compare(&auth_at_3), SessionOrdering::Unconnected);
-    assert!(forged.merge(&auth_at_0).is_none());
+    assert_eq!(forged.compare(&unauth_at_0), SessionOrdering::Unconnected);
+    assert!(forged.merge(&unauth_at_2).is_none());
+    // Unsigned material that contradicts a signed key is dropped, never
+    // merged into it.
+    let kept = forged.merge(&auth_at_3).unwrap();
+    assert_eq!(kept.first_known_index(), 3);
+    assert_eq!(kept.authenticated_from(), Some(3));
+    assert_eq!(forged.compare(&auth_at_3), SessionOrdering::Worse);
+    // Two signed keys of one session that disagree do not merge.
+    let mut bad_signed = out.session_key();
+    bad_signed.ratchet = super::ratchet::Ratchet::from_parts(&[9u8; 128], 3);
+    let bad_signed = InboundGroupSession::from_own_key(&bad_signed);
+    assert!(bad_signed.merge(&auth_at_0).is_none());
+}
+
+#[test]
+fn a_bogus_import_cannot_poison_authenticated_history() {
+    // Regression (security review, item 6): an unsigned import at index 5
+    // whose lower ratchet parts are garbage still "connects" to a signed key
+    // at 256 (jumping across a part boundary re-derives those parts). It
+    // must not become authenticated, break indices >= 256, or keep a
+    // genuine earlier export out.
+    let (mut out, genuine_at_0) = pair(12);
+    let mut messages = Vec::new();
+    for i in 0..260u32 {
+        messages.push(out.encrypt(&i.to_be_bytes()).unwrap());
+    }
+    let mut signed = out.session_key();
+    signed.ratchet = genuine_at_0.export_at(256).unwrap().ratchet;
+    let signed = InboundGroupSession::from_own_key(&signed);
+    let mut bogus = genuine_at_0.export_at(5).unwrap();
+    let mut parts = bogus.ratchet.to_bytes().expose().to_owned();
+    parts[96..].copy_from_slice(&[0xAA; 32]);
+    bogus.ratchet = super::ratchet::Ratchet::from_parts(&parts, 5);
+    let bogus = InboundGroupSession::import(&bogus);
+
+    let mut merged = signed.merge(&bogus).unwrap();
+    assert_eq!(merged.authenticated_from(), Some(256));
+    assert_eq!(merged.first_known_index(), 5);
+    for m in &messages[256..] {
+        let d = merged.decrypt(ROOM, m).unwrap();
+        assert!(d.authenticated);
+    }
+    assert_eq!(
+        merged.decrypt(ROOM, &messages[5]).unwrap_err(),
+        GroupError::Authentication
+    );
+    // A genuine export from 0 replaces the bogus prefix.
+    let genuine = InboundGroupSession::import(&genuine_at_0.export_at(0).unwrap());
+    let mut repaired = merged.merge(&genuine).unwrap();
+    assert_eq!(repaired.first_known_index(), 0);
+    assert_eq!(repaired.authenticated_from(), Some(256));
+    for (i, m) in messages.iter().enumerate() {
+        let d = repaired.decrypt(ROOM, m).unwrap();
+        assert_eq!(d.plaintext, (i as u32).to_be_bytes());
+        assert_eq!(d.authenticated, i >= 256, "index {i}");
+    }
+    // The same through a batch.
+    let mut batch_copy = merged.merge(&genuine).unwrap();
+    let results = batch_copy.decrypt_batch(ROOM, &messages);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().authenticated, i >= 256, "index {i}");
+    }
 }
 
 #[test]
@@ -278,7 +344,7 @@ fn pickles_round_trip_and_are_small() {
     assert_eq!(out2.message_index(), 1);
     assert_eq!(out2.room_id(), ROOM);
     let text = inb.pickle(&key);
-    assert!(text.len() < 300, "{} characters", text.len());
+    assert!(text.len() < 400, "{} characters", text.len());
     let mut inb2 = InboundGroupSession::from_pickle(&text, &key).unwrap();
     assert_eq!(inb2.decrypt(ROOM, &m0).unwrap().plaintext, b"a");
     let m1 = out2.encrypt(b"b").unwrap();

@@ -206,10 +206,6 @@ impl Ed25519PublicKey {
     pub(crate) fn from_verifying_key(key: VerifyingKey) -> Self {
         Self(key)
     }
-
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
-        &self.0
-    }
 }
 
 impl std::hash::Hash for Ed25519PublicKey {
@@ -254,10 +250,6 @@ impl Ed25519Signature {
     /// Parses unpadded (or padded) base64.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         decode_array(text).map(|b| Self::from_bytes(&b))
-    }
-
-    pub(crate) fn inner(&self) -> &Signature {
-        &self.0
     }
 
     pub(crate) fn from_signature(signature: Signature) -> Self {

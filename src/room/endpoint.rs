@@ -34,7 +34,8 @@ use crate::group::{
     check_room_id,
 };
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
-use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::plaintext::Plaintext;
 use crate::session::{DeviceMessage, Session, SessionError};
 
 /// What to upload to the server: the signed device bundle and the signed
@@ -148,6 +149,7 @@ pub struct Endpoint {
     /// Every draw (one-time keys, sessions, ratchet keys, room keys); the
     /// operating system's generator unless a test injects another.
     rng: Box<dyn rand::CryptoRng + Send>,
+    generation: Generation,
 }
 
 fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
@@ -192,6 +194,7 @@ impl Endpoint {
             share_threads: default_threads(),
             limits: Limits::default(),
             rng: Box::new(os_rng()),
+            generation: Generation::default(),
         })
     }
 
@@ -634,28 +637,6 @@ impl Endpoint {
         &self.inbound
     }
 
-    /// The encrypted pickle of the whole state (fresh random nonce). The
-    /// rotation policy, clock and thread count are configuration and are
-    /// not included.
-    pub fn pickle(&self, key: &PickleKey) -> String {
-        self.pickle_with_rng(key, &mut os_rng())
-    }
-
-    /// [`Endpoint::pickle`] with the nonce drawn from `rng`.
-    pub fn pickle_with_rng<R: rand::CryptoRng + ?Sized>(
-        &self,
-        key: &PickleKey,
-        rng: &mut R,
-    ) -> String {
-        pickle::to_text(PickleKind::Endpoint, key, rng, |w| self.write_contents(w))
-    }
-
-    /// Restores an endpoint from its pickle, with the default policy, the
-    /// system clock and the default thread count.
-    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        pickle::from_text(PickleKind::Endpoint, key, pickle, Self::read_contents)
-    }
-
     fn write_contents(&self, w: &mut Writer) {
         w.short_bytes(self.bundle.user_id.as_bytes())
             .short_bytes(self.bundle.device_id.as_bytes());
@@ -752,7 +733,7 @@ fn stage_receive(
     rng: &mut (dyn rand::CryptoRng + Send),
     sender_key: &Curve25519PublicKey,
     message: &DeviceMessage,
-) -> Result<(Staged, Zeroizing<Vec<u8>>), RoomError> {
+) -> Result<(Staged, Plaintext), RoomError> {
     let sessions = peers.get(sender_key).map_or(&[][..], Vec::as_slice);
     if let DeviceMessage::PreKey(pre_key) = message {
         if pre_key.identity_keys().curve25519 != *sender_key {
@@ -766,10 +747,7 @@ fn stage_receive(
         {
             let mut session = existing.duplicate();
             let plaintext = session.decrypt_with_rng(message, rng)?;
-            return Ok((
-                Staged::Existing { index, session },
-                Zeroizing::new(plaintext),
-            ));
+            return Ok((Staged::Existing { index, session }, plaintext));
         }
         let (creation, consumed) = account.stage_inbound_session(pre_key, rng)?;
         return Ok((
@@ -777,7 +755,7 @@ fn stage_receive(
                 session: creation.session,
                 consumed,
             },
-            Zeroizing::new(creation.plaintext),
+            creation.plaintext,
         ));
     }
     // Report the newest session's error: that is the one the peer uses.
@@ -786,10 +764,7 @@ fn stage_receive(
         let mut session = existing.duplicate();
         match session.decrypt_with_rng(message, rng) {
             Ok(plaintext) => {
-                return Ok((
-                    Staged::Existing { index, session },
-                    Zeroizing::new(plaintext),
-                ));
+                return Ok((Staged::Existing { index, session }, plaintext));
             }
             Err(e) => {
                 last_error.get_or_insert(e);
@@ -834,6 +809,21 @@ fn encrypt_all(
         }
         results
     })
+}
+
+pickle_methods!(Endpoint);
+
+impl Pickled for Endpoint {
+    const KIND: PickleKind = PickleKind::Endpoint;
+    fn generation(&self) -> &Generation {
+        &self.generation
+    }
+    fn write_contents(&self, w: &mut Writer) {
+        Self::write_contents(self, w);
+    }
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents(r)
+    }
 }
 
 impl fmt::Debug for Endpoint {

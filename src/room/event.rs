@@ -14,7 +14,7 @@ use crate::group::{GroupMessage, GroupSessionId};
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 
 /// The algorithm name of roomseal's native room encryption, version 1.
-pub const ROOM_ALGORITHM: &str = "roomseal.v1.room";
+pub const ROOM_ALGORITHM: &str = "roomseal.v2.room";
 
 /// An encrypted room event as the server stores and relays it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -598,7 +598,15 @@ fn an_authenticated_share_displaces_a_misattributed_import() {
     assert_eq!(received.added, KeyAdded::Improved);
     let d = carol.decrypt_event(ROOM, "$1", &event).unwrap();
     assert_eq!(d.sender, alice.identity_keys());
-    assert!(d.authenticated);
+    // Index 0 is known only from the import: readable, not authenticated.
+    assert!(!d.authenticated);
+    let next = alice.encrypt_event(ROOM, "m", &json!({"n": 2})).unwrap();
+    assert!(
+        carol
+            .decrypt_event(ROOM, "$2", &next)
+            .unwrap()
+            .authenticated
+    );
     // An import can never displace an authenticated key.
     assert_eq!(
         carol

@@ -4,7 +4,7 @@
 
 use x25519_dalek::StaticSecret;
 
-use crate::crypto::{MessageKey, Secret, hkdf, hmac_pair, label};
+use crate::crypto::{MessageKey, SALT_LEN, Secret, hkdf, hmac_pair, label};
 use crate::keys::Curve25519PublicKey;
 
 /// One-use seed of a message key (expanded by HKDF into AES key and nonce);
@@ -65,9 +65,10 @@ impl ChainKey {
     }
 }
 
-/// Expands a message seed into the AES-256-GCM key and nonce of one message.
-pub(crate) fn message_key(seed: &[u8; 32]) -> MessageKey {
-    MessageKey::derive(seed, label::MESSAGE_KEY)
+/// Expands a message seed and the message's salt into the AES-256-GCM key
+/// and nonce of one message.
+pub(crate) fn message_key(seed: &[u8; 32], salt: &[u8; SALT_LEN]) -> MessageKey {
+    MessageKey::derive(seed, salt, label::MESSAGE_KEY)
 }
 
 /// Our current ratchet key pair.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_PLAINTEXT_LEN, PROTOCOL_VERSION};
-use crate::crypto::{TAG_LEN, label, sha256};
+use crate::crypto::{SALT_LEN, TAG_LEN, label, sha256};
 use crate::keys::{
     Curve25519PublicKey, Ed25519Signature, IdentityKeys, base64_decode, base64_encode,
 };
@@ -21,8 +21,8 @@ const KIND_PRE_KEY: u8 = 0;
 const KIND_NORMAL: u8 = 1;
 
 /// Bytes of a normal message's header: ratchet key, previous chain length,
-/// counter.
-pub(crate) const HEADER_LEN: usize = 32 + 4 + 4;
+/// counter, salt.
+pub(crate) const HEADER_LEN: usize = 32 + 4 + 4 + SALT_LEN;
 
 /// The identifier of a pairwise session: SHA-256 over the keys that started
 /// it, so both sides (and the responder, before decrypting) compute it alike.
@@ -75,13 +75,15 @@ impl fmt::Debug for SessionId {
 }
 
 /// A message of an established ratchet chain: the sender's ratchet key, the
-/// length of its previous sending chain, this message's counter, and the
-/// AES-256-GCM ciphertext with its tag.
+/// length of its previous sending chain, this message's counter, the fresh
+/// random salt mixed into its key, and the AES-256-GCM ciphertext with its
+/// tag.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NormalMessage {
     pub(crate) ratchet_key: Curve25519PublicKey,
     pub(crate) previous_counter: u32,
     pub(crate) counter: u32,
+    pub(crate) salt: [u8; SALT_LEN],
     pub(crate) ciphertext: Vec<u8>,
 }
 
@@ -105,10 +107,12 @@ impl NormalMessage {
     pub(crate) fn header(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let (key, rest) = out.split_at_mut(32);
-        let (previous, counter) = rest.split_at_mut(4);
+        let (previous, rest) = rest.split_at_mut(4);
+        let (counter, salt) = rest.split_at_mut(4);
         key.copy_from_slice(self.ratchet_key.as_bytes());
         previous.copy_from_slice(&self.previous_counter.to_be_bytes());
         counter.copy_from_slice(&self.counter.to_be_bytes());
+        salt.copy_from_slice(&self.salt);
         out
     }
 
@@ -120,6 +124,7 @@ impl NormalMessage {
         let ratchet_key = Curve25519PublicKey::from_bytes(r.array("ratchet key")?);
         let previous_counter = r.u32("previous counter")?;
         let counter = r.u32("counter")?;
+        let salt = r.array("salt")?;
         let ciphertext = r.rest();
         if ciphertext.len() < TAG_LEN {
             return Err(DecodeError::Truncated("ciphertext"));
@@ -136,6 +141,7 @@ impl NormalMessage {
             ratchet_key,
             previous_counter,
             counter,
+            salt,
             ciphertext: ciphertext.to_vec(),
         })
     }
@@ -339,8 +345,9 @@ mod tests {
 
     prop_compose! {
         fn normal()(key in any::<[u8; 32]>(), previous in any::<u32>(), counter in any::<u32>(),
+                    salt in any::<[u8; SALT_LEN]>(),
                     ciphertext in proptest::collection::vec(any::<u8>(), 16..200)) -> NormalMessage {
-            NormalMessage { ratchet_key: Curve25519PublicKey::from_bytes(key), previous_counter: previous, counter, ciphertext }
+            NormalMessage { ratchet_key: Curve25519PublicKey::from_bytes(key), previous_counter: previous, counter, salt, ciphertext }
         }
     }
 
@@ -395,14 +402,14 @@ mod tests {
     fn rejects_bad_version_kind_and_short_ciphertext() {
         assert_eq!(DeviceMessage::from_bytes(&[]), Err(DecodeError::Empty));
         assert_eq!(
-            DeviceMessage::from_bytes(&[2, 1]),
-            Err(DecodeError::UnknownVersion(2))
+            DeviceMessage::from_bytes(&[1, 1]),
+            Err(DecodeError::UnknownVersion(1))
         );
         assert_eq!(
-            DeviceMessage::from_bytes(&[1, 7]),
+            DeviceMessage::from_bytes(&[2, 7]),
             Err(DecodeError::InvalidValue("message kind"))
         );
-        let mut short = vec![1, 1];
+        let mut short = vec![2, 1];
         short.extend_from_slice(&[0u8; HEADER_LEN + 15]);
         assert_eq!(
             DeviceMessage::from_bytes(&short),

@@ -38,7 +38,8 @@ use crate::consts::{
 };
 use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng, sha256};
 use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{self, PickleError, PickleKey, PickleKind};
+use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled};
+use crate::plaintext::Plaintext;
 
 /// Why a pairwise session operation failed. The session is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -99,12 +100,12 @@ enum Role {
     Responder,
 }
 
-/// What the initiator repeats in every message until it has read a reply.
+/// What the initiator repeats in every message until it has read a reply
+/// (besides its identity keys, which the session keeps as `local`).
 #[derive(Clone)]
 struct PreKeyHeader {
     one_time_key: Curve25519PublicKey,
     base_key: Curve25519PublicKey,
-    our_identity: IdentityKeys,
     binding: Ed25519Signature,
 }
 
@@ -141,6 +142,8 @@ pub struct Session {
     /// SHA-256 over version, session id and both devices' identity keys:
     /// the static part of every message's associated data.
     ad_binding: [u8; 32],
+    /// Our own device's identity keys (the account the session belongs to).
+    local: IdentityKeys,
     peer: IdentityKeys,
     pre_key: Option<PreKeyHeader>,
     root: RootKey,
@@ -148,6 +151,7 @@ pub struct Session {
     previous_counter: u32,
     receiving: Option<ReceivingChain>,
     skipped: SkippedKeys,
+    generation: Generation,
 }
 
 /// A decryption's changes, computed without touching the session.
@@ -284,11 +288,11 @@ impl Session {
             id,
             role: Role::Initiator,
             ad_binding: ad_binding(PROTOCOL_VERSION, &id, &ours.keys, &peer),
+            local: ours.keys,
             peer,
             pre_key: Some(PreKeyHeader {
                 one_time_key,
                 base_key,
-                our_identity: ours.keys,
                 binding,
             }),
             root,
@@ -299,6 +303,7 @@ impl Session {
             previous_counter: 0,
             receiving: None,
             skipped: SkippedKeys::default(),
+            generation: Generation::default(),
         })
     }
 
@@ -310,7 +315,7 @@ impl Session {
         ours: IdentityKeys,
         one_time_secret: &StaticSecret,
         message: &PreKeyMessage,
-    ) -> Result<(Self, Vec<u8>), SessionError> {
+    ) -> Result<(Self, Plaintext), SessionError> {
         let id = message.session_id();
         let initiator = message.identity_keys;
         initiator
@@ -331,6 +336,7 @@ impl Session {
             id,
             role: Role::Responder,
             ad_binding: ad_binding(PROTOCOL_VERSION, &id, &initiator, &ours),
+            local: ours,
             peer: initiator,
             pre_key: None,
             root,
@@ -344,6 +350,7 @@ impl Session {
                 chain: first_chain,
             }),
             skipped: SkippedKeys::default(),
+            generation: Generation::default(),
         };
         let plaintext = session.decrypt_normal(&message.message, Some(&message.binding), rng)?;
         Ok((session, plaintext))
@@ -358,6 +365,7 @@ impl Session {
             id: self.id,
             role: self.role,
             ad_binding: self.ad_binding,
+            local: self.local,
             peer: self.peer,
             pre_key: self.pre_key.clone(),
             root: self.root.clone(),
@@ -365,6 +373,7 @@ impl Session {
             previous_counter: self.previous_counter,
             receiving: self.receiving.clone(),
             skipped: self.skipped.clone(),
+            generation: self.generation.duplicate(),
         }
     }
 
@@ -380,6 +389,11 @@ impl Session {
         self.peer
     }
 
+    /// Our own device's identity keys: the account this session belongs to.
+    pub fn local_identity(&self) -> IdentityKeys {
+        self.local
+    }
+
     /// Whether this session has decrypted a message from its peer (an
     /// initiator sends pre-key messages until it has).
     pub fn has_received_message(&self) -> bool {
@@ -392,6 +406,17 @@ impl Session {
     /// message after. Errors: [`SessionError::PlaintextTooLong`] and, after
     /// 2^32 - 1 messages without a reply, [`SessionError::ChainExhausted`].
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<DeviceMessage, SessionError> {
+        self.encrypt_with_rng(plaintext, &mut os_rng())
+    }
+
+    /// [`Session::encrypt`] with the message's salt drawn from `rng` (the
+    /// salt is what keeps a rolled-back session from reusing a key/nonce
+    /// pair: outside deterministic tests, leave it to the OS generator).
+    pub fn encrypt_with_rng<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<DeviceMessage, SessionError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(SessionError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -408,11 +433,12 @@ impl Session {
             ratchet_key: self.sending.key.public,
             previous_counter: self.previous_counter,
             counter,
+            salt: crate::crypto::salt(rng),
             ciphertext: Vec::with_capacity(plaintext.len() + crate::crypto::TAG_LEN),
         };
         let aad =
             self.associated_data(&message.header(), self.pre_key.as_ref().map(|h| &h.binding));
-        message_key(&seed)
+        message_key(&seed, &message.salt)
             .seal_into(aad.as_slice(), plaintext, &mut message.ciphertext)
             .map_err(|_| SessionError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -423,7 +449,7 @@ impl Session {
             Some(header) => DeviceMessage::PreKey(PreKeyMessage {
                 one_time_key: header.one_time_key,
                 base_key: header.base_key,
-                identity_keys: header.our_identity,
+                identity_keys: self.local,
                 binding: header.binding,
                 message,
             }),
@@ -433,7 +459,7 @@ impl Session {
 
     /// Decrypts a message from the peer. On any error the session is left
     /// exactly as it was.
-    pub fn decrypt(&mut self, message: &DeviceMessage) -> Result<Vec<u8>, SessionError> {
+    pub fn decrypt(&mut self, message: &DeviceMessage) -> Result<Plaintext, SessionError> {
         self.decrypt_with_rng(message, &mut os_rng())
     }
 
@@ -443,7 +469,7 @@ impl Session {
         &mut self,
         message: &DeviceMessage,
         rng: &mut R,
-    ) -> Result<Vec<u8>, SessionError> {
+    ) -> Result<Plaintext, SessionError> {
         match message {
             DeviceMessage::PreKey(pre_key) => {
                 if pre_key.session_id() != self.id {
@@ -462,10 +488,10 @@ impl Session {
         message: &NormalMessage,
         binding: Option<&Ed25519Signature>,
         rng: &mut R,
-    ) -> Result<Vec<u8>, SessionError> {
+    ) -> Result<Plaintext, SessionError> {
         let (staged, plaintext) = self.stage(message, binding, rng)?;
         self.commit(staged);
-        Ok(plaintext)
+        Ok(Plaintext::new(plaintext))
     }
 
     /// Computes everything a decryption changes, touching nothing.
@@ -474,10 +500,10 @@ impl Session {
         message: &NormalMessage,
         binding: Option<&Ed25519Signature>,
         rng: &mut R,
-    ) -> Result<(Staged, Vec<u8>), SessionError> {
+    ) -> Result<(Staged, Zeroizing<Vec<u8>>), SessionError> {
         let aad = self.associated_data(&message.header(), binding);
         let open = |seed: &[u8; 32]| {
-            message_key(seed)
+            message_key(seed, &message.salt)
                 .open(aad.as_slice(), &message.ciphertext)
                 .map_err(|_| SessionError::Authentication)
         };
@@ -622,7 +648,8 @@ impl Session {
         aad
     }
 
-    /// The encrypted pickle of this session (fresh random nonce).
+    /// The encrypted pickle of this session (fresh random nonce, next
+    /// generation), bound to the account it belongs to.
     pub fn pickle(&self, key: &PickleKey) -> String {
         self.pickle_with_rng(key, &mut os_rng())
     }
@@ -633,12 +660,36 @@ impl Session {
         key: &PickleKey,
         rng: &mut R,
     ) -> String {
-        pickle::to_text(PickleKind::Session, key, rng, |w| self.write_contents(w))
+        self.to_pickle(key, &self.local.to_bytes(), rng)
     }
 
-    /// Restores a session from its pickle.
-    pub fn from_pickle(pickle: &str, key: &PickleKey) -> Result<Self, PickleError> {
-        pickle::from_text(PickleKind::Session, key, pickle, Self::read_contents)
+    /// Restores a session of the account whose identity keys are `owner`
+    /// from its pickle. A session pickle of another account (swapped in
+    /// storage) fails with [`PickleError::Decryption`]; check
+    /// [`Session::peer_identity`] if you store sessions by peer.
+    pub fn from_pickle(
+        pickle: &str,
+        key: &PickleKey,
+        owner: &IdentityKeys,
+    ) -> Result<Self, PickleError> {
+        Self::restore(pickle, key, &owner.to_bytes())
+    }
+
+    /// [`Session::from_pickle`], refusing a pickle older than `newest`, the
+    /// newest generation the app recorded ([`PickleError::Stale`]).
+    pub fn from_pickle_no_older_than(
+        pickle: &str,
+        key: &PickleKey,
+        owner: &IdentityKeys,
+        newest: u64,
+    ) -> Result<Self, PickleError> {
+        Self::restore_no_older_than(pickle, key, &owner.to_bytes(), newest)
+    }
+
+    /// The generation of the pickle this session was restored from or last
+    /// wrote (0 for a new session).
+    pub fn pickle_generation(&self) -> u64 {
+        self.generation.get()
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
@@ -648,14 +699,13 @@ impl Session {
                 Role::Initiator => 0,
                 Role::Responder => 1,
             })
-            .bytes(&self.ad_binding)
+            .bytes(&self.local.to_bytes())
             .bytes(&self.peer.to_bytes());
         match &self.pre_key {
             Some(h) => {
                 w.bool(true)
                     .bytes(h.one_time_key.as_bytes())
                     .bytes(h.base_key.as_bytes())
-                    .bytes(&h.our_identity.to_bytes())
                     .bytes(&h.binding.to_bytes());
             }
             None => {
@@ -700,17 +750,20 @@ impl Session {
             1 => Role::Responder,
             _ => return Err(DecodeError::InvalidValue("role")),
         };
-        let ad_binding = r.array("associated data binding")?;
+        let local = IdentityKeys::read(r)?;
         let peer = IdentityKeys::read(r)?;
+        // Recomputed, not stored, so it always matches the identities.
+        let ad_binding = match role {
+            Role::Initiator => ad_binding(version, &id, &local, &peer),
+            Role::Responder => ad_binding(version, &id, &peer, &local),
+        };
         let pre_key = if r.bool("pre-key flag")? {
             let one_time_key = Curve25519PublicKey::from_bytes(r.array("one-time key")?);
             let base_key = Curve25519PublicKey::from_bytes(r.array("base key")?);
-            let our_identity = IdentityKeys::read(r)?;
             let binding = Ed25519Signature::from_bytes(&r.array("binding")?);
             Some(PreKeyHeader {
                 one_time_key,
                 base_key,
-                our_identity,
                 binding,
             })
         } else {
@@ -753,6 +806,7 @@ impl Session {
             id,
             role,
             ad_binding,
+            local,
             peer,
             pre_key,
             root,
@@ -760,7 +814,21 @@ impl Session {
             previous_counter,
             receiving,
             skipped,
+            generation: Generation::default(),
         })
+    }
+}
+
+impl Pickled for Session {
+    const KIND: PickleKind = PickleKind::Session;
+    fn generation(&self) -> &Generation {
+        &self.generation
+    }
+    fn write_contents(&self, w: &mut Writer) {
+        Self::write_contents(self, w);
+    }
+    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents(r)
     }
 }
 

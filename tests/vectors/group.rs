@@ -656,15 +656,15 @@ mod group_spec {
     use super::spec::{self, arr};
 
     pub(super) const GROUP_RATCHET: [&[u8]; 4] = [
-        b"roomseal/v1/group/ratchet/0",
-        b"roomseal/v1/group/ratchet/1",
-        b"roomseal/v1/group/ratchet/2",
-        b"roomseal/v1/group/ratchet/3",
+        b"roomseal/v2/group/ratchet/0",
+        b"roomseal/v2/group/ratchet/1",
+        b"roomseal/v2/group/ratchet/2",
+        b"roomseal/v2/group/ratchet/3",
     ];
-    pub(super) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v1/group/message-key";
-    pub(super) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v1/group/message-ad";
-    pub(super) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v1/group/message-signature";
-    pub(super) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v1/group/session-key";
+    pub(super) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v2/group/message-key";
+    pub(super) const GROUP_MESSAGE_AD: &[u8] = b"roomseal/v2/group/message-ad";
+    pub(super) const GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v2/group/message-signature";
+    pub(super) const GROUP_SESSION_KEY: &[u8] = b"roomseal/v2/group/session-key";
 
     /// The ratchet: four 32-byte parts at an index.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1158,7 +1158,7 @@ fn frozen_vectors_follow_protocol_md() {
     let envelope: Value = serde_json::from_str(frozen.str("/encrypted_event/json")).unwrap();
     let fields = envelope.as_object().unwrap();
     assert_eq!(fields.len(), 4);
-    assert_eq!(envelope["algorithm"], "roomseal.v1.room");
+    assert_eq!(envelope["algorithm"], "roomseal.v2.room");
     assert_eq!(
         envelope["sender_key"],
         frozen.str("/alice/identity_keys/curve25519")
