@@ -27,7 +27,7 @@ use aes_gcm::Tag;
 use criterion::{BatchSize, Criterion, criterion_group};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand::rngs::ChaCha20Rng;
-use roomseal::{Account, DeviceMessage, PickleKey, PreKeyMessage, Session, VerifiedDevice};
+use roomseal::{Account, DeviceMessage, PickleKey, PreKeyMessage, SelfSignedDevice, Session};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -125,11 +125,11 @@ fn seal_copy<const N: usize>(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], pt: &
 // roomseal fixtures.
 // ---------------------------------------------------------------------------
 
-fn verified(account: &Account) -> VerifiedDevice {
+fn verified(account: &Account) -> SelfSignedDevice {
     account
         .device_keys("@bench:example.org", "BENCHDEV")
         .expect("valid ids")
-        .verify()
+        .check_self_signature()
         .expect("self-signed")
 }
 
@@ -292,7 +292,7 @@ fn bench_session_digests(g: &mut criterion::BenchmarkGroup<'_, criterion::measur
 
 struct Outbound {
     alice: Account,
-    bob_device: VerifiedDevice,
+    bob_device: SelfSignedDevice,
     otk: roomseal::SignedOneTimeKey,
     h: Handshake,
     info: [u8; 15 + 32],

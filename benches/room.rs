@@ -68,7 +68,7 @@ use rand::rngs::ChaCha20Rng;
 use roomseal::{
     Account, DecryptedEvent, EncryptedEvent, Endpoint, GroupDecrypted, GroupMessage,
     GroupSessionId, IdentityKeys, InboundGroupSession, OutboundGroupSession, PickleKey,
-    RoomKeyShare, RoomKeyShareOutcome, RotationPolicy, SessionKey, VerifiedDevice,
+    RoomKeyShare, RoomKeyShareOutcome, RotationPolicy, SelfSignedDevice, SessionKey,
 };
 use sha2::Sha256;
 
@@ -583,7 +583,7 @@ struct Sharer {
     key: PickleKey,
     pickle: String,
     endpoint: Endpoint,
-    devices: Vec<VerifiedDevice>,
+    devices: Vec<SelfSignedDevice>,
     threads: usize,
     stored_after_setup: usize,
     since_reset: usize,
@@ -595,7 +595,10 @@ impl Sharer {
             Endpoint::from_account("@alice:example.org", "ALICE", Account::new_with_rng(r))
                 .expect("ids");
         alice.set_rng(Box::new(rng(r.next_u64())));
-        let alice_device = alice.device_keys().verify().expect("self-signed");
+        let alice_device = alice
+            .device_keys()
+            .check_self_signature()
+            .expect("self-signed");
         let alice_key = alice.identity_keys().curve25519;
         let mut peers = std::collections::BTreeMap::new();
         let mut devices = Vec::with_capacity(n);

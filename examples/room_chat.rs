@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use roomseal::{
     Curve25519PublicKey, DeviceMessage, EncryptedEvent, Endpoint, GroupSessionId, KeysToPublish,
-    RoomError, SignedOneTimeKey, VerifiedDevice,
+    RoomError, SelfSignedDevice, SignedOneTimeKey,
 };
 use serde_json::json;
 
@@ -108,7 +108,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> bool {
 struct Device {
     name: &'static str,
     endpoint: Endpoint,
-    verified: VerifiedDevice,
+    verified: SelfSignedDevice,
 }
 
 fn device(relay: &mut Relay, name: &'static str, user: &str, id: &str) -> Device {
@@ -116,7 +116,10 @@ fn device(relay: &mut Relay, name: &'static str, user: &str, id: &str) -> Device
     let keys = endpoint.keys_to_publish(10);
     relay.upload_keys(&keys);
     endpoint.mark_keys_as_published();
-    let verified = keys.device_keys.verify().expect("own bundle verifies");
+    let verified = keys
+        .device_keys
+        .check_self_signature()
+        .expect("own bundle verifies");
     println!(
         "  {name:<13} publishes its identity and 10 one-time keys ({})",
         short(&verified)
@@ -128,7 +131,7 @@ fn device(relay: &mut Relay, name: &'static str, user: &str, id: &str) -> Device
     }
 }
 
-fn short(device: &VerifiedDevice) -> String {
+fn short(device: &SelfSignedDevice) -> String {
     let key = device.identity_keys().curve25519.to_base64();
     format!(
         "{} {}, key {}…",
@@ -139,8 +142,8 @@ fn short(device: &VerifiedDevice) -> String {
 }
 
 /// `sender` makes sure every device in `room` holds its current room key.
-fn share(relay: &mut Relay, sender: &mut Device, room: &[&VerifiedDevice]) -> GroupSessionId {
-    let devices: Vec<VerifiedDevice> = room.iter().map(|d| (*d).clone()).collect();
+fn share(relay: &mut Relay, sender: &mut Device, room: &[&SelfSignedDevice]) -> GroupSessionId {
+    let devices: Vec<SelfSignedDevice> = room.iter().map(|d| (*d).clone()).collect();
     let mut outcome = sender
         .endpoint
         .share_room_key(ROOM, &devices)
@@ -248,7 +251,7 @@ pub(crate) fn run() -> bool {
     let mut carol_phone = device(&mut relay, "Carol's phone", "@carol:example.org", "PHONE");
 
     println!("\nChapter 2. Alice's phone shares a room key with everyone else in the room.");
-    let room: Vec<VerifiedDevice> = [
+    let room: Vec<SelfSignedDevice> = [
         &alice_phone,
         &alice_laptop,
         &bob_phone,
@@ -258,7 +261,7 @@ pub(crate) fn run() -> bool {
     .iter()
     .map(|d| d.verified.clone())
     .collect();
-    let members: Vec<&VerifiedDevice> = room.iter().collect();
+    let members: Vec<&SelfSignedDevice> = room.iter().collect();
     share(&mut relay, &mut alice_phone, &members);
     for d in [
         &mut alice_laptop,
@@ -310,7 +313,7 @@ pub(crate) fn run() -> bool {
     );
 
     println!("\nChapter 4. Bob's tablet is lost and removed from the room.");
-    let remaining: Vec<&VerifiedDevice> = members
+    let remaining: Vec<&SelfSignedDevice> = members
         .iter()
         .copied()
         .filter(|d| **d != bob_tablet.verified)

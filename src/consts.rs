@@ -61,6 +61,30 @@ pub const MAX_FORWARD_JUMP: u32 = 2000;
 /// account grow without bound.
 pub const MAX_ONE_TIME_KEYS: usize = 100;
 
+/// Sessions a fallback key may create. Each is remembered (its 32-byte
+/// session id) so that a replayed pre-key message built on the fallback key
+/// is refused instead of creating the same session again. A fallback key is
+/// replaced as soon as it has been used (the next
+/// `Endpoint::keys_to_publish`), so a genuine key sees a handful of
+/// sessions; past this bound it refuses new ones
+/// (`AccountError::FallbackKeyExhausted`) until it is replaced. Two keys
+/// (current and previous) at 32 KiB each bound the memory.
+pub const MAX_FALLBACK_SESSIONS: usize = 1_000;
+
+/// How long a replaced fallback key is kept, in milliseconds: one hour.
+///
+/// Until the server has the new key it may still hand out the old one, and
+/// a peer that claimed it may send its first message a little later. After
+/// the grace period the old private key is forgotten, closing the window in
+/// which a stolen device state could read sessions started from it.
+pub const FALLBACK_KEY_GRACE_MS: u64 = 60 * 60 * 1000;
+
+/// How far the clock may go back, in milliseconds (five minutes), before
+/// roomseal treats a time it stamped as untrustworthy: a room key created
+/// "in the future" is rotated, and a replaced fallback key is forgotten
+/// (an unreliable clock must never extend a key's life).
+pub const CLOCK_SKEW_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+
 /// Longest user id or device id accepted in a device-key bundle, in bytes.
 /// Matrix user ids are limited to 255 bytes; device ids are shorter.
 pub const MAX_ID_LEN: usize = 255;
@@ -86,27 +110,53 @@ pub const MAX_SESSIONS_PER_PEER: usize = 8;
 /// so a dropped index can never be replayed.
 pub const MAX_TRACKED_INDICES: usize = 10_000;
 
-/// Peer devices an orchestrator takes new pairwise sessions from. A pre-key
-/// message from a device it holds no session with is refused with
-/// `RoomError::TooManyPeers` once this many peers are held: anyone can mint
-/// identities and reuse our fallback key, so without it a flood of pre-key
-/// messages would grow the state without bound. Nothing is evicted (a flood
-/// cannot push out real peers); the app frees room with
-/// `Endpoint::forget_peer`. Sessions the app starts itself are not limited
-/// (the app chooses whom it talks to). A session takes about 1 KB, and at
-/// most about 8 KB with a full skipped-key store, so the sessions peers can
-/// start stay below 10,000 x 8 x 8 KB, typically about 10 MB.
+/// Peer devices an endpoint holds sessions with, in all. Outside input
+/// (pre-key messages from devices the app never named: *strangers*) can
+/// only ever take [`MAX_STRANGERS`] of them; past this total a new stranger
+/// is refused with `RoomError::TooManyPeers` only if every peer is one the
+/// app named (otherwise the stranger unused for longest is evicted). The app
+/// frees room with `Endpoint::forget_peer`.
 pub const MAX_PEERS: usize = 10_000;
 
-/// Inbound room keys an orchestrator accepts from room-key shares. A share
-/// of a session it does not hold yet is refused with
-/// `RoomError::TooManyRoomKeys` once the store holds this many keys, since
-/// any peer can send shares for as many rooms and sessions as it likes.
-/// Nothing is evicted; the app frees room with `Endpoint::forget_room_keys`.
-/// Its own sessions and keys it imports are not limited. A stored key takes
-/// about 300 bytes, plus up to `MAX_TRACKED_INDICES` replay records once its
-/// sender has signed that many events.
+/// Strangers an endpoint keeps: devices that started a session with us
+/// that the app never named (by starting a session with them or listing
+/// them as room-key recipients). Anyone can mint identities and use our
+/// fallback key, so when a new stranger would pass this bound, the stranger
+/// unused for longest is evicted: a flood churns among strangers and never
+/// displaces a known peer. A stranger keeps at most
+/// [`MAX_STRANGER_SESSIONS`] sessions of at most about 8 KB (with a full
+/// skipped-key store), so strangers take at most about 16 MB.
+pub const MAX_STRANGERS: usize = 1_000;
+
+/// Sessions a stranger may hold (a known peer holds up to
+/// [`MAX_SESSIONS_PER_PEER`]): one, and one more for a device that
+/// restarted its session before the app named it.
+pub const MAX_STRANGER_SESSIONS: usize = 2;
+
+/// Inbound room keys an endpoint stores from room-key shares, in all. A
+/// stored key takes about 400 bytes (see PROTOCOL.md, "Memory budget").
+/// When a share of a new key would pass this bound, the least recently used
+/// key from a sender the app never named is evicted to make room; a key from
+/// such a sender is refused with `RoomError::TooManyRoomKeys` when only
+/// named senders' keys remain, and a named sender's key then evicts nothing
+/// either (the app lists keys with `Endpoint::room_keys` and frees room with
+/// `Endpoint::forget_room_key` or `Endpoint::forget_room_keys`). Keys the
+/// endpoint creates itself and keys the app imports are not limited.
 pub const MAX_ROOM_KEYS: usize = 10_000;
+
+/// Inbound room keys one sending device may hold in the store. Past it, that
+/// sender's least recently used key is evicted for its new one, so a sender
+/// can only ever push out its own keys. With rotation every 100 messages or
+/// every week, 1,000 keys cover 100,000 messages of one device's history.
+pub const MAX_ROOM_KEYS_PER_SENDER: usize = 1_000;
+
+/// Replay records (message index and event-id hash, about 48 bytes each in
+/// memory and 36 in the pickle) the whole store keeps. Each key keeps at
+/// most [`MAX_TRACKED_INDICES`]; past this total, the key holding the most
+/// records forgets its lowest ones (raising its replay floor, as
+/// [`MAX_TRACKED_INDICES`] describes), so the two bounds no longer multiply:
+/// replay records take at most about 12 MB.
+pub const MAX_REPLAY_RECORDS: usize = 250_000;
 
 /// Messages at or above which [`crate::InboundGroupSession::decrypt_batch`]
 /// verifies signatures on several threads (with the `parallel` feature). A

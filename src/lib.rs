@@ -30,7 +30,7 @@
 //!
 //! // 2. Alice fetches Bob's bundle, verifies it, claims one one-time key and
 //! //    starts a session. The key's signature is checked here.
-//! let bob_verified = bob_device.verify()?;
+//! let bob_verified = bob_device.check_self_signature()?;
 //! let mut alice_session = alice.create_outbound_session(&bob_verified, &published[0])?;
 //!
 //! // 3. Alice encrypts. Until Bob replies her messages are pre-key messages,
@@ -125,7 +125,7 @@ mod session;
 
 pub use account::{
     Account, AccountError, DeviceKeys, InboundCreation, KeyId, OneTimeKeysGenerated, PROTOCOL_V2,
-    SignedOneTimeKey, VerifiedDevice,
+    SelfSignedDevice, SignedOneTimeKey,
 };
 pub use codec::DecodeError;
 pub use group::{
@@ -138,7 +138,7 @@ pub use plaintext::Plaintext;
 pub use room::{
     Clock, DecryptedEvent, EncryptedEvent, Endpoint, InboundKeyStore, KeyAdded, KeysToPublish,
     ROOM_ALGORITHM, ReceivedRoomKey, RoomError, RoomKeyShare, RoomKeyShareOutcome, RotationPolicy,
-    SystemClock, ToDeviceMessage,
+    RotationReason, StoredRoomKey, SystemClock, ToDeviceMessage,
 };
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
 

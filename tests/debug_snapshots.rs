@@ -364,7 +364,7 @@ fn world() -> World {
     let mut bob = Account::new_with_rng(&mut rng(2));
     bob.generate_one_time_keys_with_rng(2, &mut rng(5));
     let bob_bundle = bob.device_keys("@bob:example.org", "BOBPHONE").unwrap();
-    let bob_device = bob_bundle.verify().unwrap();
+    let bob_device = bob_bundle.check_self_signature().unwrap();
     let bob_keys = bob.one_time_keys();
 
     // Pairwise: Alice starts; Bob replies twice; Alice reads the second
@@ -775,7 +775,7 @@ fn inbound_creation_debug_hides_a_shared_session_key() {
     let bob_device = bob
         .device_keys("@bob:example.org", "BOBPHONE")
         .unwrap()
-        .verify()
+        .check_self_signature()
         .unwrap();
     let mut session = alice
         .create_outbound_session_with_rng(&bob_device, &bob.one_time_keys()[0], &mut rng(6))

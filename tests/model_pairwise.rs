@@ -220,7 +220,7 @@ impl World {
         let bob_device = bob_account
             .device_keys("@bob:example.org", "BOB")
             .unwrap()
-            .verify()
+            .check_self_signature()
             .unwrap();
         let one_time_key = bob_account.one_time_keys()[1].clone();
         bob_account.mark_keys_as_published();

@@ -71,8 +71,8 @@ use rand::rngs::ChaCha20Rng;
 use roomseal::{
     Account, AccountError, Curve25519PublicKey, DecodeError, DeviceKeys, DeviceMessage,
     EncryptedEvent, Endpoint, GroupError, GroupMessage, IdentityKeys, KeyAdded,
-    OutboundGroupSession, PickleKey, RoomError, RoomKeyShare, RotationPolicy, Session, SessionId,
-    SignedOneTimeKey, VerifiedDevice,
+    OutboundGroupSession, PickleKey, RoomError, RoomKeyShare, RotationPolicy, SelfSignedDevice,
+    Session, SessionId, SignedOneTimeKey,
 };
 use serde_json::json;
 
@@ -273,7 +273,7 @@ struct Event {
 /// A device as the server knows it: its published keys.
 struct Published {
     device_keys: DeviceKeys,
-    verified: VerifiedDevice,
+    verified: SelfSignedDevice,
     one_time_keys: Vec<SignedOneTimeKey>,
     fallback_key: SignedOneTimeKey,
 }
@@ -333,7 +333,7 @@ impl World {
             let keys = endpoint.keys_to_publish(2);
             endpoint.mark_keys_as_published();
             published.push(Published {
-                verified: keys.device_keys.verify().unwrap(),
+                verified: keys.device_keys.check_self_signature().unwrap(),
                 device_keys: keys.device_keys,
                 one_time_keys: keys.one_time_keys,
                 fallback_key: keys.fallback_key.expect("a fallback key is created"),
@@ -422,7 +422,7 @@ impl World {
             .collect();
         let (rotate, rotated) = self.predict_rotation(from, &targets);
         // The member list as the app has it, the sender included.
-        let devices: Vec<VerifiedDevice> = self
+        let devices: Vec<SelfSignedDevice> = self
             .members
             .iter()
             .map(|&d| self.published[d].verified.clone())

@@ -35,8 +35,8 @@ use roomseal::{
     Account, AccountError, Curve25519PublicKey, DecodeError, DeviceKeys, DeviceMessage,
     Ed25519PublicKey, Ed25519Signature, EncryptedEvent, Endpoint, ExportedSessionKey, GroupError,
     GroupMessage, GroupSessionId, IdentityKeys, InboundGroupSession, KeyError,
-    OutboundGroupSession, PickleError, PickleKey, RoomError, RoomKeyShare, Session, SessionError,
-    SessionKey, SignedOneTimeKey, VerifiedDevice,
+    OutboundGroupSession, PickleError, PickleKey, RoomError, RoomKeyShare, SelfSignedDevice,
+    Session, SessionError, SessionKey, SignedOneTimeKey,
 };
 use sha2::{Digest, Sha256, Sha512};
 
@@ -475,7 +475,7 @@ struct Devices {
     alice: Account,
     bob: Account,
     bob_bundle: DeviceKeys,
-    bob_device: VerifiedDevice,
+    bob_device: SelfSignedDevice,
     bob_one_time_key: SignedOneTimeKey,
 }
 
@@ -484,7 +484,7 @@ fn devices() -> Devices {
     let mut bob = Account::new_with_rng(&mut rng(2));
     bob.generate_one_time_keys_with_rng(2, &mut rng(3));
     let bob_bundle = bob.device_keys(BOB.0, BOB.1).unwrap();
-    let bob_device = bob_bundle.verify().unwrap();
+    let bob_device = bob_bundle.check_self_signature().unwrap();
     let bob_one_time_key = bob.one_time_keys()[0].clone();
     bob.mark_keys_as_published();
     Devices {
@@ -700,7 +700,7 @@ fn small_order_x25519_identity_keys_in_bundles_are_rejected() {
         };
         // The bundle verifies (it is properly self-signed) ...
         let bundle = signed_bundle(&bob_signer, keys);
-        let device = bundle.verify().unwrap();
+        let device = bundle.check_self_signature().unwrap();
         // ... but no session can be started with its identity key.
         assert_eq!(
             alice
@@ -1205,7 +1205,12 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
             ..bob_bundle.clone()
         };
         let expected = AccountError::BadDeviceKeysSignature;
-        assert_eq!(bundle.verify().err(), Some(expected), "{}", forged.name);
+        assert_eq!(
+            bundle.check_self_signature().err(),
+            Some(expected),
+            "{}",
+            forged.name
+        );
         assert_eq!(
             endpoint.establish_session(&bundle, &bob_one_time_key).err(),
             Some(RoomError::Account(expected)),

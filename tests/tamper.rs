@@ -453,7 +453,11 @@ fn pairwise() -> Pairwise {
     let alice = Account::new_with_rng(&mut rng(1));
     let mut bob = Account::new_with_rng(&mut rng(2));
     let generated = bob.generate_one_time_keys_with_rng(3, &mut rng(3));
-    let bob_device = bob.device_keys(BOB.0, BOB.1).unwrap().verify().unwrap();
+    let bob_device = bob
+        .device_keys(BOB.0, BOB.1)
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
     let one_time_key = bob.one_time_keys()[0].clone();
     bob.mark_keys_as_published();
     let mut alice_session = alice
@@ -853,7 +857,7 @@ fn room_fixture() -> RoomFixture {
     let mut bob = Endpoint::from_account(BOB.0, BOB.1, Account::new_with_rng(&mut rng(2))).unwrap();
     let published = bob.keys_to_publish(2);
     bob.mark_keys_as_published();
-    let bob_device = published.device_keys.verify().unwrap();
+    let bob_device = published.device_keys.check_self_signature().unwrap();
     let alice_session = alice
         .create_outbound_session_with_rng(&bob_device, &published.one_time_keys[0], &mut rng(4))
         .unwrap();
@@ -980,7 +984,7 @@ fn tampered_share_plaintext_through_endpoint() {
         ..
     } = room_fixture();
     let alice_key = alice.identity_keys().curve25519;
-    let bob_device = published.device_keys.verify().unwrap();
+    let bob_device = published.device_keys.check_self_signature().unwrap();
     let fallback = published.fallback_key.clone().unwrap();
     let share = share_of(&alice_group, alice.identity_keys(), bob.identity_keys());
     let genuine = share.to_bytes().to_vec();
@@ -1096,7 +1100,7 @@ fn encrypted_share_message_into_endpoint() {
     let alice_device = alice
         .device_keys(ALICE.0, ALICE.1)
         .unwrap()
-        .verify()
+        .check_self_signature()
         .unwrap();
     let answer = bob
         .share_room_key(ROOM_B, std::slice::from_ref(&alice_device))

@@ -255,7 +255,7 @@ fn generate() -> Value {
     rec.step(
         "alice: verify Bob's device keys, create_outbound_session_with_rng from one_time_keys[0]",
     );
-    let bob_verified = bob_device_keys.verify().unwrap();
+    let bob_verified = bob_device_keys.check_self_signature().unwrap();
     let mut a = alice
         .create_outbound_session_with_rng(
             &bob_verified,
@@ -653,7 +653,7 @@ fn frozen_messages_decrypt_with_frozen_state() {
         let device: DeviceKeys =
             serde_json::from_value(frozen.0[who]["device_keys"].clone()).unwrap();
         let verified = device
-            .verify()
+            .check_self_signature()
             .unwrap_or_else(|e| panic!("frozen {who}.device_keys no longer verifies: {e}"));
         assert_eq!(verified.identity_keys(), keys, "{who}.device_keys.keys");
         assert_eq!(

@@ -284,7 +284,7 @@ impl Restored {
                 check_account_round_trip(&account);
                 account
                     .device_keys("@fuzz:example.org", "FUZZDEVICE")
-                    .and_then(|keys| keys.verify())
+                    .and_then(|keys| keys.check_self_signature())
                     .unwrap_or_else(|e| panic!("a restored account's device keys: {e}"));
                 let _ = account.fallback_key();
             }
@@ -304,7 +304,7 @@ impl Restored {
                 assert_eq!(again.inbound_keys().len(), endpoint.inbound_keys().len());
                 endpoint
                     .device_keys()
-                    .verify()
+                    .check_self_signature()
                     .unwrap_or_else(|e| panic!("a restored endpoint's device keys: {e}"));
             }
         }

@@ -538,7 +538,7 @@ fn build_fixture() -> Fixture {
     bob.mark_keys_as_published();
     let bob_device = bob
         .device_keys("@bob:example.org", "BOBDEVICE")
-        .and_then(|keys| keys.verify())
+        .and_then(|keys| keys.check_self_signature())
         .expect("Bob's own device keys verify");
     let account_pickle = bob.pickle_with_rng(&key, &mut rng(PICKLE_SEED));
 

@@ -456,14 +456,17 @@ fn build_endpoint_fixture() -> EndpointFixture {
     let fallback = bob_account.fallback_key().expect("a fallback key");
     bob_account.mark_keys_as_published();
     let mut bob = Endpoint::from_account(BOB_USER, BOB_DEVICE, bob_account).expect("valid ids");
-    let bob_device = bob.device_keys().verify().expect("Bob's bundle verifies");
+    let bob_device = bob
+        .device_keys()
+        .check_self_signature()
+        .expect("Bob's bundle verifies");
     let bob_ids = bob.identity_keys();
 
     let alice_account = Account::new_with_rng(&mut rng(ALICE_SEED));
     let alice = alice_account.identity_keys();
     let alice_device = alice_account
         .device_keys(ALICE_USER, ALICE_DEVICE)
-        .and_then(|k| k.verify())
+        .and_then(|k| k.check_self_signature())
         .expect("Alice's bundle verifies");
     let carol = Account::new_with_rng(&mut rng(CAROL_SEED)).identity_keys();
     let mut outbound = |key| {

@@ -20,11 +20,11 @@ use ed25519_dalek::{Signer, SigningKey};
 use thiserror::Error;
 use x25519_dalek::StaticSecret;
 
-pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V2, SignedOneTimeKey, VerifiedDevice};
+pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V2, SelfSignedDevice, SignedOneTimeKey};
 
-use self::one_time_keys::{FallbackKeys, OneTimeKeys, PrivateKey};
+use self::one_time_keys::{FallbackKey, FallbackKeys, OneTimeKeys, PrivateKey};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::MAX_ONE_TIME_KEYS;
+use crate::consts::{MAX_FALLBACK_SESSIONS, MAX_ONE_TIME_KEYS};
 use crate::crypto::{Secret, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
@@ -47,9 +47,30 @@ pub enum AccountError {
     /// (never generated, already used, or dropped).
     #[error("pre-key message names an unknown one-time key")]
     UnknownOneTimeKey,
+    /// A pre-key message would create, from a fallback key, a session that
+    /// fallback key already created: a replay.
+    #[error("pre-key message replays a session already created from the fallback key")]
+    FallbackKeyReplay,
+    /// The fallback key has created [`crate::consts::MAX_FALLBACK_SESSIONS`]
+    /// sessions and refuses more until it is replaced.
+    #[error("fallback key has created its maximum of sessions; rotate it")]
+    FallbackKeyExhausted,
     /// The session layer rejected the handshake or the first message.
     #[error(transparent)]
     Session(#[from] SessionError),
+}
+
+/// How a pre-key message's named key was used, recorded when the session it
+/// created is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyUse {
+    /// A one-time key: removed.
+    OneTime(Curve25519PublicKey),
+    /// A fallback key: kept, remembering the session's id.
+    Fallback {
+        key: Curve25519PublicKey,
+        session: [u8; 32],
+    },
 }
 
 /// Keys created by [`Account::generate_one_time_keys`], and any older keys it
@@ -227,29 +248,65 @@ impl Account {
         MAX_ONE_TIME_KEYS
     }
 
-    /// Marks every one-time key and the current fallback key as published.
-    pub fn mark_keys_as_published(&mut self) {
-        for key in &mut self.one_time_keys.keys {
-            key.published = true;
-        }
-        if let Some(key) = &mut self.fallback.current {
-            key.published = true;
+    /// Marks exactly `keys` (one-time and fallback keys this account
+    /// handed out, for example from [`Account::one_time_keys`] and
+    /// [`Account::unpublished_fallback_key`]) as published. Keys generated
+    /// after those were handed out stay unpublished, so a key made on
+    /// another thread between fetching and marking is never lost. Keys this
+    /// account does not hold are ignored.
+    pub fn mark_keys_as_published(&mut self, keys: &[SignedOneTimeKey]) {
+        for published in keys {
+            if published.fallback {
+                if let Some(k) = self
+                    .fallback
+                    .find_mut(&published.key)
+                    .filter(|k| k.key.id == published.key_id)
+                {
+                    k.key.published = true;
+                }
+            } else if let Some(k) = self
+                .one_time_keys
+                .keys
+                .iter_mut()
+                .find(|k| k.id == published.key_id && k.public == published.key)
+            {
+                k.published = true;
+            }
         }
     }
 
-    /// Generates a new fallback key; the current one becomes the previous
-    /// one. Returns the public key of the previous key that was dropped.
-    pub fn generate_fallback_key(&mut self) -> Option<Curve25519PublicKey> {
-        self.generate_fallback_key_with_rng(&mut os_rng())
+    /// Replaces the fallback key with a new one (at `now_ms`, milliseconds
+    /// since the Unix epoch); the current one becomes the previous one and is
+    /// kept for [`crate::consts::FALLBACK_KEY_GRACE_MS`]. Returns the public
+    /// key of an older previous key that was dropped.
+    pub fn rotate_fallback_key(&mut self, now_ms: u64) -> Option<Curve25519PublicKey> {
+        self.rotate_fallback_key_with_rng(now_ms, &mut os_rng())
     }
 
-    /// [`Account::generate_fallback_key`] with a caller-supplied generator.
-    pub fn generate_fallback_key_with_rng<R: rand::CryptoRng + ?Sized>(
+    /// [`Account::rotate_fallback_key`] with a caller-supplied generator.
+    pub fn rotate_fallback_key_with_rng<R: rand::CryptoRng + ?Sized>(
         &mut self,
+        now_ms: u64,
         rng: &mut R,
     ) -> Option<Curve25519PublicKey> {
         let key = PrivateKey::new(self.next_id(), StaticSecret::random_from_rng(rng), false);
-        self.fallback.rotate(key)
+        self.fallback.rotate(key, now_ms)
+    }
+
+    /// Whether the current fallback key has started a session (and should
+    /// be replaced: see [`Account::rotate_fallback_key`]); false without one.
+    pub fn fallback_key_used(&self) -> bool {
+        self.fallback
+            .current
+            .as_ref()
+            .is_some_and(FallbackKey::used)
+    }
+
+    /// Forgets the previous fallback key if its grace period is over at
+    /// `now_ms` (or the clock went back past the tolerance). Returns whether
+    /// it was forgotten.
+    pub fn forget_expired_fallback_key(&mut self, now_ms: u64) -> bool {
+        self.fallback.expire(now_ms)
     }
 
     /// The current fallback key, signed, if it has not been published yet.
@@ -257,8 +314,8 @@ impl Account {
         self.fallback
             .current
             .as_ref()
-            .filter(|k| !k.published)
-            .map(|k| self.signed_key(k, true))
+            .filter(|k| !k.key.published)
+            .map(|k| self.signed_key(&k.key, true))
     }
 
     /// The current fallback key, signed, published or not.
@@ -266,13 +323,23 @@ impl Account {
         self.fallback
             .current
             .as_ref()
-            .map(|k| self.signed_key(k, true))
+            .map(|k| self.signed_key(&k.key, true))
     }
 
-    /// Forgets the previous fallback key (once no session can still be
-    /// started from it). Returns whether there was one.
+    /// Forgets the previous fallback key now, whatever its grace period.
+    /// Returns whether there was one.
     pub fn forget_previous_fallback_key(&mut self) -> bool {
         self.fallback.previous.take().is_some()
+    }
+
+    /// Forgets every one-time key (published or not). After restoring an
+    /// older pickle, keys consumed since may be back: dropping them all (and
+    /// publishing new ones) keeps a replayed pre-key message from creating a
+    /// session twice. Returns how many were dropped.
+    pub fn forget_one_time_keys(&mut self) -> usize {
+        let dropped = self.one_time_keys.keys.len();
+        self.one_time_keys.keys.clear();
+        dropped
     }
 
     fn signed_key(&self, key: &PrivateKey, fallback: bool) -> SignedOneTimeKey {
@@ -297,7 +364,7 @@ impl Account {
     /// fallback) keys, verifying the key's signature first.
     pub fn create_outbound_session(
         &self,
-        peer: &VerifiedDevice,
+        peer: &SelfSignedDevice,
         one_time_key: &SignedOneTimeKey,
     ) -> Result<Session, AccountError> {
         self.create_outbound_session_with_rng(peer, one_time_key, &mut os_rng())
@@ -306,7 +373,7 @@ impl Account {
     /// [`Account::create_outbound_session`] with a caller-supplied generator.
     pub fn create_outbound_session_with_rng<R: rand::CryptoRng + ?Sized>(
         &self,
-        peer: &VerifiedDevice,
+        peer: &SelfSignedDevice,
         one_time_key: &SignedOneTimeKey,
         rng: &mut R,
     ) -> Result<Session, AccountError> {
@@ -322,7 +389,8 @@ impl Account {
 
     /// Creates the responder's session from a pre-key message and decrypts
     /// its first message. The one-time key it names is removed only if that
-    /// succeeds; fallback keys are kept.
+    /// succeeds; a fallback key is kept, and remembers the session so that a
+    /// replay of the message is refused ([`AccountError::FallbackKeyReplay`]).
     pub fn create_inbound_session(
         &mut self,
         message: &PreKeyMessage,
@@ -337,26 +405,19 @@ impl Account {
         rng: &mut R,
     ) -> Result<InboundCreation, AccountError> {
         let (creation, used) = self.stage_inbound_session(message, rng)?;
-        self.consume_one_time_key(used);
+        self.commit_key_use(used);
         Ok(creation)
     }
 
-    /// Builds the inbound session without changing the account; returns the
-    /// one-time key to consume once the caller commits (none for a fallback
-    /// key).
+    /// Builds the inbound session without changing the account; returns
+    /// what to record once the caller commits ([`Account::commit_key_use`]).
     pub(crate) fn stage_inbound_session<R: rand::CryptoRng + ?Sized>(
         &self,
         message: &PreKeyMessage,
         rng: &mut R,
-    ) -> Result<(InboundCreation, Option<Curve25519PublicKey>), AccountError> {
-        let named = message.one_time_key();
-        let (secret, used) = match self.one_time_keys.find(&named) {
-            Some(key) => (&key.secret, Some(named)),
-            None => match self.fallback.find(&named) {
-                Some(key) => (&key.secret, None),
-                None => return Err(AccountError::UnknownOneTimeKey),
-            },
-        };
+    ) -> Result<(InboundCreation, KeyUse), AccountError> {
+        let (secret, used) =
+            self.inbound_key(&message.one_time_key(), message.session_id().as_bytes())?;
         let (session, plaintext) = Session::new_inbound(
             rng,
             &self.curve_secret,
@@ -367,10 +428,50 @@ impl Account {
         Ok((InboundCreation { session, plaintext }, used))
     }
 
-    /// Removes a one-time key after the session it started was committed.
-    pub(crate) fn consume_one_time_key(&mut self, key: Option<Curve25519PublicKey>) {
-        if let Some(key) = key {
-            self.one_time_keys.remove(&key);
+    /// The private key a pre-key message names (a one-time or fallback
+    /// key), and the use to record once the session it creates (with id
+    /// `session_id`) is committed. Refuses a fallback-key session that was
+    /// already created (a replay) and a fallback key at its bound. Changes
+    /// nothing; shared by every protocol's inbound session creation.
+    pub(crate) fn inbound_key(
+        &self,
+        named: &Curve25519PublicKey,
+        session_id: &[u8; 32],
+    ) -> Result<(&StaticSecret, KeyUse), AccountError> {
+        if let Some(key) = self.one_time_keys.find(named) {
+            return Ok((&key.secret, KeyUse::OneTime(*named)));
+        }
+        let fallback = self
+            .fallback
+            .find(named)
+            .ok_or(AccountError::UnknownOneTimeKey)?;
+        if fallback.sessions.contains(session_id) {
+            return Err(AccountError::FallbackKeyReplay);
+        }
+        if fallback.sessions.len() >= MAX_FALLBACK_SESSIONS {
+            return Err(AccountError::FallbackKeyExhausted);
+        }
+        Ok((
+            &fallback.key.secret,
+            KeyUse::Fallback {
+                key: *named,
+                session: *session_id,
+            },
+        ))
+    }
+
+    /// Records a committed inbound session's key use: removes the one-time
+    /// key, or remembers the session on the fallback key.
+    pub(crate) fn commit_key_use(&mut self, used: KeyUse) {
+        match used {
+            KeyUse::OneTime(key) => {
+                self.one_time_keys.remove(&key);
+            }
+            KeyUse::Fallback { key, session } => {
+                if let Some(fallback) = self.fallback.find_mut(&key) {
+                    fallback.sessions.insert(session);
+                }
+            }
         }
     }
 
@@ -389,7 +490,12 @@ impl Account {
             match slot {
                 Some(k) => {
                     w.bool(true);
-                    key(w, k);
+                    key(w, &k.key);
+                    w.u64(k.retired_ms.unwrap_or(u64::MAX))
+                        .count(k.sessions.len());
+                    for session in &k.sessions {
+                        w.bytes(session);
+                    }
                 }
                 None => {
                     w.bool(false);
@@ -418,16 +524,29 @@ impl Account {
         for _ in 0..count {
             one_time_keys.keys.push_back(key(r)?);
         }
-        let current = if r.bool("fallback flag")? {
-            Some(key(r)?)
-        } else {
-            None
-        };
-        let previous = if r.bool("previous fallback flag")? {
-            Some(key(r)?)
-        } else {
-            None
-        };
+        fn fallback(
+            r: &mut Reader<'_>,
+            flag: &'static str,
+        ) -> Result<Option<FallbackKey>, DecodeError> {
+            if !r.bool(flag)? {
+                return Ok(None);
+            }
+            let mut k = FallbackKey::new(key(r)?);
+            k.retired_ms = Some(r.u64("fallback retired at")?).filter(|&at| at != u64::MAX);
+            for _ in 0..r.count(MAX_FALLBACK_SESSIONS, "fallback sessions")? {
+                if !k.sessions.insert(r.array("fallback session id")?) {
+                    return Err(DecodeError::InvalidValue("fallback sessions"));
+                }
+            }
+            Ok(Some(k))
+        }
+        let current = fallback(r, "fallback flag")?;
+        let previous = fallback(r, "previous fallback flag")?;
+        if current.as_ref().is_some_and(|k| k.retired_ms.is_some())
+            || previous.as_ref().is_some_and(|k| k.retired_ms.is_none())
+        {
+            return Err(DecodeError::InvalidValue("fallback retirement"));
+        }
         Ok(Self::from_parts(
             signing,
             curve_secret,
@@ -460,7 +579,7 @@ impl fmt::Debug for Account {
             .field("one_time_keys", &self.one_time_keys.keys.len())
             .field(
                 "fallback_key",
-                &self.fallback.current.as_ref().map(|k| k.public),
+                &self.fallback.current.as_ref().map(|k| k.key.public),
             )
             .finish_non_exhaustive()
     }

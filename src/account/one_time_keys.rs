@@ -4,15 +4,17 @@
 //! reported). A key is removed only once a session created from it has
 //! decrypted its first message. Fallback keys: the current one and the one
 //! before it, so a session started from a fallback key that was just
-//! replaced still works.
+//! replaced still works; the previous one is forgotten after a grace
+//! period; each remembers (boundedly) the sessions created from it, so a
+//! replayed pre-key message cannot recreate one.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 use x25519_dalek::StaticSecret;
 
 use super::signed::KeyId;
-use crate::consts::MAX_ONE_TIME_KEYS;
+use crate::consts::{CLOCK_SKEW_TOLERANCE_MS, FALLBACK_KEY_GRACE_MS, MAX_ONE_TIME_KEYS};
 use crate::keys::Curve25519PublicKey;
 
 /// One private X25519 key with its id and whether it has been published.
@@ -76,25 +78,81 @@ impl OneTimeKeys {
     }
 }
 
-/// The current fallback key and the previous one.
+/// A fallback key and what the account remembers about its use.
+#[derive(Clone, Debug)]
+pub(crate) struct FallbackKey {
+    pub(crate) key: PrivateKey,
+    /// Ids of the sessions created from it (bounded by
+    /// [`crate::consts::MAX_FALLBACK_SESSIONS`]), so a replayed pre-key message cannot
+    /// create the same session twice.
+    pub(crate) sessions: BTreeSet<[u8; 32]>,
+    /// When it stopped being the current key (milliseconds since the Unix
+    /// epoch); `None` while it is current.
+    pub(crate) retired_ms: Option<u64>,
+}
+
+impl FallbackKey {
+    pub(crate) fn new(key: PrivateKey) -> Self {
+        Self {
+            key,
+            sessions: BTreeSet::new(),
+            retired_ms: None,
+        }
+    }
+
+    /// Whether a session was created from it.
+    pub(crate) fn used(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+}
+
+/// The current fallback key and the previous one (kept for
+/// [`FALLBACK_KEY_GRACE_MS`] after it was replaced, then forgotten).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FallbackKeys {
-    pub(crate) current: Option<PrivateKey>,
-    pub(crate) previous: Option<PrivateKey>,
+    pub(crate) current: Option<FallbackKey>,
+    pub(crate) previous: Option<FallbackKey>,
 }
 
 impl FallbackKeys {
-    /// Makes `key` current; returns the public key of the one that fell off.
-    pub(crate) fn rotate(&mut self, key: PrivateKey) -> Option<Curve25519PublicKey> {
-        let dropped = self.previous.take().map(|k| k.public);
-        self.previous = self.current.replace(key);
+    /// Makes `key` current at `now_ms`; returns the public key of the one
+    /// that fell off.
+    pub(crate) fn rotate(&mut self, key: PrivateKey, now_ms: u64) -> Option<Curve25519PublicKey> {
+        let dropped = self.previous.take().map(|k| k.key.public);
+        self.previous = self.current.replace(FallbackKey::new(key)).map(|mut old| {
+            old.retired_ms = Some(now_ms);
+            old
+        });
         dropped
     }
 
-    pub(crate) fn find(&self, public: &Curve25519PublicKey) -> Option<&PrivateKey> {
+    /// Forgets the previous key once its grace period is over at `now_ms`
+    /// (or when the clock went back past the tolerance: an unreliable clock
+    /// must not extend the window). Returns whether it was forgotten.
+    pub(crate) fn expire(&mut self, now_ms: u64) -> bool {
+        let expired = self.previous.as_ref().is_some_and(|k| {
+            k.retired_ms.is_none_or(|at| {
+                now_ms.saturating_sub(at) >= FALLBACK_KEY_GRACE_MS
+                    || now_ms.saturating_add(CLOCK_SKEW_TOLERANCE_MS) < at
+            })
+        });
+        if expired {
+            self.previous = None;
+        }
+        expired
+    }
+
+    pub(crate) fn find(&self, public: &Curve25519PublicKey) -> Option<&FallbackKey> {
         self.current
             .iter()
             .chain(self.previous.iter())
-            .find(|k| &k.public == public)
+            .find(|k| &k.key.public == public)
+    }
+
+    pub(crate) fn find_mut(&mut self, public: &Curve25519PublicKey) -> Option<&mut FallbackKey> {
+        self.current
+            .iter_mut()
+            .chain(self.previous.iter_mut())
+            .find(|k| &k.key.public == public)
     }
 }

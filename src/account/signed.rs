@@ -2,8 +2,8 @@
 //! one-time and fallback keys, as serde (JSON) objects, with verification.
 //!
 //! Unverified input has its own type ([`DeviceKeys`], [`SignedOneTimeKey`]);
-//! only [`DeviceKeys::verify`] produces a [`VerifiedDevice`], which is what
-//! session creation requires. All signatures are strict Ed25519 over a
+//! only [`DeviceKeys::check_self_signature`] produces a [`SelfSignedDevice`],
+//! which is what session creation requires. All signatures are strict Ed25519 over a
 //! canonical binary encoding (PROTOCOL.md), never over JSON text.
 
 use std::fmt;
@@ -81,8 +81,8 @@ impl SignedOneTimeKey {
 }
 
 /// A device's self-signed key bundle: user and device ids, both identity
-/// keys and the protocol versions it speaks. Unverified as received; call
-/// [`DeviceKeys::verify`].
+/// keys and the protocol versions it speaks. Unchecked as received; call
+/// [`DeviceKeys::check_self_signature`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceKeys {
     /// The owning user's id.
@@ -129,7 +129,14 @@ impl DeviceKeys {
 
     /// Checks the ids and the self-signature, yielding the device identity
     /// that sessions may be started with.
-    pub fn verify(&self) -> Result<VerifiedDevice, AccountError> {
+    ///
+    /// This proves only that the bundle's keys belong together (it is
+    /// signed by its own Ed25519 key). It does not prove that the device
+    /// belongs to the user it names: any device can sign a bundle naming any
+    /// user id. That binding comes from whoever served the bundle (the
+    /// server's key directory) and, for trust, from the app's own
+    /// verification (cross-signing, a safety-number check).
+    pub fn check_self_signature(&self) -> Result<SelfSignedDevice, AccountError> {
         let bytes =
             Self::signed_bytes(&self.user_id, &self.device_id, &self.keys, &self.protocols)?;
         self.keys
@@ -141,7 +148,7 @@ impl DeviceKeys {
                 "device does not speak roomseal.v2",
             ));
         }
-        Ok(VerifiedDevice {
+        Ok(SelfSignedDevice {
             user_id: self.user_id.clone(),
             device_id: self.device_id.clone(),
             keys: self.keys,
@@ -157,20 +164,21 @@ fn check_id(id: &str, what: &'static str) -> Result<(), AccountError> {
     }
 }
 
-/// A device whose key bundle has been verified: the only input from which
-/// an outbound session can be created.
+/// A device whose key bundle's self-signature checks out: the only input
+/// from which an outbound session can be created.
 ///
-/// Verification proves the bundle is self-consistent (signed by its own
-/// Ed25519 key); whether that key belongs to the claimed user is the app's
-/// trust decision (for example cross-signing or a safety-number check).
+/// The name says exactly what was checked: the bundle is signed by its own
+/// Ed25519 key, so its keys and ids belong together. Nothing here says the
+/// device belongs to the user id it names, or that anyone verified it:
+/// that is the app's trust decision (cross-signing, a safety-number check).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct VerifiedDevice {
+pub struct SelfSignedDevice {
     user_id: String,
     device_id: String,
     keys: IdentityKeys,
 }
 
-impl VerifiedDevice {
+impl SelfSignedDevice {
     /// The owning user's id.
     pub fn user_id(&self) -> &str {
         &self.user_id

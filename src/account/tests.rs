@@ -2,6 +2,7 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
 use super::*;
+use crate::consts::{CLOCK_SKEW_TOLERANCE_MS, FALLBACK_KEY_GRACE_MS, MAX_FALLBACK_SESSIONS};
 use crate::keys::base64_encode;
 use crate::pickle::{PickleError, PickleKey};
 use crate::session::DeviceMessage;
@@ -26,23 +27,29 @@ fn hex32(s: &str) -> [u8; 32] {
 fn device_keys_verify_and_reject_tampering() {
     let account = Account::new_with_rng(&mut rng(1));
     let keys = account.device_keys("@alice:example.org", "PHONE").unwrap();
-    let verified = keys.verify().unwrap();
+    let verified = keys.check_self_signature().unwrap();
     assert_eq!(verified.identity_keys(), account.identity_keys());
     assert_eq!(verified.user_id(), "@alice:example.org");
     let json = serde_json::to_string(&keys).unwrap();
     let back: DeviceKeys = serde_json::from_str(&json).unwrap();
-    assert_eq!(back.verify().unwrap(), verified);
+    assert_eq!(back.check_self_signature().unwrap(), verified);
 
     let mut forged = keys.clone();
     forged.device_id = "LAPTOP".into();
-    assert_eq!(forged.verify(), Err(AccountError::BadDeviceKeysSignature));
+    assert_eq!(
+        forged.check_self_signature(),
+        Err(AccountError::BadDeviceKeysSignature)
+    );
     let mut forged = keys.clone();
     forged.keys.curve25519 = Curve25519PublicKey::from_bytes([9; 32]);
-    assert_eq!(forged.verify(), Err(AccountError::BadDeviceKeysSignature));
+    assert_eq!(
+        forged.check_self_signature(),
+        Err(AccountError::BadDeviceKeysSignature)
+    );
     let mut forged = keys;
     forged.user_id = "x".repeat(256);
     assert!(matches!(
-        forged.verify(),
+        forged.check_self_signature(),
         Err(AccountError::InvalidDeviceKeys(_))
     ));
     assert!(account.device_keys("", "D").is_err());
@@ -67,7 +74,7 @@ fn one_time_keys_are_bounded_and_evictions_reported() {
 fn published_keys_are_no_longer_listed() {
     let mut account = Account::new_with_rng(&mut rng(6));
     account.generate_one_time_keys_with_rng(3, &mut rng(7));
-    account.generate_fallback_key_with_rng(&mut rng(8));
+    account.rotate_fallback_key_with_rng(0, &mut rng(8));
     let keys = account.one_time_keys();
     assert_eq!(keys.len(), 3);
     let ed = account.identity_keys().ed25519;
@@ -85,12 +92,24 @@ fn published_keys_are_no_longer_listed() {
         relabelled.verify(&ed),
         Err(AccountError::BadOneTimeKeySignature)
     );
-    account.mark_keys_as_published();
-    assert!(account.one_time_keys().is_empty());
+    // Marking exactly what was handed out: a key made in between (on
+    // another thread, say) stays unpublished.
+    let made_in_between = account.generate_one_time_keys_with_rng(1, &mut rng(9));
+    let mut handed_out = keys.clone();
+    handed_out.push(fallback);
+    account.mark_keys_as_published(&handed_out);
+    let left = account.one_time_keys();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, made_in_between.created[0]);
     assert!(account.unpublished_fallback_key().is_none());
     assert!(account.fallback_key().is_some());
-    account.generate_one_time_keys_with_rng(1, &mut rng(9));
+    // Keys the account does not hold (or a wrong id) are ignored.
+    let mut foreign = left[0].clone();
+    foreign.key_id = KeyId(999);
+    account.mark_keys_as_published(&[foreign]);
     assert_eq!(account.one_time_keys().len(), 1);
+    account.mark_keys_as_published(&left);
+    assert!(account.one_time_keys().is_empty());
     let json = serde_json::to_string(&keys[0]).unwrap();
     assert_eq!(
         serde_json::from_str::<SignedOneTimeKey>(&json).unwrap(),
@@ -101,7 +120,7 @@ fn published_keys_are_no_longer_listed() {
 struct Pair {
     alice: Account,
     bob: Account,
-    bob_device: VerifiedDevice,
+    bob_device: SelfSignedDevice,
 }
 
 fn pair(seed: u8) -> Pair {
@@ -109,8 +128,12 @@ fn pair(seed: u8) -> Pair {
     let alice = Account::new_with_rng(&mut r);
     let mut bob = Account::new_with_rng(&mut r);
     bob.generate_one_time_keys_with_rng(4, &mut r);
-    bob.generate_fallback_key_with_rng(&mut r);
-    let bob_device = bob.device_keys("@bob:x", "B").unwrap().verify().unwrap();
+    bob.rotate_fallback_key_with_rng(0, &mut r);
+    let bob_device = bob
+        .device_keys("@bob:x", "B")
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
     Pair {
         alice,
         bob,
@@ -181,7 +204,7 @@ fn low_order_peer_keys_are_rejected() {
             )
             .unwrap(),
         );
-        let verified = device.verify().unwrap();
+        let verified = device.check_self_signature().unwrap();
         let otk = p.bob.one_time_keys()[0].clone();
         assert_eq!(
             p.alice
@@ -272,7 +295,7 @@ fn forged_binding_signature_is_rejected() {
 fn fallback_key_current_and_previous_both_work() {
     let mut p = pair(17);
     let old_fallback = p.bob.fallback_key().unwrap();
-    p.bob.generate_fallback_key_with_rng(&mut rng(18));
+    p.bob.rotate_fallback_key_with_rng(0, &mut rng(18));
     let new_fallback = p.bob.fallback_key().unwrap();
     for key in [&old_fallback, &new_fallback, &old_fallback] {
         let mut s = p.alice.create_outbound_session(&p.bob_device, key).unwrap();
@@ -293,17 +316,130 @@ fn fallback_key_current_and_previous_both_work() {
         AccountError::UnknownOneTimeKey
     );
     // Rotating twice drops the oldest and reports it.
-    let dropped = p.bob.generate_fallback_key_with_rng(&mut rng(19));
+    let dropped = p.bob.rotate_fallback_key_with_rng(0, &mut rng(19));
     assert_eq!(dropped, None);
-    let dropped = p.bob.generate_fallback_key_with_rng(&mut rng(20));
+    let dropped = p.bob.rotate_fallback_key_with_rng(0, &mut rng(20));
     assert_eq!(dropped, Some(new_fallback.key));
+}
+
+#[test]
+fn a_replayed_fallback_pre_key_message_is_refused() {
+    // Regression (security review, item 3): a pre-key message built on the
+    // fallback key recreated its session every time it was replayed.
+    let mut p = pair(30);
+    let fallback = p.bob.fallback_key().unwrap();
+    let mut s = p
+        .alice
+        .create_outbound_session(&p.bob_device, &fallback)
+        .unwrap();
+    let m = pre_key(&mut s, b"first");
+    assert!(!p.bob.fallback_key_used());
+    p.bob.create_inbound_session(&m).unwrap();
+    assert!(p.bob.fallback_key_used());
+    let before = pickle_of(&p.bob);
+    assert_eq!(
+        p.bob.create_inbound_session(&m).unwrap_err(),
+        AccountError::FallbackKeyReplay
+    );
+    assert_eq!(pickle_of(&p.bob), before);
+    // The record survives a pickle, and rotation (the key is kept as the
+    // previous one, still refusing the replay).
+    let key = PickleKey::from_bytes(&mut [1; 32]);
+    let mut bob = Account::from_pickle(&p.bob.pickle(&key), &key).unwrap();
+    assert_eq!(
+        bob.create_inbound_session(&m).unwrap_err(),
+        AccountError::FallbackKeyReplay
+    );
+    bob.rotate_fallback_key_with_rng(1_000, &mut rng(31));
+    assert!(!bob.fallback_key_used());
+    assert_eq!(
+        bob.create_inbound_session(&m).unwrap_err(),
+        AccountError::FallbackKeyReplay
+    );
+    // A new session from the previous key still works during the grace
+    // period...
+    let mut s2 = p
+        .alice
+        .create_outbound_session(&p.bob_device, &fallback)
+        .unwrap();
+    let m2 = pre_key(&mut s2, b"late but genuine");
+    assert!(!bob.forget_expired_fallback_key(1_000 + FALLBACK_KEY_GRACE_MS - 1));
+    let late = bob.create_inbound_session(&m2).unwrap();
+    assert_eq!(late.plaintext, b"late but genuine");
+    // ...and after it the previous key is gone.
+    assert!(bob.forget_expired_fallback_key(1_000 + FALLBACK_KEY_GRACE_MS));
+    let mut s3 = p
+        .alice
+        .create_outbound_session(&p.bob_device, &fallback)
+        .unwrap();
+    assert_eq!(
+        bob.create_inbound_session(&pre_key(&mut s3, b"too late"))
+            .unwrap_err(),
+        AccountError::UnknownOneTimeKey
+    );
+}
+
+#[test]
+fn a_clock_gone_back_does_not_extend_the_previous_fallback_key() {
+    let mut p = pair(32);
+    p.bob.rotate_fallback_key_with_rng(10_000_000, &mut rng(33));
+    assert!(
+        !p.bob
+            .forget_expired_fallback_key(10_000_000 - CLOCK_SKEW_TOLERANCE_MS)
+    );
+    assert!(
+        p.bob
+            .forget_expired_fallback_key(10_000_000 - CLOCK_SKEW_TOLERANCE_MS - 1)
+    );
+}
+
+#[test]
+fn a_fallback_key_creates_a_bounded_number_of_sessions() {
+    let mut p = pair(34);
+    let fallback = p.bob.fallback_key().unwrap();
+    for i in 0..MAX_FALLBACK_SESSIONS {
+        let mut s = p
+            .alice
+            .create_outbound_session_with_rng(
+                &p.bob_device,
+                &fallback,
+                &mut ChaCha20Rng::seed_from_u64(1_000_000 + i as u64),
+            )
+            .unwrap();
+        // Distinct base keys make distinct sessions (seeded per i).
+        p.bob
+            .create_inbound_session(&pre_key(&mut s, b"x"))
+            .unwrap();
+    }
+    let mut s = p
+        .alice
+        .create_outbound_session(&p.bob_device, &fallback)
+        .unwrap();
+    let before = pickle_of(&p.bob);
+    assert_eq!(
+        p.bob
+            .create_inbound_session(&pre_key(&mut s, b"one more"))
+            .unwrap_err(),
+        AccountError::FallbackKeyExhausted
+    );
+    assert_eq!(pickle_of(&p.bob), before);
+    // A new fallback key works again.
+    p.bob.rotate_fallback_key_with_rng(0, &mut rng(35));
+    let fresh = p.bob.fallback_key().unwrap();
+    let mut s = p
+        .alice
+        .create_outbound_session(&p.bob_device, &fresh)
+        .unwrap();
+    p.bob
+        .create_inbound_session(&pre_key(&mut s, b"fresh"))
+        .unwrap();
 }
 
 #[test]
 fn pickle_round_trip_and_size() {
     let mut account = Account::new_with_rng(&mut rng(21));
     account.generate_one_time_keys_with_rng(50, &mut rng(22));
-    account.generate_fallback_key_with_rng(&mut rng(23));
+    account.rotate_fallback_key_with_rng(0, &mut rng(23));
     let key = PickleKey::from_bytes(&mut [1; 32]);
     let text = account.pickle(&key);
     assert!(text.len() < 4096, "{} characters", text.len());

@@ -16,11 +16,16 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::account::{DeviceKeys, SignedOneTimeKey, VerifiedDevice};
+use zeroize::Zeroizing;
+
+use crate::account::{DeviceKeys, SelfSignedDevice, SignedOneTimeKey};
 use crate::codec::DecodeError;
+use crate::group::GroupSessionId;
 use crate::keys::{Curve25519PublicKey, IdentityKeys, KeyError};
 use crate::pickle::{PickleError, PickleKey};
-use crate::room::{EncryptedEvent, Endpoint as CoreEndpoint, RoomError, RotationPolicy};
+use crate::room::{
+    EncryptedEvent, Endpoint as CoreEndpoint, KeyAdded, RoomError, RotationPolicy, ToDeviceMessage,
+};
 use crate::session::DeviceMessage;
 
 /// Why a call failed. Each variant is its own exception class; the message
@@ -45,8 +50,9 @@ pub enum RoomsealError {
     /// No pairwise session can read the message.
     #[error("no session with the sending device")]
     NoSession(String),
-    /// The room key must be shared (or rotated) before encrypting.
-    #[error("share the room key first")]
+    /// The room key must be shared (or rotated) before encrypting; the
+    /// message says why (never shared, expired, a device was forgotten...).
+    #[error("{0}")]
     ShareRequired(String),
     /// The pickle cannot be restored: wrong key, corrupted, or another type.
     #[error("pickle rejected: {0}")]
@@ -78,7 +84,7 @@ impl From<RoomError> for RoomsealError {
             | RoomError::Session(SessionError::MessageKeyGone { .. }) => Self::Replay(text),
             RoomError::UnknownRoomKey => Self::UnknownRoomKey(text),
             RoomError::NoSession => Self::NoSession(text),
-            RoomError::ShareRequired => Self::ShareRequired(text),
+            RoomError::ShareRequired(_) => Self::ShareRequired(text),
             RoomError::Session(SessionError::Authentication | SessionError::BadBinding)
             | RoomError::Group(GroupError::Authentication | GroupError::BadSignature)
             | RoomError::SenderMismatch
@@ -120,7 +126,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, RoomsealError> {
         .map_err(|_| RoomsealError::Internal("could not encode JSON".into()))
 }
 
+/// Takes the caller's pickle key bytes, wiping the copy the bindings made
+/// (whatever its length) once the key is built.
 fn pickle_key(bytes: Vec<u8>) -> Result<PickleKey, RoomsealError> {
+    let bytes = Zeroizing::new(bytes);
     let mut array = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
         RoomsealError::InvalidInput(format!("pickle key must be 32 bytes, not {}", bytes.len()))
     })?;
@@ -145,22 +154,25 @@ impl From<IdentityKeys> for DeviceIdentity {
     }
 }
 
-/// A device whose signed key bundle verified. Only [`Device::from_json`]
-/// (or the endpoint) creates one, so a device passed to
-/// [`Endpoint::share_room_key`] is always verified.
+/// A device whose key bundle's self-signature checks out. Only
+/// [`SelfSignedDevice::from_json`] (or the endpoint) creates one, so a
+/// device passed to [`Endpoint::share_room_key`] always has consistent keys.
+/// It says nothing about trust: any device can sign a bundle naming any
+/// user; verifying that the device belongs to the user is the app's job.
 #[derive(Debug, uniffi::Object)]
+#[uniffi(name = "SelfSignedDevice")]
 pub struct Device {
-    inner: VerifiedDevice,
+    inner: SelfSignedDevice,
 }
 
-#[uniffi::export]
+#[uniffi::export(name = "SelfSignedDevice")]
 impl Device {
-    /// Verifies a device-key bundle as published (JSON).
+    /// Checks a device-key bundle as published (JSON): its self-signature.
     #[uniffi::constructor]
     pub fn from_json(device_keys_json: String) -> Result<Arc<Self>, RoomsealError> {
         let keys: DeviceKeys = json(&device_keys_json, "device keys")?;
         let inner = keys
-            .verify()
+            .check_self_signature()
             .map_err(|e| RoomsealError::Authentication(e.to_string()))?;
         Ok(Arc::new(Self { inner }))
     }
@@ -192,7 +204,8 @@ pub struct KeyUpload {
     pub fallback_key_json: Option<String>,
 }
 
-/// A pairwise message to deliver to one device.
+/// A pairwise message to deliver to one device: send `sender_key` and
+/// `message` to the device named by `user_id` and `device_id`.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct OutgoingMessage {
     /// Recipient user id.
@@ -201,11 +214,14 @@ pub struct OutgoingMessage {
     pub device_id: String,
     /// Recipient's X25519 identity key (base64).
     pub recipient_key: String,
+    /// The sender's (our) X25519 identity key (base64).
+    pub sender_key: String,
     /// The encrypted message (base64).
     pub message: String,
 }
 
-/// The result of sharing a room key.
+/// The result of sharing a room key. Persist the endpoint, send the
+/// messages, then confirm them with [`Endpoint::mark_room_key_sent`].
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct ShareResult {
     /// The room.
@@ -214,10 +230,34 @@ pub struct ShareResult {
     pub session_id: String,
     /// Whether the key was rotated first.
     pub rotated: bool,
-    /// Messages to deliver.
+    /// Why it was rotated (a sentence), if it was.
+    pub rotation_reason: Option<String>,
+    /// Messages to deliver, in the order the devices were given.
     pub messages: Vec<OutgoingMessage>,
     /// Devices without a pairwise session: establish one and share again.
     pub missing_sessions: Vec<Arc<Device>>,
+}
+
+/// What receiving a room key did to the key store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyStatus {
+    /// The key was new.
+    New,
+    /// The key was known; this copy improved it (earlier index, or more of
+    /// it authenticated).
+    Improved,
+    /// The key was already known as well or better.
+    Unchanged,
+}
+
+impl From<KeyAdded> for KeyStatus {
+    fn from(added: KeyAdded) -> Self {
+        match added {
+            KeyAdded::New => Self::New,
+            KeyAdded::Improved => Self::Improved,
+            KeyAdded::Unchanged => Self::Unchanged,
+        }
+    }
 }
 
 /// A room key received from another device.
@@ -229,8 +269,40 @@ pub struct ReceivedKey {
     pub session_id: String,
     /// The sending device.
     pub sender: DeviceIdentity,
+    /// The sending device's user id (checked against the user the server
+    /// delivered the message from).
+    pub sender_user_id: String,
+    /// The sending device's device id.
+    pub sender_device_id: String,
     /// The first message index the key decrypts.
     pub first_index: u32,
+    /// Whether the key was new to this device.
+    pub status: KeyStatus,
+    /// Keys evicted to make room (their session ids, base64).
+    pub evicted_session_ids: Vec<String>,
+}
+
+/// A stored inbound room key, as listed for backup or clean-up (no secrets).
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct StoredKey {
+    /// The room.
+    pub room_id: String,
+    /// The group session id (base64).
+    pub session_id: String,
+    /// The device that created the session.
+    pub sender: DeviceIdentity,
+    /// Its user id, as bound when the key was shared (none for imports).
+    pub sender_user_id: Option<String>,
+    /// Its device id, as bound when the key was shared.
+    pub sender_device_id: Option<String>,
+    /// The first index the key decrypts.
+    pub first_index: u32,
+    /// The first index decrypted as authenticated, if any.
+    pub authenticated_from: Option<u32>,
+    /// Replay records kept.
+    pub replay_records: u64,
+    /// Bytes the key takes in the pickle.
+    pub size_bytes: u64,
 }
 
 /// A decrypted room event.
@@ -242,11 +314,17 @@ pub struct RoomEvent {
     pub content_json: String,
     /// The device whose room key encrypted it.
     pub sender: DeviceIdentity,
+    /// The sending device's user id as bound when the key was shared (none
+    /// for an imported key). The server's word until the app verifies it.
+    pub sender_user_id: Option<String>,
+    /// The sending device's device id as bound when the key was shared.
+    pub sender_device_id: Option<String>,
     /// The group session id (base64).
     pub session_id: String,
     /// The message index.
     pub message_index: u32,
-    /// Whether the key came signed from its creator over a pairwise session.
+    /// Whether the key for this index came signed from its creator over a
+    /// pairwise session.
     pub authenticated: bool,
 }
 
@@ -286,10 +364,43 @@ impl Endpoint {
         }))
     }
 
+    /// Restores a device from its pickle, refusing one older than
+    /// `newest_generation`, the newest generation the app recorded (a
+    /// rollback: `Pickle` error).
+    #[uniffi::constructor]
+    pub fn from_pickle_no_older_than(
+        pickle: String,
+        pickle_key: Vec<u8>,
+        newest_generation: u64,
+    ) -> Result<Arc<Self>, RoomsealError> {
+        let endpoint = CoreEndpoint::from_pickle_no_older_than(
+            &pickle,
+            &self::pickle_key(pickle_key)?,
+            newest_generation,
+        )?;
+        Ok(Arc::new(Self {
+            inner: Mutex::new(endpoint),
+        }))
+    }
+
     /// The encrypted pickle of the whole state under a 32-byte key.
     pub fn pickle(&self, pickle_key: Vec<u8>) -> Result<String, RoomsealError> {
         let key = self::pickle_key(pickle_key)?;
         Ok(self.lock()?.pickle(&key))
+    }
+
+    /// The generation of the last pickle written or restored: record it
+    /// where it cannot be rolled back, to refuse older pickles later.
+    pub fn pickle_generation(&self) -> Result<u64, RoomsealError> {
+        Ok(self.lock()?.pickle_generation())
+    }
+
+    /// Makes a state restored from anything but the newest pickle safe to
+    /// use again: forgets one-time keys, replaces the fallback key, drops
+    /// outbound room keys, and requires new pairwise sessions for sending.
+    pub fn recover_from_rollback(&self) -> Result<(), RoomsealError> {
+        self.lock()?.recover_from_rollback();
+        Ok(())
     }
 
     /// The user id.
@@ -312,13 +423,14 @@ impl Endpoint {
     pub fn own_device(&self) -> Result<Arc<Device>, RoomsealError> {
         let keys = self.lock()?.device_keys();
         let inner = keys
-            .verify()
+            .check_self_signature()
             .map_err(|e| RoomsealError::Internal(e.to_string()))?;
         Ok(Arc::new(Device { inner }))
     }
 
-    /// Tops unpublished one-time keys up to `one_time_keys` and returns what
-    /// to upload. Call [`Endpoint::mark_keys_as_published`] once uploaded.
+    /// Tops unpublished one-time keys up to `one_time_keys`, replaces a used
+    /// fallback key, and returns what to upload. Pass the result to
+    /// [`Endpoint::mark_keys_as_published`] once uploaded.
     pub fn keys_to_publish(&self, one_time_keys: u32) -> Result<KeyUpload, RoomsealError> {
         let keys = self
             .lock()?
@@ -334,9 +446,30 @@ impl Endpoint {
         })
     }
 
-    /// Marks every key returned by `keys_to_publish` as published.
-    pub fn mark_keys_as_published(&self) -> Result<(), RoomsealError> {
-        self.lock()?.mark_keys_as_published();
+    /// Marks exactly the keys of `upload` (a result of `keys_to_publish`
+    /// the server accepted) as published; keys made since stay unpublished.
+    pub fn mark_keys_as_published(&self, upload: KeyUpload) -> Result<(), RoomsealError> {
+        let published = crate::room::KeysToPublish {
+            device_keys: json(&upload.device_keys_json, "device keys")?,
+            one_time_keys: upload
+                .one_time_keys_json
+                .iter()
+                .map(|k| json(k, "one-time key"))
+                .collect::<Result<_, _>>()?,
+            fallback_key: upload
+                .fallback_key_json
+                .as_deref()
+                .map(|k| json(k, "fallback key"))
+                .transpose()?,
+        };
+        self.lock()?.mark_keys_as_published(&published);
+        Ok(())
+    }
+
+    /// Replaces the fallback key now (the next `keys_to_publish` returns the
+    /// new one); the previous one is kept for a grace period.
+    pub fn rotate_fallback_key(&self) -> Result<(), RoomsealError> {
+        self.lock()?.rotate_fallback_key();
         Ok(())
     }
 
@@ -367,28 +500,79 @@ impl Endpoint {
         room_id: String,
         devices: Vec<Arc<Device>>,
     ) -> Result<ShareResult, RoomsealError> {
-        let devices: Vec<VerifiedDevice> = devices.iter().map(|d| d.inner.clone()).collect();
+        let devices: Vec<SelfSignedDevice> = devices.iter().map(|d| d.inner.clone()).collect();
         let outcome = self.lock()?.share_room_key(&room_id, &devices)?;
         Ok(ShareResult {
             room_id: outcome.room_id,
             session_id: outcome.session_id.to_base64(),
             rotated: outcome.rotated,
-            messages: outcome
-                .messages
-                .into_iter()
-                .map(|m| OutgoingMessage {
-                    user_id: m.user_id,
-                    device_id: m.device_id,
-                    recipient_key: m.recipient_key.to_base64(),
-                    message: m.message.to_base64(),
-                })
-                .collect(),
+            rotation_reason: outcome.rotation_reason.map(|r| r.to_string()),
+            messages: outcome.messages.into_iter().map(outgoing).collect(),
             missing_sessions: outcome
                 .missing_sessions
                 .into_iter()
                 .map(|inner| Arc::new(Device { inner }))
                 .collect(),
         })
+    }
+
+    /// Confirms the messages of `share` were sent: those devices count as
+    /// served. Returns how many were marked.
+    pub fn mark_room_key_sent(&self, share: ShareResult) -> Result<u32, RoomsealError> {
+        let session_id = GroupSessionId::from_base64(&share.session_id)?;
+        let mut endpoint = self.lock()?;
+        let mut marked = 0u32;
+        for message in &share.messages {
+            let recipient = Curve25519PublicKey::from_base64(&message.recipient_key)?;
+            if endpoint.mark_room_key_sent_to(&share.room_id, &session_id, &recipient) {
+                marked = marked.saturating_add(1);
+            }
+        }
+        Ok(marked)
+    }
+
+    /// The share message for one device already offered the room's current
+    /// key (for example because it reports the key missing); none when it
+    /// was never offered it or has no session.
+    pub fn reshare_room_key(
+        &self,
+        room_id: String,
+        device: Arc<Device>,
+    ) -> Result<Option<OutgoingMessage>, RoomsealError> {
+        Ok(self
+            .lock()?
+            .reshare_room_key(&room_id, &device.inner)?
+            .map(outgoing))
+    }
+
+    /// Every stored inbound room key (no secrets), for backup or clean-up.
+    pub fn room_keys(&self) -> Result<Vec<StoredKey>, RoomsealError> {
+        Ok(self
+            .lock()?
+            .room_keys()
+            .into_iter()
+            .map(|k| StoredKey {
+                room_id: k.room_id,
+                session_id: k.session_id.to_base64(),
+                sender: k.sender.into(),
+                sender_user_id: k.sender_user_id,
+                sender_device_id: k.sender_device_id,
+                first_index: k.first_index,
+                authenticated_from: k.authenticated_from,
+                replay_records: u64::try_from(k.replay_records).unwrap_or(u64::MAX),
+                size_bytes: u64::try_from(k.size_bytes).unwrap_or(u64::MAX),
+            })
+            .collect())
+    }
+
+    /// Forgets one inbound room key; returns whether it was stored.
+    pub fn forget_room_key(
+        &self,
+        room_id: String,
+        session_id: String,
+    ) -> Result<bool, RoomsealError> {
+        let session_id = GroupSessionId::from_base64(&session_id)?;
+        Ok(self.lock()?.forget_room_key(&room_id, &session_id))
     }
 
     /// Forgets every inbound key of the room; returns how many were dropped.
@@ -411,21 +595,33 @@ impl Endpoint {
         Ok(self.lock()?.rotate_room_key(&room_id))
     }
 
-    /// Takes a pairwise message (base64) from the device whose identity key
-    /// is `sender_key` (base64), and stores the room key it carries.
+    /// Takes a pairwise message (base64) that the server delivered from user
+    /// `sender_user_id` and the device whose identity key is `sender_key`
+    /// (base64), and stores the room key it carries.
     pub fn receive_device_message(
         &self,
+        sender_user_id: String,
         sender_key: String,
         message: String,
     ) -> Result<ReceivedKey, RoomsealError> {
         let sender = Curve25519PublicKey::from_base64(&sender_key)?;
         let message = DeviceMessage::from_base64(&message)?;
-        let received = self.lock()?.receive_device_message(&sender, &message)?;
+        let received = self
+            .lock()?
+            .receive_device_message(&sender_user_id, &sender, &message)?;
         Ok(ReceivedKey {
             room_id: received.room_id,
             session_id: received.session_id.to_base64(),
             sender: received.sender.into(),
+            sender_user_id: received.sender_user_id,
+            sender_device_id: received.sender_device_id,
             first_index: received.first_index,
+            status: received.added.into(),
+            evicted_session_ids: received
+                .evicted
+                .iter()
+                .map(|(_, id)| id.to_base64())
+                .collect(),
         })
     }
 
@@ -457,6 +653,8 @@ impl Endpoint {
             event_type: event.event_type,
             content_json: to_json(&event.content)?,
             sender: event.sender.into(),
+            sender_user_id: event.sender_user_id,
+            sender_device_id: event.sender_device_id,
             session_id: event.session_id.to_base64(),
             message_index: event.message_index,
             authenticated: event.authenticated,
@@ -478,6 +676,16 @@ impl Endpoint {
     }
 }
 
+fn outgoing(m: ToDeviceMessage) -> OutgoingMessage {
+    OutgoingMessage {
+        user_id: m.user_id,
+        device_id: m.device_id,
+        recipient_key: m.recipient_key.to_base64(),
+        sender_key: m.sender_key.to_base64(),
+        message: m.message.to_base64(),
+    }
+}
+
 /// Diagnostics: nanoseconds per encrypt-then-decrypt of a small event,
 /// measured natively in Rust over `iterations` rounds (to compare with the
 /// same operation called through the bindings).
@@ -486,7 +694,7 @@ pub fn native_event_round_trip_ns(iterations: u32) -> Result<f64, RoomsealError>
     let mut alice = CoreEndpoint::new("@alice:bench", "A")?;
     let mut bob = CoreEndpoint::new("@bob:bench", "B")?;
     let mut bob_keys = bob.keys_to_publish(1);
-    bob.mark_keys_as_published();
+    bob.mark_keys_as_published(&bob_keys);
     let otk = bob_keys
         .one_time_keys
         .pop()
@@ -499,7 +707,7 @@ pub fn native_event_round_trip_ns(iterations: u32) -> Result<f64, RoomsealError>
     });
     let outcome = alice.share_room_key(room, &[bob_device])?;
     for m in &outcome.messages {
-        bob.receive_device_message(&alice.identity_keys().curve25519, &m.message)?;
+        bob.receive_device_message(alice.user_id(), &m.sender_key, &m.message)?;
     }
     let content = serde_json::json!({"body": "hello from the benchmark"});
     let start = std::time::Instant::now();

@@ -214,6 +214,19 @@ impl std::hash::Hash for Ed25519PublicKey {
     }
 }
 
+impl PartialOrd for Ed25519PublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By encoding (a lookup order, nothing more).
+impl Ord for Ed25519PublicKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
 /// An Ed25519 signature (64 bytes). Checked only by verification.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Ed25519Signature(Signature);
@@ -288,7 +301,7 @@ text_form!(Ed25519Signature, "Ed25519Signature");
 
 /// A device's two long-term public keys: Ed25519 for signing, X25519 for key
 /// agreement. Together they are the device's identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IdentityKeys {
     /// The device's Ed25519 signing key.
     pub ed25519: Ed25519PublicKey,

@@ -4,16 +4,19 @@
 //! sessions, share a room key, receive, encrypt and decrypt events, persist)
 //! into the bytes the app must move.
 //!
+//! This file holds the state, configuration, keys to publish, events and
+//! the pickle; sharing is in `sharing.rs`, receiving in `receive.rs`.
+//!
 //! Guarantees: sans-I/O; every operation that takes outside bytes is
-//! transactional (a message whose pairwise layer decrypts but whose payload
-//! is rejected changes nothing: the session copy is discarded and the
-//! one-time key kept); a room's key rotates before it is shared whenever a
-//! device left the set it was shared with, or the rotation policy says so;
-//! the peers and room keys that outside input can add are bounded
-//! ([`MAX_PEERS`], [`MAX_ROOM_KEYS`]): past them new ones are refused, never
-//! evicting what is held.
+//! transactional (nothing changes unless it succeeds); a room's key rotates
+//! before it is shared whenever a device that may hold it is no longer a
+//! recipient, however it left (not listed, forgotten), or the rotation
+//! policy says so; peers are keyed by their full identity (both keys); what
+//! outside input can add is bounded ([`super::limits`]); randomness comes
+//! from the operating system (a test generator can be injected only with
+//! the feature `insecure-test-rng`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -22,21 +25,21 @@ use zeroize::Zeroizing;
 
 use super::RoomError;
 use super::event::{DecryptedEvent, EncryptedEvent, EventPlaintext, ROOM_ALGORITHM};
-use super::policy::{Clock, RotationPolicy, SystemClock};
-use super::share::RoomKeyShare;
-use super::store::{InboundKeyStore, KeyAdded};
-use crate::account::{Account, DeviceKeys, SignedOneTimeKey, VerifiedDevice};
+use super::limits::Limits;
+use super::outbound::OutboundRoom;
+use super::peers::PeerStore;
+use super::policy::{Clock, RotationPolicy, RotationReason, SystemClock};
+use super::store::{InboundKeyStore, KeyAdded, StoredRoomKey};
+use crate::account::{Account, DeviceKeys, SelfSignedDevice, SignedOneTimeKey};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::{MAX_ID_LEN, MAX_PEERS, MAX_ROOM_KEYS, MAX_SESSIONS_PER_PEER};
+use crate::consts::MAX_ID_LEN;
 use crate::crypto::os_rng;
 use crate::group::{
-    ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, SessionKey,
-    check_room_id,
+    ExportedSessionKey, GroupSessionId, InboundGroupSession, OutboundGroupSession, check_room_id,
 };
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
-use crate::plaintext::Plaintext;
-use crate::session::{DeviceMessage, Session, SessionError};
+use crate::session::DeviceMessage;
 
 /// What to upload to the server: the signed device bundle and the signed
 /// one-time and fallback keys not yet published.
@@ -50,7 +53,10 @@ pub struct KeysToPublish {
     pub fallback_key: Option<SignedOneTimeKey>,
 }
 
-/// A pairwise message for the app to deliver to one device.
+/// A pairwise message for the app to deliver to one device. Send
+/// `sender_key` and `message` (the recipient's
+/// [`Endpoint::receive_device_message`] needs both) to the device named by
+/// `user_id` and `device_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToDeviceMessage {
     /// The recipient's user id.
@@ -59,11 +65,18 @@ pub struct ToDeviceMessage {
     pub device_id: String,
     /// The recipient's X25519 identity key.
     pub recipient_key: Curve25519PublicKey,
+    /// The sender's (our) X25519 identity key.
+    pub sender_key: Curve25519PublicKey,
     /// The encrypted message (base64 in JSON).
     pub message: DeviceMessage,
 }
 
 /// The result of [`Endpoint::share_room_key`].
+///
+/// Persist the endpoint before sending the messages (the pairwise ratchets
+/// advanced), send them, then confirm with
+/// [`Endpoint::mark_room_key_sent`]: a device is counted as served only once
+/// confirmed, and is served again by the next share until then.
 #[derive(Clone, Debug)]
 pub struct RoomKeyShareOutcome {
     /// The room.
@@ -72,12 +85,16 @@ pub struct RoomKeyShareOutcome {
     pub session_id: GroupSessionId,
     /// Whether a new session replaced an earlier one (rotation).
     pub rotated: bool,
-    /// One message per device that lacked the key and has a session.
+    /// Why the session was replaced, if it was.
+    pub rotation_reason: Option<RotationReason>,
+    /// One message per device that lacked the key (or whose earlier
+    /// message was never confirmed) and has a session, in the order the
+    /// devices were given.
     pub messages: Vec<ToDeviceMessage>,
-    /// Devices that lack the key but have no pairwise session yet: claim a
-    /// one-time key for each, call [`Endpoint::establish_session`], and
-    /// share again.
-    pub missing_sessions: Vec<VerifiedDevice>,
+    /// Devices that lack the key but have no pairwise session yet (or need
+    /// a new one): claim a one-time key for each, call
+    /// [`Endpoint::establish_session`], and share again.
+    pub missing_sessions: Vec<SelfSignedDevice>,
 }
 
 /// A room key received over a pairwise session.
@@ -87,72 +104,48 @@ pub struct ReceivedRoomKey {
     pub room_id: String,
     /// The group session.
     pub session_id: GroupSessionId,
-    /// The sending device (authenticated by the pairwise session).
+    /// The sending device (authenticated by the pairwise session and the
+    /// key's signature).
     pub sender: IdentityKeys,
+    /// The sending device's user id (checked against the user the server
+    /// delivered the message from).
+    pub sender_user_id: String,
+    /// The sending device's device id.
+    pub sender_device_id: String,
     /// The first message index the key can decrypt.
     pub first_index: u32,
-    /// Whether the store learned something.
+    /// Whether the store learned something (a new key, or a better copy).
     pub added: KeyAdded,
-}
-
-struct OutboundRoom {
-    session: OutboundGroupSession,
-    created_ms: u64,
-    shared_with: BTreeSet<Curve25519PublicKey>,
-}
-
-/// The bounds on state that outside input can add to.
-#[derive(Clone, Copy)]
-struct Limits {
-    peers: usize,
-    room_keys: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            peers: MAX_PEERS,
-            room_keys: MAX_ROOM_KEYS,
-        }
-    }
-}
-
-/// Where a staged pairwise decryption came from.
-enum Staged {
-    Existing {
-        index: usize,
-        session: Session,
-    },
-    New {
-        session: Session,
-        consumed: Option<Curve25519PublicKey>,
-    },
+    /// Keys evicted to make room (room and session): keys of this sender
+    /// past its quota, or keys of a sender the app never named when the
+    /// store was full. See [`crate::consts::MAX_ROOM_KEYS`].
+    pub evicted: Vec<(String, GroupSessionId)>,
 }
 
 /// One device's end-to-end encryption state and operations.
 pub struct Endpoint {
     /// The signed bundle of ids and identity keys (Ed25519 signatures are
     /// deterministic, so it is computed once).
-    bundle: DeviceKeys,
-    account: Account,
-    peers: BTreeMap<Curve25519PublicKey, Vec<Session>>,
-    outbound: BTreeMap<String, OutboundRoom>,
-    /// Rooms whose outbound session was discarded by `rotate_room_key`, so
-    /// the next share reports the rotation.
-    discarded: BTreeSet<String>,
-    inbound: InboundKeyStore,
-    policy: RotationPolicy,
-    clock: Arc<dyn Clock>,
-    share_threads: usize,
-    /// [`MAX_PEERS`] and [`MAX_ROOM_KEYS`]; lowered only by tests.
-    limits: Limits,
-    /// Every draw (one-time keys, sessions, ratchet keys, room keys); the
-    /// operating system's generator unless a test injects another.
-    rng: Box<dyn rand::CryptoRng + Send>,
+    pub(super) bundle: DeviceKeys,
+    pub(super) account: Account,
+    pub(super) peers: PeerStore,
+    pub(super) outbound: BTreeMap<String, OutboundRoom>,
+    /// Rooms whose outbound session was dropped, and why: the next share
+    /// reports the rotation.
+    pub(super) discarded: BTreeMap<String, RotationReason>,
+    pub(super) inbound: InboundKeyStore,
+    pub(super) policy: RotationPolicy,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) share_threads: usize,
+    pub(super) limits: Limits,
+    /// Every draw (one-time keys, sessions, ratchet keys, room keys, message
+    /// salts); the operating system's generator unless a test injects
+    /// another.
+    pub(super) rng: Box<dyn rand::CryptoRng + Send>,
     generation: Generation,
 }
 
-fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
+pub(super) fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         Err(RoomError::InvalidId(what))
     } else {
@@ -185,9 +178,9 @@ impl Endpoint {
         Ok(Self {
             bundle: account.device_keys(user_id, device_id)?,
             account,
-            peers: BTreeMap::new(),
+            peers: PeerStore::default(),
             outbound: BTreeMap::new(),
-            discarded: BTreeSet::new(),
+            discarded: BTreeMap::new(),
             inbound: InboundKeyStore::new(),
             policy: RotationPolicy::default(),
             clock: Arc::new(SystemClock),
@@ -213,7 +206,7 @@ impl Endpoint {
         self.account.identity_keys()
     }
 
-    /// Sets the rotation policy (not part of the pickle: configuration).
+    /// Sets the rotation policy (kept in the pickle).
     pub fn set_rotation_policy(&mut self, policy: RotationPolicy) {
         self.policy = policy;
     }
@@ -223,16 +216,19 @@ impl Endpoint {
         self.policy
     }
 
-    /// Replaces the clock (tests use a manual clock).
+    /// Replaces the clock (tests use a manual clock). Not part of the
+    /// pickle: a restored endpoint uses the system clock until set again.
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.clock = clock;
     }
 
-    /// Replaces the random generator used for every key the endpoint makes
-    /// from now on (for deterministic tests: build the endpoint with
-    /// [`Endpoint::from_account`] around an account made with
-    /// [`Account::new_with_rng`], then inject a seeded generator here).
-    /// Pickle nonces still come from [`Endpoint::pickle_with_rng`].
+    /// Replaces the random generator used for every key and salt the
+    /// endpoint makes from now on, for deterministic tests only: a seeded
+    /// generator makes every key predictable. Exists only with the feature
+    /// `insecure-test-rng`; without it the endpoint always uses the
+    /// operating system's generator. Pickle nonces still come from
+    /// [`Endpoint::pickle_with_rng`].
+    #[cfg(any(test, feature = "insecure-test-rng"))]
     pub fn set_rng(&mut self, rng: Box<dyn rand::CryptoRng + Send>) {
         self.rng = rng;
     }
@@ -250,18 +246,23 @@ impl Endpoint {
     }
 
     /// Tops the unpublished one-time keys up to `one_time_keys` (at most
-    /// [`Account::max_one_time_keys`]), creates a fallback key if there is
-    /// none, and returns everything not yet published. Call
-    /// [`Endpoint::mark_keys_as_published`] once the server has them.
+    /// [`Account::max_one_time_keys`]); replaces the fallback key if there is
+    /// none or it has started a session (the previous one is kept for
+    /// [`crate::consts::FALLBACK_KEY_GRACE_MS`], then forgotten); and returns
+    /// everything not yet published. Once the server has them, pass the
+    /// result to [`Endpoint::mark_keys_as_published`].
     pub fn keys_to_publish(&mut self, one_time_keys: usize) -> KeysToPublish {
+        let now = self.clock.now_ms();
+        self.account.forget_expired_fallback_key(now);
         let unpublished = self.account.one_time_keys().len();
         let wanted = one_time_keys.min(Account::max_one_time_keys());
         if wanted > unpublished {
             self.account
                 .generate_one_time_keys_with_rng(wanted - unpublished, &mut *self.rng);
         }
-        if self.account.fallback_key().is_none() {
-            self.account.generate_fallback_key_with_rng(&mut *self.rng);
+        if self.account.fallback_key().is_none() || self.account.fallback_key_used() {
+            self.account
+                .rotate_fallback_key_with_rng(now, &mut *self.rng);
         }
         KeysToPublish {
             device_keys: self.device_keys(),
@@ -270,30 +271,48 @@ impl Endpoint {
         }
     }
 
-    /// Marks every key returned by [`Endpoint::keys_to_publish`] as published.
-    pub fn mark_keys_as_published(&mut self) {
-        self.account.mark_keys_as_published();
+    /// Marks exactly the keys in `published` (a [`KeysToPublish`] the
+    /// server accepted) as published; keys made since stay unpublished.
+    pub fn mark_keys_as_published(&mut self, published: &KeysToPublish) {
+        let mut keys = published.one_time_keys.clone();
+        keys.extend(published.fallback_key.clone());
+        self.account.mark_keys_as_published(&keys);
+    }
+
+    /// Replaces the fallback key now (the next [`Endpoint::keys_to_publish`]
+    /// returns the new one); the previous one is kept for the grace period.
+    pub fn rotate_fallback_key(&mut self) {
+        let now = self.clock.now_ms();
+        self.account.forget_expired_fallback_key(now);
+        self.account
+            .rotate_fallback_key_with_rng(now, &mut *self.rng);
     }
 
     /// Starts a pairwise session with a device from its key bundle and a
     /// one-time (or fallback) key claimed from the server. Both signatures
-    /// are verified. Returns the verified device.
+    /// are checked, and the device's X25519 key must not be held under
+    /// another Ed25519 key or other ids ([`RoomError::IdentityConflict`]).
+    /// Returns the device.
     pub fn establish_session(
         &mut self,
         device: &DeviceKeys,
         one_time_key: &SignedOneTimeKey,
-    ) -> Result<VerifiedDevice, RoomError> {
-        let verified = device.verify()?;
-        if verified.identity_keys().curve25519 == self.identity_keys().curve25519 {
+    ) -> Result<SelfSignedDevice, RoomError> {
+        let checked = device.check_self_signature()?;
+        let keys = checked.identity_keys();
+        let us = self.identity_keys();
+        if keys.curve25519 == us.curve25519 || keys.ed25519 == us.ed25519 {
             return Err(RoomError::OwnDevice);
         }
+        self.peers.check_device(&checked)?;
         let session = self.account.create_outbound_session_with_rng(
-            &verified,
+            &checked,
             one_time_key,
             &mut *self.rng,
         )?;
-        self.keep_session(session);
-        Ok(verified)
+        self.peers
+            .add_session(session, Some(&checked), &self.limits);
+        Ok(checked)
     }
 
     /// How many peer devices this endpoint holds pairwise sessions with.
@@ -303,238 +322,76 @@ impl Endpoint {
 
     /// Drops every pairwise session with the device whose X25519 identity key
     /// is `device_key`; returns how many were dropped. Its messages can no
-    /// longer be read until it (or we) start a new session, and room keys
-    /// are no longer shared with it. Frees room when
-    /// [`RoomError::TooManyPeers`] refuses new peers.
+    /// longer be read until it (or we) start a new session. Every room whose
+    /// current key it may hold drops that key: the next share rotates
+    /// ([`RotationReason::DeviceForgotten`]), so a forgotten device reads
+    /// nothing sent after. Frees room when [`RoomError::TooManyPeers`]
+    /// refuses new peers.
     pub fn forget_peer(&mut self, device_key: &Curve25519PublicKey) -> usize {
-        let dropped = self.peers.remove(device_key).map_or(0, |s| s.len());
-        if dropped > 0 {
-            // A room key shared with it must not be reported as held by a
-            // device we can no longer reach: share it again after a new
-            // session.
-            for room in self.outbound.values_mut() {
-                room.shared_with.remove(device_key);
-            }
+        let rooms: Vec<String> = self
+            .outbound
+            .iter()
+            .filter(|(_, room)| room.recipients.contains_key(device_key))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for room in rooms {
+            self.discard_room_key(&room, RotationReason::DeviceForgotten);
         }
-        dropped
+        self.peers.remove(device_key)
     }
 
-    /// Test hook: sets the bounds on peers and stored room keys; returns the
-    /// previous ones.
+    /// Test hook: sets the bounds; returns the previous ones.
     #[cfg(test)]
-    pub(crate) fn set_limits(&mut self, peers: usize, room_keys: usize) -> (usize, usize) {
-        let old = std::mem::replace(&mut self.limits, Limits { peers, room_keys });
-        (old.peers, old.room_keys)
+    pub(crate) fn set_limits(&mut self, limits: Limits) -> Limits {
+        self.inbound.set_limits(limits);
+        std::mem::replace(&mut self.limits, limits)
     }
 
     /// Whether a pairwise session with the device exists.
     pub fn has_session(&self, device_key: &Curve25519PublicKey) -> bool {
-        self.peers.get(device_key).is_some_and(|s| !s.is_empty())
+        self.peers
+            .get(device_key)
+            .is_some_and(|p| !p.sessions().is_empty())
     }
 
-    fn keep_session(&mut self, session: Session) {
-        let sessions = self
-            .peers
-            .entry(session.peer_identity().curve25519)
-            .or_default();
-        sessions.push(session);
-        if sessions.len() > MAX_SESSIONS_PER_PEER {
-            sessions.remove(0);
-        }
-    }
-
-    /// Makes sure `devices` (the room's devices, ours excluded automatically)
-    /// hold the room's current key: rotates first if a device left the set
-    /// the key was shared with or the policy says so, then encrypts the key
-    /// for every device that lacks it and has a pairwise session.
-    pub fn share_room_key(
-        &mut self,
-        room_id: &str,
-        devices: &[VerifiedDevice],
-    ) -> Result<RoomKeyShareOutcome, RoomError> {
-        check_room_id(room_id)?;
-        let us = self.identity_keys();
-        let mut targets: BTreeMap<Curve25519PublicKey, &VerifiedDevice> = BTreeMap::new();
-        for device in devices {
-            let key = device.identity_keys().curve25519;
-            if key != us.curve25519 {
-                targets.insert(key, device);
-            }
-        }
-        let now = self.clock.now_ms();
-        let existing = self.outbound.get(room_id);
-        let rotate = existing.is_none_or(|room| {
-            self.policy
-                .is_expired(room.session.message_index(), room.created_ms, now)
-                || room.shared_with.iter().any(|k| !targets.contains_key(k))
-        });
-        let rotated = rotate && (existing.is_some() || self.discarded.contains(room_id));
-        let fresh_key = if rotate {
-            let key = self.start_room_session(room_id, now)?;
-            self.discarded.remove(room_id);
-            Some(key)
-        } else {
-            None
-        };
-        let Some(room) = self.outbound.get_mut(room_id) else {
-            return Err(RoomError::ShareRequired);
-        };
-        let share = RoomKeyShare {
-            room_id: room_id.to_owned(),
-            session_key: fresh_key.unwrap_or_else(|| room.session.session_key()),
-            sender: us,
-            recipient: us,
-        };
-        // Encode once; each recipient's copy differs only in its keys.
-        let (template, recipient_at) = share.encode_with_recipient_slot();
-        let mut missing = Vec::new();
-        let mut jobs: Vec<(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)> = Vec::new();
-        let lacking: BTreeMap<_, _> = targets
-            .into_iter()
-            .filter(|(key, _)| !room.shared_with.contains(key))
-            .collect();
-        for (key, device) in &lacking {
-            if self.peers.get(key).is_none_or(Vec::is_empty) {
-                missing.push((*device).clone());
-            }
-        }
-        for (key, sessions) in self.peers.iter_mut() {
-            if let (Some(device), Some(session)) = (lacking.get(key), sessions.last_mut()) {
-                let mut plaintext = Zeroizing::new(template.to_vec());
-                if let Some(slot) = plaintext.get_mut(recipient_at..recipient_at + 64) {
-                    slot.copy_from_slice(&device.identity_keys().to_bytes());
-                }
-                jobs.push((device, session, plaintext));
-            }
-        }
-        let results = encrypt_all(&mut jobs, self.share_threads);
-        let mut messages = Vec::with_capacity(jobs.len());
-        for ((device, _, _), result) in jobs.iter().zip(results) {
-            match result {
-                Ok(message) => {
-                    let recipient_key = device.identity_keys().curve25519;
-                    room.shared_with.insert(recipient_key);
-                    messages.push(ToDeviceMessage {
-                        user_id: device.user_id().to_owned(),
-                        device_id: device.device_id().to_owned(),
-                        recipient_key,
-                        message,
-                    });
-                }
-                Err(_) => missing.push((*device).clone()),
-            }
-        }
-        Ok(RoomKeyShareOutcome {
-            room_id: room_id.to_owned(),
-            session_id: room.session.session_id(),
-            rotated,
-            messages,
-            missing_sessions: missing,
+    /// The device bound to an X25519 identity key, if a session with it
+    /// is held: its identity keys and the user and device ids it is bound
+    /// to (from its bundle or its first room-key share).
+    pub fn peer(
+        &self,
+        device_key: &Curve25519PublicKey,
+    ) -> Option<(IdentityKeys, Option<String>, Option<String>)> {
+        self.peers.get(device_key).map(|p| {
+            (
+                p.identity(),
+                p.user_id().map(str::to_owned),
+                p.device_id().map(str::to_owned),
+            )
         })
     }
 
-    /// Replaces the room's outbound session and keeps our own inbound copy.
-    /// Returns the new session's signed key, to share.
-    fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<SessionKey, RoomError> {
-        let session =
-            OutboundGroupSession::new_with_rng(room_id, self.identity_keys(), &mut *self.rng)?;
-        let key = session.session_key();
-        // Our own copy of a key we just made needs no signature check.
-        let own_copy = InboundGroupSession::from_own_key(&key);
-        self.inbound.add(room_id, self.identity_keys(), own_copy)?;
-        self.outbound.insert(
-            room_id.to_owned(),
-            OutboundRoom {
-                session,
-                created_ms: now,
-                shared_with: BTreeSet::new(),
-            },
-        );
-        Ok(key)
+    /// Drops a room's outbound session (our own inbound copy stays, so
+    /// events already sent can still be read) and remembers why, so the
+    /// next share reports the rotation. Returns whether there was one.
+    pub(super) fn discard_room_key(&mut self, room_id: &str, reason: RotationReason) -> bool {
+        let had = self.outbound.remove(room_id).is_some();
+        if had {
+            self.discarded.insert(room_id.to_owned(), reason);
+        }
+        had
     }
 
     /// Discards the room's outbound session; the next share starts a new
     /// one. Returns whether there was one.
     pub fn rotate_room_key(&mut self, room_id: &str) -> bool {
-        let had = self.outbound.remove(room_id).is_some();
-        if had {
-            self.discarded.insert(room_id.to_owned());
-        }
-        had
-    }
-
-    /// Takes a pairwise message the server delivered from the device whose
-    /// X25519 identity key is `sender_key` (as the transport claims; it is
-    /// checked). Creates the inbound session from a pre-key message if
-    /// needed, and stores the room key the message carries.
-    ///
-    /// Transactional: if anything fails (decryption, the share's checks,
-    /// the key's signature, a conflicting stored key), nothing changes.
-    /// State that outside input adds is bounded: a pre-key message from a
-    /// new device is refused with [`RoomError::TooManyPeers`] once
-    /// [`MAX_PEERS`] peers are held, and a share of a new session with
-    /// [`RoomError::TooManyRoomKeys`] once [`MAX_ROOM_KEYS`] keys are stored.
-    pub fn receive_device_message(
-        &mut self,
-        sender_key: &Curve25519PublicKey,
-        message: &DeviceMessage,
-    ) -> Result<ReceivedRoomKey, RoomError> {
-        if matches!(message, DeviceMessage::PreKey(_))
-            && !self.peers.contains_key(sender_key)
-            && self.peers.len() >= self.limits.peers
-        {
-            return Err(RoomError::TooManyPeers);
-        }
-        let (staged, plaintext) = stage_receive(
-            &self.account,
-            &self.peers,
-            &mut *self.rng,
-            sender_key,
-            message,
-        )?;
-        let session = match &staged {
-            Staged::Existing { session, .. } | Staged::New { session, .. } => session,
-        };
-        let share = RoomKeyShare::from_bytes(&plaintext)?;
-        share.check(session, &self.identity_keys())?;
-        let inbound = InboundGroupSession::new(&share.session_key)?;
-        let first_index = inbound.first_known_index();
-        let session_id = inbound.session_id();
-        if !self.inbound.contains(&share.room_id, &session_id)
-            && self.inbound.len() >= self.limits.room_keys
-        {
-            return Err(RoomError::TooManyRoomKeys);
-        }
-        let added = self.inbound.add(&share.room_id, share.sender, inbound)?;
-        // Everything checked: commit the pairwise state.
-        match staged {
-            Staged::Existing { index, session } => {
-                if let Some(slot) = self
-                    .peers
-                    .get_mut(sender_key)
-                    .and_then(|s| s.get_mut(index))
-                {
-                    *slot = session;
-                }
-            }
-            Staged::New { session, consumed } => {
-                self.account.consume_one_time_key(consumed);
-                self.keep_session(session);
-            }
-        }
-        Ok(ReceivedRoomKey {
-            room_id: share.room_id,
-            session_id,
-            sender: share.sender,
-            first_index,
-            added,
-        })
+        self.discard_room_key(room_id, RotationReason::Requested)
     }
 
     /// Encrypts a room event with the room's current group session.
     ///
-    /// Fails with [`RoomError::ShareRequired`] when there is no current
-    /// session (never shared, expired by the policy): share first.
+    /// Fails with [`RoomError::ShareRequired`], saying why, when there is no
+    /// current session (never shared, expired by the policy or the clock,
+    /// discarded): share first.
     pub fn encrypt_event(
         &mut self,
         room_id: &str,
@@ -544,15 +401,19 @@ impl Endpoint {
         check_room_id(room_id)?;
         check_id(event_type, "event type")?;
         let now = self.clock.now_ms();
-        let room = self
-            .outbound
-            .get_mut(room_id)
-            .ok_or(RoomError::ShareRequired)?;
-        if self
+        let Some(room) = self.outbound.get_mut(room_id) else {
+            let reason = self
+                .discarded
+                .get(room_id)
+                .copied()
+                .unwrap_or(RotationReason::NotShared);
+            return Err(RoomError::ShareRequired(reason));
+        };
+        if let Some(reason) = self
             .policy
-            .is_expired(room.session.message_index(), room.created_ms, now)
+            .expiry(room.session.message_index(), room.created_ms, now)
         {
-            return Err(RoomError::ShareRequired);
+            return Err(RoomError::ShareRequired(reason));
         }
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&EventPlaintext {
@@ -561,7 +422,7 @@ impl Endpoint {
             })
             .map_err(|_| RoomError::InvalidEvent)?,
         );
-        let ciphertext = room.session.encrypt(&plaintext)?;
+        let ciphertext = room.session.encrypt_with_rng(&plaintext, &mut *self.rng)?;
         Ok(EncryptedEvent {
             algorithm: ROOM_ALGORITHM.to_owned(),
             sender_key: self.account.identity_keys().curve25519,
@@ -580,8 +441,10 @@ impl Endpoint {
         self.inbound.decrypt(room_id, event_id, envelope)
     }
 
-    /// Imports a room key from a backup or a forward. Events it decrypts are
-    /// reported as not authenticated.
+    /// Imports a room key from a backup or a forward, attributed to
+    /// `sender` (as the backup claims). Events it decrypts are reported as
+    /// not authenticated; it can never displace a key a signed share
+    /// attributed to another device.
     pub fn import_room_key(
         &mut self,
         room_id: &str,
@@ -589,7 +452,7 @@ impl Endpoint {
         key: &ExportedSessionKey,
     ) -> Result<KeyAdded, RoomError> {
         self.inbound
-            .add(room_id, sender, InboundGroupSession::import(key))
+            .add_import(room_id, sender, InboundGroupSession::import(key))
     }
 
     /// Exports a stored room key at `index`, with the device that shared it.
@@ -602,26 +465,16 @@ impl Endpoint {
         self.inbound.export(room_id, session_id, index)
     }
 
-    /// Test hook: encrypts arbitrary bytes over the newest session with a
-    /// peer, to forge payloads.
-    #[cfg(test)]
-    pub(crate) fn encrypt_raw(
-        &mut self,
-        peer: &Curve25519PublicKey,
-        plaintext: &[u8],
-    ) -> DeviceMessage {
-        self.peers
-            .get_mut(peer)
-            .and_then(|s| s.last_mut())
-            .map(|s| s.encrypt(plaintext))
-            .unwrap()
-            .unwrap()
+    /// Every stored inbound room key (room, session, sender, first index,
+    /// authenticated range, replay records, size): what to back up, or to
+    /// look through before freeing room.
+    pub fn room_keys(&self) -> Vec<StoredRoomKey> {
+        self.inbound.keys()
     }
 
-    /// Test hook: the current outbound session key of a room.
-    #[cfg(test)]
-    pub(crate) fn outbound_key(&self, room_id: &str) -> crate::group::SessionKey {
-        self.outbound[room_id].session.session_key()
+    /// Forgets one inbound room key; returns whether it was stored.
+    pub fn forget_room_key(&mut self, room_id: &str, session_id: &GroupSessionId) -> bool {
+        self.inbound.forget_key(room_id, session_id)
     }
 
     /// Forgets every inbound room key of `room_id` (for example when the
@@ -637,30 +490,81 @@ impl Endpoint {
         &self.inbound
     }
 
+    /// Makes a state restored from anything but the newest pickle safe to
+    /// use again (see PROTOCOL.md, "Rollback"). A rolled-back state may hold
+    /// one-time keys that were consumed since, a fallback key whose replay
+    /// record lost entries, sending chains whose message numbers peers have
+    /// already seen, and room keys whose indices recipients already used.
+    /// So this forgets every one-time key, replaces the fallback key and
+    /// forgets the previous one at once, drops every room's outbound
+    /// session (the next share rotates: [`RotationReason::Rollback`]), and
+    /// requires a new pairwise session with every peer before sending to it
+    /// again (existing sessions still decrypt). Then publish keys again
+    /// ([`Endpoint::keys_to_publish`]) and re-establish sessions with the
+    /// devices the next share lists as missing.
+    pub fn recover_from_rollback(&mut self) {
+        let now = self.clock.now_ms();
+        self.account.forget_one_time_keys();
+        self.account
+            .rotate_fallback_key_with_rng(now, &mut *self.rng);
+        self.account.forget_previous_fallback_key();
+        let rooms: Vec<String> = self.outbound.keys().cloned().collect();
+        for room in rooms {
+            self.discard_room_key(&room, RotationReason::Rollback);
+        }
+        self.peers.require_new_sessions();
+    }
+
+    /// Replaces the room's outbound session with a new one and keeps our own
+    /// inbound copy.
+    pub(super) fn start_room_session(&mut self, room_id: &str, now: u64) -> Result<(), RoomError> {
+        let session =
+            OutboundGroupSession::new_with_rng(room_id, self.identity_keys(), &mut *self.rng)?;
+        // Our own copy of a key we just made needs no signature check.
+        let own_copy = InboundGroupSession::from_own_key(&session.session_key());
+        self.inbound.add_own(room_id, own_copy)?;
+        self.outbound
+            .insert(room_id.to_owned(), OutboundRoom::new(session, now));
+        Ok(())
+    }
+
+    /// Test hook: encrypts arbitrary bytes over the newest session with a
+    /// peer, to forge payloads.
+    #[cfg(test)]
+    pub(crate) fn encrypt_raw(
+        &mut self,
+        peer: &Curve25519PublicKey,
+        plaintext: &[u8],
+    ) -> DeviceMessage {
+        self.peers
+            .get_mut(peer)
+            .and_then(|p| p.sending_session())
+            .map(|s| s.encrypt(plaintext))
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Test hook: the current outbound session key of a room.
+    #[cfg(test)]
+    pub(crate) fn outbound_key(&self, room_id: &str) -> crate::group::SessionKey {
+        self.outbound[room_id].session.session_key()
+    }
+
     fn write_contents(&self, w: &mut Writer) {
         w.short_bytes(self.bundle.user_id.as_bytes())
             .short_bytes(self.bundle.device_id.as_bytes());
         self.account.write_contents(w);
-        w.count32(self.peers.len());
-        for (key, sessions) in &self.peers {
-            w.bytes(key.as_bytes()).count(sessions.len());
-            for session in sessions {
-                session.write_contents(w);
-            }
-        }
+        self.peers.write_contents(w);
         w.count32(self.outbound.len());
         for room in self.outbound.values() {
-            room.session.write_contents(w);
-            w.u64(room.created_ms).count32(room.shared_with.len());
-            for key in &room.shared_with {
-                w.bytes(key.as_bytes());
-            }
+            room.write_contents(w);
         }
         self.inbound.write_contents(w);
         w.count32(self.discarded.len());
-        for room in &self.discarded {
-            w.short_bytes(room.as_bytes());
+        for (room, reason) in &self.discarded {
+            w.short_bytes(room.as_bytes()).u8(reason.code());
         }
+        self.policy.write(w);
     }
 
     fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -675,140 +579,30 @@ impl Endpoint {
         let account = Account::read_contents(r)?;
         let mut endpoint = Self::from_account(&user_id, &device_id, account)
             .map_err(|_| DecodeError::InvalidValue("ids"))?;
-        for _ in 0..r.u32("peers")? {
-            let key = Curve25519PublicKey::from_bytes(r.array("peer key")?);
-            let count = r.count(MAX_SESSIONS_PER_PEER, "sessions per peer")?;
-            let mut sessions = Vec::with_capacity(count);
-            for _ in 0..count {
-                let session = Session::read_contents(r)?;
-                if session.peer_identity().curve25519 != key {
-                    return Err(DecodeError::InvalidValue("session peer"));
-                }
-                sessions.push(session);
-            }
-            if sessions.is_empty() || endpoint.peers.insert(key, sessions).is_some() {
-                return Err(DecodeError::InvalidValue("peers"));
-            }
-        }
+        endpoint.peers = PeerStore::read_contents(r, &endpoint.identity_keys())?;
         for _ in 0..r.u32("outbound rooms")? {
-            let session = OutboundGroupSession::read_contents(r)?;
-            let created_ms = r.u64("created at")?;
-            let mut shared_with = BTreeSet::new();
-            for _ in 0..r.u32("shared with")? {
-                if !shared_with.insert(Curve25519PublicKey::from_bytes(r.array("device key")?)) {
-                    return Err(DecodeError::InvalidValue("shared with"));
-                }
-            }
-            let room = session.room_id().to_owned();
-            if endpoint
-                .outbound
-                .insert(
-                    room,
-                    OutboundRoom {
-                        session,
-                        created_ms,
-                        shared_with,
-                    },
-                )
-                .is_some()
+            let room = OutboundRoom::read_contents(r)?;
+            let id = room.session.room_id().to_owned();
+            if room.session.creator() != endpoint.identity_keys()
+                || endpoint.outbound.insert(id, room).is_some()
             {
                 return Err(DecodeError::InvalidValue("outbound rooms"));
             }
         }
         endpoint.inbound = InboundKeyStore::read_contents(r)?;
         for _ in 0..r.u32("discarded rooms")? {
-            if !endpoint.discarded.insert(text(r, "room id")?) {
+            let room = text(r, "room id")?;
+            let reason = RotationReason::from_code(r.u8("rotation reason")?)
+                .ok_or(DecodeError::InvalidValue("rotation reason"))?;
+            if endpoint.outbound.contains_key(&room)
+                || endpoint.discarded.insert(room, reason).is_some()
+            {
                 return Err(DecodeError::InvalidValue("discarded rooms"));
             }
         }
+        endpoint.policy = RotationPolicy::read(r)?;
         Ok(endpoint)
     }
-}
-
-/// Decrypts with a copy of the right session (or a new inbound one),
-/// changing nothing.
-fn stage_receive(
-    account: &Account,
-    peers: &BTreeMap<Curve25519PublicKey, Vec<Session>>,
-    rng: &mut (dyn rand::CryptoRng + Send),
-    sender_key: &Curve25519PublicKey,
-    message: &DeviceMessage,
-) -> Result<(Staged, Plaintext), RoomError> {
-    let sessions = peers.get(sender_key).map_or(&[][..], Vec::as_slice);
-    if let DeviceMessage::PreKey(pre_key) = message {
-        if pre_key.identity_keys().curve25519 != *sender_key {
-            return Err(RoomError::SenderMismatch);
-        }
-        let id = pre_key.session_id();
-        if let Some((index, existing)) = sessions
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.session_id() == id)
-        {
-            let mut session = existing.duplicate();
-            let plaintext = session.decrypt_with_rng(message, rng)?;
-            return Ok((Staged::Existing { index, session }, plaintext));
-        }
-        let (creation, consumed) = account.stage_inbound_session(pre_key, rng)?;
-        return Ok((
-            Staged::New {
-                session: creation.session,
-                consumed,
-            },
-            creation.plaintext,
-        ));
-    }
-    // Report the newest session's error: that is the one the peer uses.
-    let mut last_error = None;
-    for (index, existing) in sessions.iter().enumerate().rev() {
-        let mut session = existing.duplicate();
-        match session.decrypt_with_rng(message, rng) {
-            Ok(plaintext) => {
-                return Ok((Staged::Existing { index, session }, plaintext));
-            }
-            Err(e) => {
-                last_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(last_error.map_or(RoomError::NoSession, RoomError::Session))
-}
-
-/// Encrypts each job's plaintext with its session, on up to `threads`
-/// threads when there are many jobs.
-fn encrypt_all(
-    jobs: &mut [(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)],
-    threads: usize,
-) -> Vec<Result<DeviceMessage, SessionError>> {
-    let run = |chunk: &mut [(&VerifiedDevice, &mut Session, Zeroizing<Vec<u8>>)]| -> Vec<_> {
-        chunk
-            .iter_mut()
-            .map(|(_, session, plaintext)| session.encrypt(plaintext))
-            .collect()
-    };
-    if !cfg!(feature = "parallel")
-        || threads < 2
-        || jobs.len() < crate::consts::PARALLEL_SHARE_THRESHOLD
-    {
-        return run(jobs);
-    }
-    let chunk_len = jobs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut chunks = jobs.chunks_mut(chunk_len);
-        let first = chunks.next();
-        let handles: Vec<_> = chunks
-            .map(|chunk| scope.spawn(move || run(chunk)))
-            .collect();
-        let mut results = first.map(run).unwrap_or_default();
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => results.extend(part),
-                // Encrypting cannot panic; if it ever did, surface it.
-                Err(payload) => std::panic::resume_unwind(payload),
-            }
-        }
-        results
-    })
 }
 
 pickle_methods!(Endpoint);

@@ -56,12 +56,22 @@ pub struct DecryptedEvent {
     /// The identity keys of the device whose group session encrypted it
     /// (authenticated when `authenticated` is true).
     pub sender: IdentityKeys,
+    /// The sending device's user id, as bound when the room key was shared
+    /// (checked against the user the server delivered the share from, and
+    /// against the device's bundle when one was seen). `None` when the key
+    /// is known only from an import. That the user owns the device is the
+    /// server's word until the app verifies the device.
+    pub sender_user_id: Option<String>,
+    /// The sending device's device id, as bound when the room key was
+    /// shared (`None` for an imported key).
+    pub sender_device_id: Option<String>,
     /// The group session that encrypted it.
     pub session_id: GroupSessionId,
     /// The ratchet index of the message.
     pub message_index: u32,
-    /// Whether the room key came signed from its creator over a pairwise
-    /// session (`true`), or from an import or forward (`false`).
+    /// Whether the key for this message's index came signed from its
+    /// creator over a pairwise session (`true`), or only from an import or
+    /// forward (`false`).
     pub authenticated: bool,
 }
 
@@ -70,6 +80,8 @@ impl std::fmt::Debug for DecryptedEvent {
         f.debug_struct("DecryptedEvent")
             .field("event_type", &self.event_type)
             .field("sender", &self.sender)
+            .field("sender_user_id", &self.sender_user_id)
+            .field("sender_device_id", &self.sender_device_id)
             .field("session_id", &self.session_id)
             .field("message_index", &self.message_index)
             .field("authenticated", &self.authenticated)

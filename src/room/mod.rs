@@ -1,14 +1,20 @@
 //! The helpers apps call: room-key share payloads, encrypted event
 //! envelopes, the rotation policy, the inbound key store with replay
-//! detection, and the per-device orchestrator [`Endpoint`].
+//! detection, and the per-device orchestrator [`Endpoint`] (with its peer
+//! store, outbound rooms, sharing and receiving in files of their own).
 //!
 //! Everything here is sans-I/O: it takes bytes and returns bytes; the app
 //! moves them between devices and the server.
 
 mod endpoint;
 mod event;
+mod limits;
+mod outbound;
+mod peers;
 mod policy;
+mod receive;
 mod share;
+mod sharing;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -19,9 +25,9 @@ pub use self::endpoint::{
     Endpoint, KeysToPublish, ReceivedRoomKey, RoomKeyShareOutcome, ToDeviceMessage,
 };
 pub use self::event::{DecryptedEvent, EncryptedEvent, ROOM_ALGORITHM};
-pub use self::policy::{Clock, RotationPolicy, SystemClock};
+pub use self::policy::{Clock, RotationPolicy, RotationReason, SystemClock};
 pub use self::share::RoomKeyShare;
-pub use self::store::{InboundKeyStore, KeyAdded};
+pub use self::store::{InboundKeyStore, KeyAdded, StoredRoomKey};
 
 use crate::account::AccountError;
 use crate::codec::DecodeError;
@@ -56,6 +62,15 @@ pub enum RoomError {
     /// A device-key bundle is our own.
     #[error("cannot start a session with this device itself")]
     OwnDevice,
+    /// A device's X25519 key is already held under another Ed25519 key, or
+    /// under other user or device ids (a server pairing someone's key with
+    /// its own, or a device claiming another's ids).
+    #[error("device identity conflicts with the one held for its X25519 key")]
+    IdentityConflict,
+    /// The same device (or two devices sharing an X25519 or Ed25519 key, or
+    /// user and device id) is listed twice in one share.
+    #[error("a device is listed twice, or two listed devices share a key or id")]
+    DuplicateRecipient,
     /// A room-key share names another device as its recipient.
     #[error("room-key share is addressed to another device")]
     ShareNotForUs,
@@ -103,17 +118,19 @@ pub enum RoomError {
     #[error("invalid event payload")]
     InvalidEvent,
     /// A pre-key message would start a session with a new device, but
-    /// [`crate::consts::MAX_PEERS`] peers are held: forget some with
-    /// [`Endpoint::forget_peer`].
+    /// [`crate::consts::MAX_PEERS`] peers are held, all named by the app:
+    /// forget some with [`Endpoint::forget_peer`].
     #[error("too many peer devices; forget some before accepting new ones")]
     TooManyPeers,
     /// A room-key share would add a new key, but
-    /// [`crate::consts::MAX_ROOM_KEYS`] are stored: forget some with
-    /// [`Endpoint::forget_room_keys`].
+    /// [`crate::consts::MAX_ROOM_KEYS`] are stored, all from devices the app
+    /// named: list them with [`Endpoint::room_keys`] and forget some.
     #[error("too many room keys stored; forget some before accepting new ones")]
     TooManyRoomKeys,
-    /// The room has no current outbound session (none yet, expired, or a
-    /// device left): call [`Endpoint::share_room_key`] first.
-    #[error("the room key must be shared (or rotated) before encrypting")]
-    ShareRequired,
+    /// The room has no current outbound session: call
+    /// [`Endpoint::share_room_key`] first. The reason says why (never shared,
+    /// the policy's message or age limit, the clock went back, a rotation
+    /// was requested, a device was forgotten, a rollback).
+    #[error("the room key must be shared before encrypting: {0}")]
+    ShareRequired(RotationReason),
 }

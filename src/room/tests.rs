@@ -3,8 +3,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
+use super::limits::Limits;
 use super::*;
-use crate::{Curve25519PublicKey, DeviceMessage, PickleKey, VerifiedDevice};
+use crate::{Curve25519PublicKey, DeviceMessage, PickleKey, SelfSignedDevice};
 
 const ROOM: &str = "!room:example.org";
 
@@ -21,12 +22,12 @@ impl Clock for ManualClock {
 fn device(user: &str, id: &str) -> (Endpoint, KeysToPublish) {
     let mut endpoint = Endpoint::new(user, id).unwrap();
     let keys = endpoint.keys_to_publish(5);
-    endpoint.mark_keys_as_published();
+    endpoint.mark_keys_as_published(&keys);
     (endpoint, keys)
 }
 
-fn verified(keys: &KeysToPublish) -> VerifiedDevice {
-    keys.device_keys.verify().unwrap()
+fn verified(keys: &KeysToPublish) -> SelfSignedDevice {
+    keys.device_keys.check_self_signature().unwrap()
 }
 
 /// `a` claims one of `b`'s one-time keys and starts a session.
@@ -35,16 +36,20 @@ fn connect(a: &mut Endpoint, b: &mut KeysToPublish) {
     a.establish_session(&b.device_keys, &otk).unwrap();
 }
 
-/// Delivers every message of a share to the matching endpoint.
-fn deliver(sender: Curve25519PublicKey, outcome: &RoomKeyShareOutcome, to: &mut [&mut Endpoint]) {
+/// Delivers every message of a share from user `sender` to the matching
+/// endpoint.
+fn deliver(sender: &str, outcome: &RoomKeyShareOutcome, to: &mut [&mut Endpoint]) {
     for m in &outcome.messages {
         let target = to
             .iter_mut()
             .find(|e| e.identity_keys().curve25519 == m.recipient_key)
             .unwrap();
-        let received = target.receive_device_message(&sender, &m.message).unwrap();
+        let received = target
+            .receive_device_message(sender, &m.sender_key, &m.message)
+            .unwrap();
         assert_eq!(received.room_id, outcome.room_id);
         assert_eq!(received.session_id, outcome.session_id);
+        assert_eq!(received.sender_user_id, sender);
     }
 }
 
@@ -71,10 +76,16 @@ fn share_chat_leave_rotate_and_late_join() {
     assert!(outcome.missing_sessions.is_empty());
     assert!(outcome.messages.iter().all(|m| m.message.is_pre_key()));
     deliver(
-        alice.identity_keys().curve25519,
+        &alice.user_id().to_owned(),
         &outcome,
         &mut [&mut bob, &mut carol],
     );
+    // Until confirmed as sent, the devices are served again.
+    assert_eq!(
+        alice.share_room_key(ROOM, &members).unwrap().messages.len(),
+        2
+    );
+    assert_eq!(alice.mark_room_key_sent(&outcome), 2);
     // Sharing again sends nothing: everyone has it.
     assert!(
         alice
@@ -104,7 +115,8 @@ fn share_chat_leave_rotate_and_late_join() {
     assert!(outcome.rotated);
     assert_ne!(outcome.session_id, old_session);
     assert_eq!(outcome.messages.len(), 1);
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    alice.mark_room_key_sent(&outcome);
     let after = alice
         .encrypt_event(ROOM, "m.room.message", &json!({"body": "carol is gone"}))
         .unwrap();
@@ -126,7 +138,7 @@ fn share_chat_leave_rotate_and_late_join() {
         .unwrap();
     assert!(!outcome.rotated);
     assert_eq!(outcome.messages.len(), 1);
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut dave]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut dave]);
     let err = dave.decrypt_event(ROOM, "$e2", &after).unwrap_err();
     assert!(
         matches!(
@@ -158,11 +170,11 @@ fn missing_sessions_are_reported_and_shared_later() {
     let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
     assert_eq!(outcome.messages.len(), 1);
     assert!(!outcome.rotated);
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
 }
 
 /// Alice and Bob share a room key; returns both and Bob's verified device.
-fn room_pair() -> (Endpoint, Endpoint, VerifiedDevice) {
+fn room_pair() -> (Endpoint, Endpoint, SelfSignedDevice) {
     let (mut alice, _) = device("@alice:x", "A1");
     let (mut bob, mut bob_keys) = device("@bob:x", "B1");
     connect(&mut alice, &mut bob_keys);
@@ -170,7 +182,8 @@ fn room_pair() -> (Endpoint, Endpoint, VerifiedDevice) {
     let outcome = alice
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    assert_eq!(alice.mark_room_key_sent(&outcome), 1);
     (alice, bob, bob_device)
 }
 
@@ -196,7 +209,7 @@ fn envelope_moved_to_another_room_fails() {
     let (mut alice, mut bob, bob_device) = room_pair();
     let other = "!other:example.org";
     let outcome = alice.share_room_key(other, &[bob_device]).unwrap();
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
     let event = alice
         .encrypt_event(ROOM, "m.room.message", &json!({}))
         .unwrap();
@@ -243,6 +256,8 @@ fn forged_shares_are_rejected_and_change_nothing() {
     alice.share_room_key(ROOM, &[bob_device]).unwrap();
     let genuine = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: "@alice:x".to_owned(),
+        sender_device_id: "A1".to_owned(),
         session_key: alice.outbound_key(ROOM),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
@@ -268,7 +283,7 @@ fn forged_shares_are_rejected_and_change_nothing() {
     for (share, expected) in cases {
         let message = alice.encrypt_raw(&bob_key, &share.to_bytes());
         assert_eq!(
-            bob.receive_device_message(&alice_key, &message)
+            bob.receive_device_message("@alice:x", &alice_key, &message)
                 .unwrap_err(),
             expected
         );
@@ -278,23 +293,25 @@ fn forged_shares_are_rejected_and_change_nothing() {
     // Garbage payload, wrong claimed sender, and a payload that is not a share.
     let garbage = alice.encrypt_raw(&bob_key, b"not a share");
     assert!(matches!(
-        bob.receive_device_message(&alice_key, &garbage),
+        bob.receive_device_message("@alice:x", &alice_key, &garbage),
         Err(RoomError::Decode(_))
     ));
     assert_eq!(
-        bob.receive_device_message(&carol.identity_keys().curve25519, &garbage)
+        bob.receive_device_message("@alice:x", &carol.identity_keys().curve25519, &garbage)
             .unwrap_err(),
         RoomError::SenderMismatch
     );
     assert_eq!(state(&bob), before);
     // The genuine share still works afterwards, over the same session.
     let message = alice.encrypt_raw(&bob_key, &genuine.to_bytes());
-    let received = bob.receive_device_message(&alice_key, &message).unwrap();
+    let received = bob
+        .receive_device_message("@alice:x", &alice_key, &message)
+        .unwrap();
     assert_eq!(received.added, KeyAdded::New);
     assert_eq!(received.sender, alice.identity_keys());
     // Earlier messages (now out of order) are still rejected on their content.
     assert_eq!(
-        bob.receive_device_message(&alice_key, &messages[0])
+        bob.receive_device_message("@alice:x", &alice_key, &messages[0])
             .unwrap_err(),
         RoomError::ShareNotForUs
     );
@@ -309,38 +326,34 @@ fn rotation_by_message_count_and_age() {
         max_messages: 3,
         max_age: std::time::Duration::from_secs(60),
     });
-    // The first session was created under the system clock; rotate into the manual one.
+    // The first session was created under the system clock, far ahead of
+    // the manual one: to the manual clock the time went back, so it rotates.
     let outcome = alice
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
-    assert!(
-        !outcome.rotated,
-        "created at a system time later than the manual clock"
-    );
-    alice.rotate_room_key(ROOM);
-    let outcome = alice
-        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
-        .unwrap();
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    assert_eq!(outcome.rotation_reason, Some(RotationReason::ClockWentBack));
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
     for _ in 0..3 {
         alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
     }
     assert_eq!(
         alice.encrypt_event(ROOM, "m", &json!({})).unwrap_err(),
-        RoomError::ShareRequired
+        RoomError::ShareRequired(RotationReason::MessageLimit)
     );
     let outcome = alice
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
     assert!(outcome.rotated);
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    assert_eq!(outcome.rotation_reason, Some(RotationReason::MessageLimit));
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
     alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
     clock.0.store(60_000, Ordering::SeqCst);
     assert_eq!(
         alice.encrypt_event(ROOM, "m", &json!({})).unwrap_err(),
-        RoomError::ShareRequired
+        RoomError::ShareRequired(RotationReason::AgeLimit)
     );
-    assert!(alice.share_room_key(ROOM, &[bob_device]).unwrap().rotated);
+    let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
+    assert_eq!(outcome.rotation_reason, Some(RotationReason::AgeLimit));
 }
 
 #[test]
@@ -375,7 +388,7 @@ fn pickle_round_trip_mid_conversation() {
     );
     alice.rotate_room_key(ROOM);
     let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
-    deliver(alice.identity_keys().curve25519, &outcome, &mut [&mut bob]);
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
     let third = alice.encrypt_event(ROOM, "m", &json!({"n": 3})).unwrap();
     assert_eq!(
         bob.decrypt_event(ROOM, "$3", &third).unwrap().content["n"],
@@ -419,7 +432,7 @@ fn bad_envelopes_are_typed_errors() {
         alice
             .encrypt_event("!nokey:x", "m", &json!({}))
             .unwrap_err(),
-        RoomError::ShareRequired
+        RoomError::ShareRequired(RotationReason::NotShared)
     );
     assert!(bob.decrypt_event(ROOM, "$1", &event).is_ok());
 }
@@ -432,10 +445,11 @@ fn pre_key_replay_and_unknown_sender() {
     let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
     let message: &DeviceMessage = &outcome.messages[0].message;
     let sender = alice.identity_keys().curve25519;
-    bob.receive_device_message(&sender, message).unwrap();
+    bob.receive_device_message("@alice:x", &sender, message)
+        .unwrap();
     // The same pre-key message again hits the existing session: a replay.
     assert!(matches!(
-        bob.receive_device_message(&sender, message),
+        bob.receive_device_message("@alice:x", &sender, message),
         Err(RoomError::Session(
             crate::SessionError::MessageKeyGone { .. }
         ))
@@ -443,7 +457,8 @@ fn pre_key_replay_and_unknown_sender() {
     // A pre-key message claimed to come from someone else.
     let stranger = Curve25519PublicKey::from_bytes([1; 32]);
     assert_eq!(
-        bob.receive_device_message(&stranger, message).unwrap_err(),
+        bob.receive_device_message("@alice:x", &stranger, message)
+            .unwrap_err(),
         RoomError::SenderMismatch
     );
     // Once Bob has replied (sharing his own room key), Alice sends normal
@@ -451,11 +466,12 @@ fn pre_key_replay_and_unknown_sender() {
     let reply = bob
         .share_room_key("!bobs:x", &[verified(&alice_keys)])
         .unwrap();
-    deliver(bob.identity_keys().curve25519, &reply, &mut [&mut alice]);
+    deliver(&bob.user_id().to_owned(), &reply, &mut [&mut alice]);
     let normal = alice.encrypt_raw(&bob.identity_keys().curve25519, b"x");
     assert!(!normal.is_pre_key());
     assert_eq!(
-        bob.receive_device_message(&stranger, &normal).unwrap_err(),
+        bob.receive_device_message("@alice:x", &stranger, &normal)
+            .unwrap_err(),
         RoomError::NoSession
     );
 }
@@ -471,6 +487,8 @@ fn each_recipient_gets_a_share_naming_it() {
             a.share_room_key(ROOM, &[]).unwrap();
             a.outbound_key(ROOM)
         },
+        sender_user_id: "@alice:x".to_owned(),
+        sender_device_id: "A1".to_owned(),
         sender: alice.identity_keys(),
         recipient: alice.identity_keys(),
     };
@@ -495,13 +513,13 @@ fn parallel_and_sequential_sharing_agree() {
     alice.set_share_threads(2);
     let outcome = alice.share_room_key(ROOM, &devices).unwrap();
     assert_eq!(outcome.messages.len(), count);
-    let sender = alice.identity_keys().curve25519;
+    let sender = alice.user_id().to_owned();
     let mut endpoints: Vec<&mut Endpoint> = others.iter_mut().map(|(e, _)| e).collect();
-    deliver(sender, &outcome, &mut endpoints);
+    deliver(&sender, &outcome, &mut endpoints);
     alice.set_share_threads(1);
     alice.rotate_room_key(ROOM);
     let outcome = alice.share_room_key(ROOM, &devices).unwrap();
-    deliver(sender, &outcome, &mut endpoints);
+    deliver(&sender, &outcome, &mut endpoints);
 }
 
 #[test]
@@ -530,14 +548,12 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     let outcome = alice
         .share_room_key(ROOM, &[verified(&mallory_keys)])
         .unwrap();
-    deliver(
-        alice.identity_keys().curve25519,
-        &outcome,
-        &mut [&mut mallory],
-    );
+    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut mallory]);
     // Mallory holds Alice's signed key and claims it as hers when passing it on.
     let stolen = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: "@mallory:x".to_owned(),
+        sender_device_id: "M1".to_owned(),
         session_key: alice.outbound_key(ROOM),
         sender: mallory.identity_keys(),
         recipient: bob.identity_keys(),
@@ -545,7 +561,7 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     let message = mallory.encrypt_raw(&bob.identity_keys().curve25519, &stolen.to_bytes());
     let before = state(&bob);
     assert_eq!(
-        bob.receive_device_message(&mallory.identity_keys().curve25519, &message)
+        bob.receive_device_message("@mallory:x", &mallory.identity_keys().curve25519, &message)
             .unwrap_err(),
         RoomError::ShareSenderMismatch
     );
@@ -558,7 +574,7 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     };
     let message = mallory.encrypt_raw(&bob.identity_keys().curve25519, &moved.to_bytes());
     assert_eq!(
-        bob.receive_device_message(&mallory.identity_keys().curve25519, &message)
+        bob.receive_device_message("@mallory:x", &mallory.identity_keys().curve25519, &message)
             .unwrap_err(),
         RoomError::ShareSenderMismatch
     );
@@ -583,7 +599,7 @@ fn an_authenticated_share_displaces_a_misattributed_import() {
     );
     // Alice's genuine share replaces it, sender and all.
     let mut carol_keys = carol.keys_to_publish(2);
-    carol.mark_keys_as_published();
+    carol.mark_keys_as_published(&carol_keys);
     connect(&mut alice, &mut carol_keys);
     let share = alice
         .share_room_key(ROOM, &[bob_device, verified(&carol_keys)])
@@ -591,6 +607,7 @@ fn an_authenticated_share_displaces_a_misattributed_import() {
     assert!(!share.rotated);
     let received = carol
         .receive_device_message(
+            "@alice:x",
             &alice.identity_keys().curve25519,
             &share.messages[0].message,
         )
@@ -701,13 +718,16 @@ fn injected_generators_make_endpoints_deterministic() {
 #[test]
 fn peers_and_shared_keys_from_outside_are_bounded() {
     let (mut bob, mut bob_keys) = device("@bob:x", "B1");
-    assert_eq!(
-        bob.set_limits(2, 4),
-        (crate::consts::MAX_PEERS, crate::consts::MAX_ROOM_KEYS)
-    );
+    bob.set_limits(Limits {
+        peers: 3,
+        strangers: 2,
+        room_keys: 4,
+        room_keys_per_sender: 2,
+        replay_records: 100,
+    });
     let bob_device = verified(&bob_keys);
     let mut senders = Vec::new();
-    for n in 0..3 {
+    for n in 0..4 {
         let (mut sender, _) = device("@eve:x", &format!("E{n}"));
         connect(&mut sender, &mut bob_keys);
         let outcome = sender
@@ -715,75 +735,122 @@ fn peers_and_shared_keys_from_outside_are_bounded() {
             .unwrap();
         senders.push((sender, outcome));
     }
-    // Two new peers are accepted; the third is refused with nothing
-    // consumed or changed.
-    for (sender, outcome) in &senders[..2] {
-        deliver(sender.identity_keys().curve25519, outcome, &mut [&mut bob]);
+    // Strangers beyond their bound evict the stranger unused for longest.
+    for (sender, outcome) in &senders[..3] {
+        deliver(&sender.user_id().to_owned(), outcome, &mut [&mut bob]);
     }
     assert_eq!(bob.peer_count(), 2);
-    let third_key = senders[2].0.identity_keys().curve25519;
-    let third_message = senders[2].1.messages[0].message.clone();
-    let before = state(&bob);
-    assert!(matches!(
-        bob.receive_device_message(&third_key, &third_message),
-        Err(RoomError::TooManyPeers)
-    ));
-    assert_eq!(state(&bob), before);
-
-    // Known peers still get through, with new keys too.
     let first_key = senders[0].0.identity_keys().curve25519;
-    senders[0].0.rotate_room_key(ROOM);
-    let again = senders[0]
-        .0
-        .share_room_key(ROOM, std::slice::from_ref(&bob_device))
-        .unwrap();
-    deliver(first_key, &again, &mut [&mut bob]);
-    assert_eq!(bob.inbound_keys().len(), 3);
-    // Forgetting a peer makes room (and is idempotent).
-    assert_eq!(bob.forget_peer(&first_key), 1);
-    assert_eq!(bob.forget_peer(&first_key), 0);
     assert!(!bob.has_session(&first_key));
-    let received = bob
-        .receive_device_message(&third_key, &third_message)
-        .unwrap();
-    assert_eq!(received.session_id, senders[2].1.session_id);
-    assert_eq!(bob.inbound_keys().len(), 4);
-
-    // The store is full: a share of a new session is refused and changes
-    // nothing, while a copy of a key it holds is still taken.
-    let second_key = senders[1].0.identity_keys().curve25519;
-    let other = senders[1]
-        .0
-        .share_room_key("!other:x", std::slice::from_ref(&bob_device))
-        .unwrap();
+    // A device Bob names himself is never evicted by strangers.
+    let (mut carol, mut carol_keys) = device("@carol:x", "C1");
+    connect(&mut bob, &mut carol_keys);
+    assert_eq!(bob.peer_count(), 3);
+    let (_, mut dave_keys) = device("@dave:x", "D1");
+    connect(&mut bob, &mut dave_keys);
+    // Peers are full (3) but strangers can still be evicted for named ones.
+    assert_eq!(bob.peer_count(), 3);
+    assert!(bob.has_session(&carol.identity_keys().curve25519));
+    // With every slot taken by named devices, a new stranger is refused and
+    // nothing changes.
+    let (_, mut erin_keys) = device("@erin:x", "R1");
+    connect(&mut bob, &mut erin_keys);
+    assert_eq!(bob.peer_count(), 3);
+    let fourth_key = senders[3].0.identity_keys().curve25519;
+    let fourth = senders[3].1.messages[0].clone();
     let before = state(&bob);
-    assert!(matches!(
-        bob.receive_device_message(&second_key, &other.messages[0].message),
-        Err(RoomError::TooManyRoomKeys)
-    ));
+    assert_eq!(
+        bob.receive_device_message("@eve:x", &fourth_key, &fourth.message)
+            .unwrap_err(),
+        RoomError::TooManyPeers
+    );
     assert_eq!(state(&bob), before);
-    let copy = RoomKeyShare {
-        room_id: ROOM.to_owned(),
-        session_key: senders[1].0.outbound_key(ROOM),
-        sender: senders[1].0.identity_keys(),
-        recipient: bob.identity_keys(),
-    };
-    let message = senders[1]
-        .0
-        .encrypt_raw(&bob.identity_keys().curve25519, &copy.to_bytes());
-    let received = bob.receive_device_message(&second_key, &message).unwrap();
-    assert_eq!(received.added, KeyAdded::Unchanged);
+    // Forgetting a peer makes room (and is idempotent).
+    let erin_key = verified(&erin_keys).identity_keys().curve25519;
+    assert_eq!(bob.forget_peer(&erin_key), 1);
+    assert_eq!(bob.forget_peer(&erin_key), 0);
+    bob.receive_device_message("@eve:x", &fourth_key, &fourth.message)
+        .unwrap();
+
+    // Room keys: per sender at most 2; the sender's oldest goes first.
+    let carol_device = bob
+        .share_room_key("!carols:x", &[verified(&carol_keys)])
+        .unwrap();
+    deliver(&bob.user_id().to_owned(), &carol_device, &mut [&mut carol]);
+    let mut sent = Vec::new();
+    for room in ["!c1:x", "!c2:x", "!c3:x"] {
+        let share = carol
+            .share_room_key(room, std::slice::from_ref(&bob_device))
+            .unwrap();
+        let received = bob
+            .receive_device_message(
+                "@carol:x",
+                &carol.identity_keys().curve25519,
+                &share.messages[0].message,
+            )
+            .unwrap();
+        sent.push((room, received));
+    }
+    assert_eq!(
+        sent[2].1.evicted,
+        vec![("!c1:x".to_owned(), sent[0].1.session_id)]
+    );
+    let keys = bob.room_keys();
+    let carols: Vec<_> = keys
+        .iter()
+        .filter(|k| k.sender == carol.identity_keys())
+        .collect();
+    assert_eq!(carols.len(), 2);
+    assert!(
+        carols
+            .iter()
+            .all(|k| k.sender_user_id.as_deref() == Some("@carol:x"))
+    );
+    assert!(carols.iter().all(|k| k.size_bytes > 250));
+    // The store is full: 2 of strangers, 2 of Carol's (and Bob's own key,
+    // which does not count). Carol at her quota evicts her own oldest.
+    assert_eq!(bob.inbound_keys().len(), 5);
+    let share = carol
+        .share_room_key("!c4:x", std::slice::from_ref(&bob_device))
+        .unwrap();
+    let received = bob
+        .receive_device_message(
+            "@carol:x",
+            &carol.identity_keys().curve25519,
+            &share.messages[0].message,
+        )
+        .unwrap();
+    assert_eq!(received.evicted.len(), 1);
+    assert_eq!(received.evicted[0].0, "!c2:x");
+    // Strangers' keys go before Carol's when a stranger sends a new one.
+    let stranger = &mut senders[3].0;
+    let share = stranger
+        .share_room_key("!junk:x", std::slice::from_ref(&bob_device))
+        .unwrap();
+    let received = bob
+        .receive_device_message("@eve:x", &fourth_key, &share.messages[0].message)
+        .unwrap();
+    assert_eq!(received.evicted.len(), 1);
+    assert_ne!(received.evicted[0].0, "!c3:x");
+    assert_ne!(received.evicted[0].0, "!c4:x");
+    // Carol's keys were never pushed out by junk.
+    let share = stranger
+        .share_room_key("!junk2:x", std::slice::from_ref(&bob_device))
+        .unwrap();
+    let received = bob
+        .receive_device_message("@eve:x", &fourth_key, &share.messages[0].message)
+        .unwrap();
+    // Past its own quota a stranger evicts its own oldest key.
+    assert_eq!(
+        received.evicted,
+        vec![(ROOM.to_owned(), senders[3].1.session_id)]
+    );
+    assert!(bob.room_keys().iter().any(|k| k.room_id == "!c3:x"));
+    assert!(bob.room_keys().iter().any(|k| k.room_id == "!c4:x"));
     // Our own room keys are not limited by what peers send.
     let bob_share = bob.share_room_key("!mine:x", &[]).unwrap();
     assert!(
         bob.inbound_keys()
             .contains("!mine:x", &bob_share.session_id)
     );
-    assert_eq!(bob.inbound_keys().len(), 5);
-    // Forgetting a room's keys makes room again.
-    assert_eq!(bob.forget_room_keys(ROOM), 4);
-    let received = bob
-        .receive_device_message(&second_key, &other.messages[0].message)
-        .unwrap();
-    assert_eq!(received.room_id, "!other:x");
 }

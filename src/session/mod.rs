@@ -417,6 +417,17 @@ impl Session {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<DeviceMessage, SessionError> {
+        self.encrypt_with_salt(plaintext, crate::crypto::salt(rng))
+    }
+
+    /// [`Session::encrypt`] with the message's salt given (drawn by the
+    /// caller from the OS generator: the room layer draws salts on one
+    /// thread and encrypts on several).
+    pub(crate) fn encrypt_with_salt(
+        &mut self,
+        plaintext: &[u8],
+        salt: [u8; crate::crypto::SALT_LEN],
+    ) -> Result<DeviceMessage, SessionError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(SessionError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -433,7 +444,7 @@ impl Session {
             ratchet_key: self.sending.key.public,
             previous_counter: self.previous_counter,
             counter,
-            salt: crate::crypto::salt(rng),
+            salt,
             ciphertext: Vec::with_capacity(plaintext.len() + crate::crypto::TAG_LEN),
         };
         let aad =

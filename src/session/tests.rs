@@ -15,7 +15,11 @@ fn outbound(seed: u8) -> (Account, Account, Session) {
     let alice = Account::new_with_rng(&mut r);
     let mut bob = Account::new_with_rng(&mut r);
     bob.generate_one_time_keys_with_rng(5, &mut r);
-    let bob_device = bob.device_keys("@bob:x", "B").unwrap().verify().unwrap();
+    let bob_device = bob
+        .device_keys("@bob:x", "B")
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
     let otk = bob.one_time_keys()[0].clone();
     let session = alice
         .create_outbound_session_with_rng(&bob_device, &otk, &mut r)
