@@ -26,12 +26,14 @@
 //! let bob_device = bob.device_keys("@bob:example.org", "BOBPHONE")?;
 //! bob.generate_one_time_keys(10);
 //! let published = bob.one_time_keys();
-//! bob.mark_keys_as_published();
+//! bob.mark_keys_as_published(&published);
 //!
-//! // 2. Alice fetches Bob's bundle, verifies it, claims one one-time key and
-//! //    starts a session. The key's signature is checked here.
-//! let bob_verified = bob_device.check_self_signature()?;
-//! let mut alice_session = alice.create_outbound_session(&bob_verified, &published[0])?;
+//! // 2. Alice fetches Bob's bundle, checks its self-signature, claims one
+//! //    one-time key and starts a session. The key's signature is checked
+//! //    here. (Whether the device really is Bob's is a trust decision the
+//! //    app makes, for example by comparing keys in person.)
+//! let bob_checked = bob_device.check_self_signature()?;
+//! let mut alice_session = alice.create_outbound_session(&bob_checked, &published[0])?;
 //!
 //! // 3. Alice encrypts. Until Bob replies her messages are pre-key messages,
 //! //    which carry what Bob needs to build the session.
@@ -76,6 +78,38 @@
 //! # }
 //! ```
 //!
+//! One writer at a time: load a pickle, change the object, and write the new
+//! pickle before handing out anything the change produced (a ciphertext to
+//! send, a plaintext to show). Two processes must never both write pickles
+//! of one object. Each pickle carries a *generation* that grows whenever the
+//! state changes; record the newest one where it cannot be rolled back (the
+//! keystore) and restore with `from_pickle_no_older_than`, so an old copy is
+//! refused instead of silently rolling the state back:
+//!
+//! ```
+//! use roomseal::{Endpoint, PickleError, PickleKey, pickle_generation};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = PickleKey::random();
+//! let mut device = Endpoint::new("@alice:example.org", "PHONE")?;
+//! let old = device.pickle(&key);
+//! device.keys_to_publish(5); // the state changes
+//! let new = device.pickle(&key);
+//! let newest = pickle_generation(&new)?;
+//! assert!(pickle_generation(&old)? < newest);
+//! assert!(matches!(
+//!     Endpoint::from_pickle_no_older_than(&old, &key, newest),
+//!     Err(PickleError::Stale { .. })
+//! ));
+//! let device = Endpoint::from_pickle_no_older_than(&new, &key, newest)?;
+//! # let _ = device;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! If you ever must continue from an older copy (a backup, a crash before
+//! saving), call [`Endpoint::recover_from_rollback`] before anything else.
+//!
 //! ## Where to read next
 //!
 //! - `PROTOCOL.md` in the repository: every byte of every format, every KDF
@@ -92,8 +126,13 @@
 //! - Secrets are zeroized on drop and never appear in `Debug` output or
 //!   errors; tags are compared in constant time.
 //! - Randomness comes from the operating system; every lower-layer function
-//!   that needs it has a `_with_rng` twin, and an [`Endpoint`] takes a
-//!   generator through [`Endpoint::set_rng`], for deterministic tests.
+//!   that needs it has a `_with_rng` twin for deterministic tests. An
+//!   [`Endpoint`] always uses the operating system's generator, except in
+//!   builds with the test-only feature `insecure-test-rng`.
+//! - Every message's key mixes in fresh randomness, so even a state
+//!   restored from an old pickle never encrypts two plaintexts under one
+//!   key and nonce; every pickle carries a generation number so an app can
+//!   refuse an old one (PROTOCOL.md, "Rollback").
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub, missing_debug_implementations)]
