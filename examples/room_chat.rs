@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use roomseal::{
-    Curve25519PublicKey, DeviceMessage, EncryptedEvent, Endpoint, GroupSessionId, KeysToPublish,
-    RoomError, SelfSignedDevice, SignedOneTimeKey,
+    Curve25519PublicKey, DeviceMessage, EncryptedEvent, Endpoint, KeysToPublish, RoomError,
+    RotationReason, SelfSignedDevice, SignedOneTimeKey, ToDeviceMessage,
 };
 use serde_json::json;
 
@@ -20,14 +20,19 @@ const ROOM: &str = "!garden:example.org";
 
 /// The untrusted server: it stores and forwards bytes, and keeps a copy of
 /// everything it was ever given.
+/// A pairwise message as the relay delivers it: the user it authenticated
+/// as the uploader, the sender's device key and the message text.
+type Delivery = (String, Curve25519PublicKey, String);
+
 #[derive(Default)]
 struct Relay {
     /// Every upload, as the bytes it received.
     log: Vec<Vec<u8>>,
     /// Published bundles and one-time keys, by device key.
     published: BTreeMap<Curve25519PublicKey, (String, Vec<SignedOneTimeKey>)>,
-    /// Pending pairwise messages: recipient → (sender key, message text).
-    inbox: BTreeMap<Curve25519PublicKey, Vec<(Curve25519PublicKey, String)>>,
+    /// Pending pairwise messages: recipient → (sender's user id as the relay
+    /// authenticated the upload, sender key, message text).
+    inbox: BTreeMap<Curve25519PublicKey, Vec<Delivery>>,
     /// The room timeline: (event id, envelope JSON).
     timeline: Vec<(String, String)>,
 }
@@ -54,24 +59,18 @@ impl Relay {
         (bundle, keys.pop().expect("a one-time key is left"))
     }
 
-    fn send_to_device(
-        &mut self,
-        sender: Curve25519PublicKey,
-        recipient: Curve25519PublicKey,
-        message: &DeviceMessage,
-    ) {
-        let text = message.to_base64();
+    /// Queues a pairwise message uploaded by (authenticated) user `sender_user`.
+    fn send_to_device(&mut self, sender_user: &str, message: &ToDeviceMessage) {
+        let text = message.message.to_base64();
         self.log.push(text.clone().into_bytes());
-        self.inbox
-            .entry(recipient)
-            .or_default()
-            .push((sender, text));
+        self.inbox.entry(message.recipient_key).or_default().push((
+            sender_user.to_owned(),
+            message.sender_key,
+            text,
+        ));
     }
 
-    fn fetch_to_device(
-        &mut self,
-        recipient: &Curve25519PublicKey,
-    ) -> Vec<(Curve25519PublicKey, String)> {
+    fn fetch_to_device(&mut self, recipient: &Curve25519PublicKey) -> Vec<Delivery> {
         self.inbox.remove(recipient).unwrap_or_default()
     }
 
@@ -115,7 +114,7 @@ fn device(relay: &mut Relay, name: &'static str, user: &str, id: &str) -> Device
     let mut endpoint = Endpoint::new(user, id).expect("valid ids");
     let keys = endpoint.keys_to_publish(10);
     relay.upload_keys(&keys);
-    endpoint.mark_keys_as_published();
+    endpoint.mark_keys_as_published(&keys);
     let verified = keys
         .device_keys
         .check_self_signature()
@@ -141,8 +140,13 @@ fn short(device: &SelfSignedDevice) -> String {
     )
 }
 
-/// `sender` makes sure every device in `room` holds its current room key.
-fn share(relay: &mut Relay, sender: &mut Device, room: &[&SelfSignedDevice]) -> GroupSessionId {
+/// `sender` makes sure every device in `room` holds its current room key;
+/// returns why the key was rotated first, if it was.
+fn share(
+    relay: &mut Relay,
+    sender: &mut Device,
+    room: &[&SelfSignedDevice],
+) -> Option<RotationReason> {
     let devices: Vec<SelfSignedDevice> = room.iter().map(|d| (*d).clone()).collect();
     let mut outcome = sender
         .endpoint
@@ -166,35 +170,40 @@ fn share(relay: &mut Relay, sender: &mut Device, room: &[&SelfSignedDevice]) -> 
             .share_room_key(ROOM, &devices)
             .expect("share");
     }
-    let from = sender.endpoint.identity_keys().curve25519;
+    let from = sender.endpoint.user_id().to_owned();
     for m in &outcome.messages {
-        relay.send_to_device(from, m.recipient_key, &m.message);
+        relay.send_to_device(&from, m);
     }
+    // Sent: those devices now count as served (until confirmed, the next
+    // share would serve them again).
+    let confirmed = sender.endpoint.mark_room_key_sent(&outcome);
+    assert_eq!(confirmed, outcome.messages.len(), "every message confirmed");
+    let how = match outcome.rotation_reason {
+        Some(reason) => format!("rotates ({reason}) and shares a new"),
+        None => "shares".to_owned(),
+    };
     println!(
-        "  {} {} room key {}… to {} device(s) through the relay",
+        "  {} {how} room key {}… to {} device(s) through the relay",
         sender.name,
-        if outcome.rotated {
-            "rotates and shares a new"
-        } else {
-            "shares"
-        },
         &outcome.session_id.to_base64()[..8],
         outcome.messages.len()
     );
-    outcome.session_id
+    outcome.rotation_reason
 }
 
 fn collect(relay: &mut Relay, device: &mut Device) {
-    for (sender, text) in relay.fetch_to_device(&device.endpoint.identity_keys().curve25519) {
+    for (user, sender, text) in relay.fetch_to_device(&device.endpoint.identity_keys().curve25519) {
         let message = DeviceMessage::from_base64(&text).expect("relay returns what it was given");
         let received = device
             .endpoint
-            .receive_device_message(&sender, &message)
+            .receive_device_message(&user, &sender, &message)
             .expect("room key accepted");
         println!(
-            "  {:<13} receives the room key {}… from index {}",
+            "  {:<13} receives the room key {}… of {} {} from index {}",
             device.name,
             &received.session_id.to_base64()[..8],
+            received.sender_user_id,
+            received.sender_device_id,
             received.first_index
         );
     }
@@ -318,7 +327,9 @@ pub(crate) fn run() -> bool {
         .copied()
         .filter(|d| **d != bob_tablet.verified)
         .collect();
-    share(&mut relay, &mut alice_phone, &remaining);
+    let rotation = share(&mut relay, &mut alice_phone, &remaining);
+    let rotated_for_departure = rotation == Some(RotationReason::DeviceLeft);
+    println!("    The key rotated because a device left: {rotated_for_departure}.");
     for d in [&mut alice_laptop, &mut bob_phone, &mut carol_phone] {
         collect(&mut relay, d);
     }
@@ -407,7 +418,11 @@ pub(crate) fn run() -> bool {
         .filter(|(_, s)| relay.contains(s))
         .map(|(name, _)| name)
         .collect();
-    let ok = search_works && leaked.is_empty() && tablet_result.is_err() && before_dave.is_err();
+    let ok = search_works
+        && leaked.is_empty()
+        && rotated_for_departure
+        && tablet_result.is_err()
+        && before_dave.is_err();
     println!(
         "  Searched them for {} secrets ({} plaintexts, {} room-key encodings): {} found.",
         secrets.len(),
