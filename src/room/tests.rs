@@ -854,3 +854,108 @@ fn peers_and_shared_keys_from_outside_are_bounded() {
             .contains("!mine:x", &bob_share.session_id)
     );
 }
+
+/// The size of a value's pickle contents.
+fn contents_len(write: impl FnOnce(&mut crate::codec::Writer)) -> usize {
+    let mut w = crate::codec::Writer::with_capacity(1024);
+    write(&mut w);
+    w.into_vec().len()
+}
+
+#[test]
+fn memory_budget_holds_at_the_bounds() {
+    use crate::consts::{
+        MAX_FALLBACK_SESSIONS, MAX_REPLAY_RECORDS, MAX_ROOM_KEYS, MAX_STRANGER_SESSIONS,
+        MAX_STRANGERS,
+    };
+    // PROTOCOL.md 9.1: the largest item of each kind, measured.
+    let long = |c: char| std::iter::repeat_n(c, 255).collect::<String>();
+    let (mut alice, _) = device(&long('a'), &long('A'));
+    let (mut bob, mut bob_keys) = device("@bob:x", "B1");
+    let (mut carol, mut carol_keys) = device("@carol:x", "C1");
+    let room = long('!');
+    let bob_device = verified(&bob_keys);
+    let carol_device = connect_checked(&mut alice, &mut carol_keys);
+    let share = alice
+        .share_room_key(&room, std::slice::from_ref(&carol_device))
+        .unwrap();
+    deliver(&alice.user_id().to_owned(), &share, &mut [&mut carol]);
+    alice.mark_room_key_sent(&share);
+    let first = alice.encrypt_event(&room, "m", &json!({})).unwrap();
+    connect(&mut alice, &mut bob_keys);
+    let bob_key = bob.identity_keys().curve25519;
+    let share = alice
+        .share_room_key(&room, &[carol_device, bob_device])
+        .unwrap();
+    deliver(&alice.user_id().to_owned(), &share, &mut [&mut bob]);
+    // A session holding 100 skipped keys (Alice's messages 1..=100 lost).
+    for _ in 0..crate::consts::MAX_SKIPPED_MESSAGE_KEYS {
+        alice.encrypt_raw(&bob_key, b"lost");
+    }
+    let again = RoomKeyShare {
+        room_id: room.clone(),
+        sender_user_id: alice.user_id().to_owned(),
+        sender_device_id: alice.device_id().to_owned(),
+        session_key: alice.outbound_key(&room),
+        sender: alice.identity_keys(),
+        recipient: bob.identity_keys(),
+    };
+    let message = alice.encrypt_raw(&bob_key, &again.to_bytes());
+    bob.receive_device_message(alice.user_id(), &alice.identity_keys().curve25519, &message)
+        .unwrap();
+    let peer = bob.peers.get(&alice.identity_keys().curve25519).unwrap();
+    let session = contents_len(|w| peer.sessions()[0].write_contents(w));
+    assert!(
+        session <= 7_500,
+        "session with 100 skipped keys: {session} bytes"
+    );
+    let peer_ids = 64 + 2 * (1 + 2 + 255) + 2;
+    // A stored key with 255-byte room, user and device ids and a prefix.
+    let (sender, export) = carol.export_room_key(&room, &first.session_id, 0).unwrap();
+    assert_eq!(
+        bob.import_room_key(&room, sender, &export).unwrap(),
+        KeyAdded::Improved
+    );
+    let key = bob.room_keys()[0].clone();
+    assert_eq!((key.first_index, key.authenticated_from), (0, Some(1)));
+    assert!(
+        key.size_bytes <= 1_500,
+        "largest stored key: {} bytes",
+        key.size_bytes
+    );
+    // A replay record.
+    bob.decrypt_event(&room, "$1", &first).unwrap();
+    let record = bob.room_keys()[0].size_bytes - key.size_bytes;
+    assert_eq!(record, 36);
+    // The worst case of PROTOCOL.md 9.1, from these sizes (48 bytes per
+    // record in memory): about 43 MB.
+    let worst = MAX_STRANGERS * (MAX_STRANGER_SESSIONS * 7_500 + peer_ids)
+        + MAX_ROOM_KEYS * 1_500
+        + MAX_REPLAY_RECORDS * 48
+        + 2 * MAX_FALLBACK_SESSIONS * 32;
+    assert!(worst <= 44_000_000, "{worst} bytes");
+
+    // Replay records stay within their total bound, trimming the largest.
+    bob.set_limits(Limits {
+        replay_records: 5,
+        ..Limits::default()
+    });
+    let mut events = Vec::new();
+    for i in 0..8 {
+        events.push(alice.encrypt_event(&room, "m", &json!({ "i": i })).unwrap());
+    }
+    for (i, e) in events.iter().enumerate() {
+        bob.decrypt_event(&room, &format!("$e{i}"), e).unwrap();
+        assert!(bob.inbound_keys().replay_records() <= 5);
+    }
+    // The oldest were forgotten, and stay refused.
+    assert!(matches!(
+        bob.decrypt_event(&room, "$other", &events[0]),
+        Err(RoomError::Forgotten { .. })
+    ));
+}
+
+fn connect_checked(a: &mut Endpoint, b: &mut KeysToPublish) -> SelfSignedDevice {
+    let otk = b.one_time_keys.pop().unwrap();
+    a.establish_session(&b.device_keys, &otk).unwrap()
+}
