@@ -23,7 +23,9 @@ use std::sync::OnceLock;
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
-use roomseal::{Account, AccountError, Curve25519PublicKey, DeviceMessage, PickleKey, Session};
+use roomseal::{
+    Account, AccountError, Curve25519PublicKey, DeviceMessage, IdentityKeys, PickleKey, Session,
+};
 
 // Explicit paths: this file is also included by `tests/fuzz_corpus.rs`, and
 // both must find the submodules next to it.
@@ -163,8 +165,9 @@ pub fn session_decrypt(data: &[u8]) {
 /// On failure the account must be unchanged and keep all its one-time keys.
 /// On success the session must match the message (id, peer identity), the
 /// plaintext must be one that was really sent, and exactly the named
-/// one-time key must be consumed (none for the fallback key), so the same
-/// message cannot start a second session.
+/// one-time key must be consumed (none for the fallback key, which instead
+/// remembers the session), so the same message cannot start a second
+/// session: a replay is refused and changes nothing.
 pub fn inbound_session(data: &[u8]) {
     let Ok(DeviceMessage::PreKey(pre_key)) = DeviceMessage::from_bytes(data) else {
         return;
@@ -178,9 +181,10 @@ pub fn inbound_session(data: &[u8]) {
             assert_eq!(created.session.peer_identity(), pre_key.identity_keys());
             assert!(created.session.has_received_message());
             assert!(
-                fixture.sent_plaintexts.contains(&created.plaintext),
+                fixture.sent_plaintexts.iter().any(|p| created.plaintext == *p),
                 "a pre-key message that was never sent started a session: {pre_key:?}"
             );
+            let after = account_state(&account);
             let named = pre_key.one_time_key();
             if fixture.one_time_keys.contains(&named) {
                 assert_eq!(
@@ -203,7 +207,21 @@ pub fn inbound_session(data: &[u8]) {
                     before,
                     "a fallback-key session consumed a one-time key"
                 );
+                assert!(
+                    account.fallback_key_used(),
+                    "the fallback key does not remember its session"
+                );
+                let again = account.create_inbound_session_with_rng(&pre_key, &mut rng(0));
+                assert!(
+                    matches!(again, Err(AccountError::FallbackKeyReplay)),
+                    "a replayed fallback-key message started a second session: {again:?}"
+                );
             }
+            assert_eq!(
+                account_state(&account),
+                after,
+                "a refused replay changed the account"
+            );
         }
         Err(error) => {
             assert_eq!(
@@ -289,10 +307,11 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         unreachable!("the fixture has four pre-key messages")
     };
 
-    // Layout (PROTOCOL.md): version, kind, then for a pre-key message the
+    // Layout (PROTOCOL.md 7): version, kind, then for a pre-key message the
     // one-time key, base key, identity keys and binding (192 bytes), then the
-    // ratchet key, previous counter, counter and ciphertext.
+    // ratchet key, previous counter, counter, salt and ciphertext.
     const PRE_KEY_BODY: usize = 2 + 192;
+    const HEADER: usize = 32 + 4 + 4 + 16;
     let flip = |mut b: Vec<u8>, at: usize| {
         let at = at.min(b.len() - 1);
         b[at] ^= 0x01;
@@ -303,13 +322,18 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         b[2 + 36..2 + 40].copy_from_slice(&counter.to_be_bytes());
         b
     };
-    let as_normal = |b: &Vec<u8>| [&[1u8, 1][..], &b[PRE_KEY_BODY..]].concat();
+    let with_salt_byte = |mut b: Vec<u8>| {
+        b[2 + 40] ^= 0x01;
+        b
+    };
+    let as_normal = |b: &Vec<u8>| [&[VERSION, 1][..], &b[PRE_KEY_BODY..]].concat();
     let padded = |text: String| {
         let pad = (4 - text.len() % 4) % 4;
         format!("{text}{}", "=".repeat(pad)).into_bytes()
     };
-    let minimal_normal = [&[1u8, 1][..], &[0u8; 40 + 16][..]].concat();
-    let short_ciphertext = [&[1u8, 1][..], &[0u8; 40 + 15][..]].concat();
+    let minimal_normal = [&[VERSION, 1][..], &[0u8; HEADER + 16][..]].concat();
+    let short_ciphertext = [&[VERSION, 1][..], &[0u8; HEADER + 15][..]].concat();
+    let old_version = [&[VERSION - 1, 1][..], &a4.message.to_bytes()[2..]].concat();
 
     let a0_bytes = a0.to_bytes();
     let a4_bytes = bytes(&a4.message);
@@ -343,7 +367,8 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "short_ciphertext.bin",
             short_ciphertext,
         ),
-        ("decode_device_message", "unknown_kind.bin", vec![1, 7]),
+        ("decode_device_message", "unknown_kind.bin", vec![VERSION, 7]),
+        ("decode_device_message", "old_version.bin", old_version),
         ("session_decrypt", "unread_pre_key.bin", bytes(&a1.message)),
         ("session_decrypt", "unread_skipped.bin", bytes(&a2.message)),
         ("session_decrypt", "unread_next.bin", a4_bytes.clone()),
@@ -361,6 +386,11 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "session_decrypt",
             "tampered.bin",
             flip(a4_bytes.clone(), last(&a4_bytes)),
+        ),
+        (
+            "session_decrypt",
+            "tampered_salt.bin",
+            with_salt_byte(a4_bytes.clone()),
         ),
         (
             "session_decrypt",
@@ -417,7 +447,9 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("unpickle", "zero_mask.bin", vec![0; 8]),
         ("unpickle", "version_flip.bin", vec![0x03]),
-        ("unpickle", "nonce_flip.bin", vec![0, 0x80]),
+        // The envelope (PROTOCOL.md 8.1): version, generation [8], nonce.
+        ("unpickle", "generation_flip.bin", vec![0, 0, 0, 0, 0, 0, 0, 0, 0x01]),
+        ("unpickle", "nonce_flip.bin", [&[0u8; 9][..], &[0x80]].concat()),
         ("unpickle", "short.txt", b"AQID".to_vec()),
     ]
 }
@@ -470,9 +502,13 @@ const PROTOCOL_SEED: u64 = 0x5EED;
 const PICKLE_SEED: u64 = 0x91C41E;
 /// Ratchet-key generator of every decryption under test.
 const DECRYPT_SEED: u64 = 0xDEC;
+/// Message-salt generator of the pairwise fixture.
+const SALT_SEED: u64 = 0x5A17;
 /// Generator of every inbound session under test.
 const INBOUND_SEED: u64 = 0x1B0;
 const PICKLE_KEY: [u8; 32] = [0x42; 32];
+/// The protocol version byte that starts every encoding (PROTOCOL.md 7, 8.1).
+const VERSION: u8 = 0x02;
 /// The room of the group and room fixtures, and another room.
 const ROOM: &str = "!room:example.org";
 const OTHER_ROOM: &str = "!other:example.org";
@@ -501,6 +537,8 @@ struct Genuine {
 /// fallback key (c0), and Alice a second one from Bob's second one-time key
 /// (x0). The fixed account is Bob's before he read anything.
 struct Fixture {
+    /// Bob's identity keys: the owner his session pickles are bound to.
+    bob: IdentityKeys,
     /// Bob's session after sending b1, pickled with `PICKLE_SEED`.
     session_pickle: String,
     /// What Bob's session has not read yet: a1, a2, a4, a5, a6.
@@ -532,10 +570,10 @@ fn build_fixture() -> Fixture {
     let carol = Account::new_with_rng(&mut rng(CAROL_SEED));
     let mut bob = Account::new_with_rng(&mut rng(BOB_SEED));
     bob.generate_one_time_keys_with_rng(4, r);
-    bob.generate_fallback_key_with_rng(r);
+    bob.rotate_fallback_key_with_rng(0, r);
     let signed = bob.one_time_keys();
     let fallback = bob.fallback_key().expect("a fallback key was generated");
-    bob.mark_keys_as_published();
+    bob.mark_keys_as_published(&[&signed[..], &[fallback.clone()]].concat());
     let bob_device = bob
         .device_keys("@bob:example.org", "BOBDEVICE")
         .and_then(|keys| keys.check_self_signature())
@@ -552,11 +590,16 @@ fn build_fixture() -> Fixture {
         .create_outbound_session_with_rng(&bob_device, &fallback, r)
         .expect("outbound session from the fallback key");
 
+    // Every message salt comes from its own seeded generator, so every
+    // genuine message is the same in every process.
+    let salts = &mut rng(SALT_SEED);
     let mut sent = Vec::new();
     let mut send = |session: &mut Session, text: &str| {
         sent.push(text.as_bytes().to_vec());
         Genuine {
-            message: session.encrypt(text.as_bytes()).expect("encrypt"),
+            message: session
+                .encrypt_with_rng(text.as_bytes(), salts)
+                .expect("encrypt"),
             plaintext: text.as_bytes().to_vec(),
         }
     };
@@ -572,7 +615,9 @@ fn build_fixture() -> Fixture {
         .create_inbound_session_with_rng(first, r)
         .expect("inbound session from a0")
         .session;
-    let b0 = bob_session.encrypt(b"b0: hi Alice").expect("encrypt");
+    let b0 = bob_session
+        .encrypt_with_rng(b"b0: hi Alice", &mut rng(SALT_SEED + 1))
+        .expect("encrypt");
     alice_session
         .decrypt_with_rng(&b0, r)
         .expect("Alice reads b0");
@@ -582,7 +627,9 @@ fn build_fixture() -> Fixture {
     bob_session
         .decrypt_with_rng(&a3.message, r)
         .expect("Bob reads a3");
-    let b1 = bob_session.encrypt(b"b1: got a3").expect("encrypt");
+    let b1 = bob_session
+        .encrypt_with_rng(b"b1: got a3", &mut rng(SALT_SEED + 2))
+        .expect("encrypt");
     let session_pickle = bob_session.pickle_with_rng(&key, &mut rng(PICKLE_SEED));
 
     let a5 = send(&mut alice_session, "a5: one ahead");
@@ -600,6 +647,7 @@ fn build_fixture() -> Fixture {
         })
         .collect();
     Fixture {
+        bob: bob.identity_keys(),
         session_pickle,
         read: vec![a0.message.clone(), a3.message],
         unread: vec![a1, a2, a4, a5, a6],
@@ -613,7 +661,13 @@ fn build_fixture() -> Fixture {
 }
 
 fn restore_session(pickle: &str) -> Session {
-    Session::from_pickle(pickle, &pickle_key()).expect("the fixture's session pickle restores")
+    Session::from_pickle(pickle, &pickle_key(), &fixture().bob)
+        .expect("the fixture's session pickle restores")
+}
+
+/// The account a session pickle is bound to when nothing else says: Bob's.
+fn session_owner() -> IdentityKeys {
+    fixture().bob
 }
 
 fn restore_account(pickle: &str) -> Account {
@@ -642,8 +696,10 @@ fn check_account_round_trip(account: &Account) {
 
 fn check_session_round_trip(session: &Session) {
     let pickle = session_state(session);
-    let again = Session::from_pickle(&pickle, &pickle_key())
+    let again = Session::from_pickle(&pickle, &pickle_key(), &session.local_identity())
         .unwrap_or_else(|e| panic!("a fresh session pickle does not restore: {e}"));
+    assert_eq!(again.local_identity(), session.local_identity());
+    assert_eq!(again.pickle_generation(), session.pickle_generation());
     assert_eq!(again.session_id(), session.session_id());
     assert_eq!(again.peer_identity(), session.peer_identity());
     assert_eq!(session_state(&again), pickle, "session pickle round trip");

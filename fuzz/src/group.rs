@@ -10,7 +10,7 @@ use roomseal::{
 };
 
 use super::contents::forge_outbound;
-use super::{OTHER_ROOM, PICKLE_SEED, ROOM, pick, pickle_key, rng};
+use super::{OTHER_ROOM, PICKLE_SEED, ROOM, VERSION, pick, pickle_key, rng};
 
 /// Generator of the fixed group session.
 const GROUP_SEED: u64 = 0x6209;
@@ -18,6 +18,8 @@ const GROUP_SEED: u64 = 0x6209;
 const CREATOR_SEED: u64 = 0xC4EA7;
 /// Generator of another group session in the same room.
 const OTHER_GROUP_SEED: u64 = 0x0743;
+/// Message-salt generator of the group fixture.
+const GROUP_SALT_SEED: u64 = 0x6A17;
 /// The index of the signed key the fixed inbound session is built from.
 const FIRST_INDEX: u32 = 1;
 /// The fixture sends messages 0 to `LAST_INDEX`; these are kept (crossing
@@ -66,8 +68,9 @@ pub fn decode_group_message(data: &[u8]) {
 /// A message that decrypts must be one the fixture sent, with its
 /// plaintext; a genuine message must decrypt; either way the pickled state
 /// (first known index, trust, ratchet) must not change. Then
-/// `decrypt_batch` on [the message, a genuine message] must give the same
-/// result for the message as `decrypt` did, and decrypt the genuine one.
+/// `decrypt_batch` must give exactly what `decrypt` gives, message by
+/// message (it verifies as strictly): alone, before a genuine message, and
+/// after it.
 pub fn group_decrypt(data: &[u8]) {
     let Ok(message) = GroupMessage::from_bytes(data) else {
         return;
@@ -99,30 +102,47 @@ pub fn group_decrypt(data: &[u8]) {
         "decrypting {message:?} ({single:?}) changed the session"
     );
 
+    let alone = session.decrypt_batch(ROOM, std::slice::from_ref(&message));
+    assert_eq!(
+        alone.as_slice(),
+        std::slice::from_ref(&single),
+        "decrypt_batch alone and decrypt disagree on {message:?}"
+    );
     let check = &f.genuine[pick(data, f.genuine.len())];
-    let results = session.decrypt_batch(ROOM, &[message.clone(), check.message.clone()]);
-    let [first, second] = results.as_slice() else {
-        panic!(
-            "decrypt_batch gave {} results for 2 messages",
-            results.len()
-        )
-    };
-    assert_eq!(
-        first, &single,
-        "decrypt_batch and decrypt disagree on {message:?}"
-    );
-    match second {
-        Ok(decrypted) => assert_eq!(decrypted.plaintext, check.plaintext),
-        Err(error) => panic!(
-            "in a batch after {message:?}, a genuine message at index {} was rejected: {error}",
-            check.message.message_index()
-        ),
+    for fuzzed_first in [true, false] {
+        let batch = if fuzzed_first {
+            [message.clone(), check.message.clone()]
+        } else {
+            [check.message.clone(), message.clone()]
+        };
+        let results = session.decrypt_batch(ROOM, &batch);
+        let [a, b] = results.as_slice() else {
+            panic!(
+                "decrypt_batch gave {} results for 2 messages",
+                results.len()
+            )
+        };
+        let (fuzzed, genuine) = if fuzzed_first { (a, b) } else { (b, a) };
+        assert_eq!(
+            fuzzed, &single,
+            "decrypt_batch and decrypt disagree on {message:?}"
+        );
+        match genuine {
+            Ok(decrypted) => {
+                assert_eq!(decrypted.plaintext, check.plaintext);
+                assert!(decrypted.authenticated);
+            }
+            Err(error) => panic!(
+                "in a batch with {message:?}, a genuine message at index {} was rejected: {error}",
+                check.message.message_index()
+            ),
+        }
+        assert_eq!(
+            inbound_state(&session),
+            f.inbound_pickle,
+            "decrypt_batch changed the session"
+        );
     }
-    assert_eq!(
-        inbound_state(&session),
-        f.inbound_pickle,
-        "decrypt_batch changed the session"
-    );
 }
 
 /// Decodes `data` as a signed [`SessionKey`] and as an
@@ -131,9 +151,11 @@ pub fn group_decrypt(data: &[u8]) {
 /// Whatever decodes must re-encode to the input. An inbound session built
 /// from a decoded session key must be refused unless the key is one the
 /// fixture's sessions really signed. A session imported from an export must
-/// export the same bytes again; compared with the fixed inbound session it
-/// must be connected only if its ratchet is the genuine one at its index,
-/// and then order and merge consistently.
+/// export the same bytes again. Compared with the fixed (signed) inbound
+/// session, an export of another session is unconnected; an export of the
+/// same session never changes the signed ratchet: merged, it only adds an
+/// unsigned prefix, and only if it is the genuine ratchet at an index before
+/// the signed one.
 pub fn decode_session_keys(data: &[u8]) {
     let f = group_fixture();
     if let Ok(key) = SessionKey::from_bytes(data) {
@@ -188,29 +210,51 @@ fn check_export(f: &GroupFixture, export: &ExportedSessionKey, data: &[u8]) {
     let reference = restore_inbound(&f.inbound_pickle);
     let ordering = session.compare(&reference);
     let merged = session.merge(&reference);
-    if ordering == SessionOrdering::Unconnected {
-        assert!(merged.is_none(), "unconnected sessions merged");
+    if session.session_id() != reference.session_id() {
+        assert_eq!(ordering, SessionOrdering::Unconnected);
+        assert!(merged.is_none(), "sessions of two keys merged");
         return;
     }
-    // Connected: the export must hold the genuine ratchet at its index.
+    // The same session: the signed copy absorbs the export, keeping its
+    // authenticated ratchet; the export is a prefix only if it is genuine
+    // and earlier.
     let origin = restore_inbound(&f.origin_pickle);
     let genuine = origin
         .export_at(index)
-        .expect("the origin session starts at index 0");
-    assert!(
-        *genuine.to_bytes() == *data,
-        "an export that is not the genuine ratchet at index {index} is connected to the session"
-    );
-    let expected = if index < FIRST_INDEX {
+        .is_some_and(|g| *g.to_bytes() == *data);
+    let adds_prefix = genuine && index < FIRST_INDEX;
+    let expected = if adds_prefix {
         SessionOrdering::Incomparable
     } else {
         SessionOrdering::Worse
     };
     assert_eq!(ordering, expected, "ordering of an import at index {index}");
     assert_eq!(reference.compare(&session), mirror(expected));
-    let merged = merged.expect("connected sessions merge");
-    assert!(merged.is_authenticated(), "merging lost the trust");
-    assert_eq!(merged.first_known_index(), index.min(FIRST_INDEX));
+    let merged = merged.expect("an export merges into a signed copy of its session");
+    assert_eq!(merged.authenticated_from(), Some(FIRST_INDEX));
+    assert_eq!(merged.creator(), reference.creator());
+    let expected_first = if adds_prefix { index } else { FIRST_INDEX };
+    assert_eq!(merged.first_known_index(), expected_first);
+    assert!(
+        *merged.export_at(FIRST_INDEX).expect("known").to_bytes()
+            == *reference.export_at(FIRST_INDEX).expect("known").to_bytes(),
+        "an unsigned export changed the signed ratchet"
+    );
+    // Messages from the signed index on stay authenticated; earlier ones
+    // (only through a genuine prefix) are not.
+    let mut merged = merged;
+    let check = &f.genuine[pick(data, f.genuine.len())];
+    let decrypted = merged
+        .decrypt(ROOM, &check.message)
+        .unwrap_or_else(|e| panic!("the merged session rejects a genuine message: {e}"));
+    assert!(decrypted.authenticated);
+    let early = merged.decrypt(ROOM, &f.early);
+    if adds_prefix {
+        let early = early.unwrap_or_else(|e| panic!("a genuine prefix does not decrypt: {e}"));
+        assert!(!early.authenticated, "an unsigned prefix decrypted as authenticated");
+    } else {
+        assert!(early.is_err(), "message 0 decrypted without a genuine prefix");
+    }
 }
 
 fn mirror(ordering: SessionOrdering) -> SessionOrdering {
@@ -272,8 +316,11 @@ fn build_group_fixture() -> GroupFixture {
     let mut outbound = OutboundGroupSession::new_with_rng(ROOM, creator, &mut rng(GROUP_SEED))
         .expect("valid room id");
     let outbound_pickle = outbound.pickle_with_rng(&key, &mut rng(PICKLE_SEED));
+    let salts = &mut rng(GROUP_SALT_SEED);
     let key0 = outbound.session_key();
-    let early = outbound.encrypt(b"g0: before the key").expect("encrypt");
+    let early = outbound
+        .encrypt_with_rng(b"g0: before the key", salts)
+        .expect("encrypt");
     let key1 = outbound.session_key();
     assert_eq!(key1.first_index(), FIRST_INDEX);
     let inbound = InboundGroupSession::new(&key1).expect("own key verifies");
@@ -286,7 +333,9 @@ fn build_group_fixture() -> GroupFixture {
             key_far = Some(outbound.session_key());
         }
         let plaintext = format!("g{index}: a room message").into_bytes();
-        let message = outbound.encrypt(&plaintext).expect("encrypt");
+        let message = outbound
+            .encrypt_with_rng(&plaintext, salts)
+            .expect("encrypt");
         assert_eq!(message.message_index(), index);
         if KEPT.contains(&index) {
             genuine.push(GroupGenuine { message, plaintext });
@@ -295,14 +344,18 @@ fn build_group_fixture() -> GroupFixture {
     let key_far = key_far.expect("taken in the loop");
 
     let mut moved = forge_outbound(&outbound_pickle, OTHER_ROOM, 0);
-    moved.encrypt(b"moved 0").expect("encrypt");
-    let other_room = moved.encrypt(b"moved 1: other room").expect("encrypt");
+    moved.encrypt_with_rng(b"moved 0", salts).expect("encrypt");
+    let other_room = moved
+        .encrypt_with_rng(b"moved 1: other room", salts)
+        .expect("encrypt");
 
     let mut other = OutboundGroupSession::new_with_rng(ROOM, creator, &mut rng(OTHER_GROUP_SEED))
         .expect("room id");
     let other_key = other.session_key();
-    other.encrypt(b"o0").expect("encrypt");
-    let other_session = other.encrypt(b"o1: another session").expect("encrypt");
+    other.encrypt_with_rng(b"o0", salts).expect("encrypt");
+    let other_session = other
+        .encrypt_with_rng(b"o1: another session", salts)
+        .expect("encrypt");
     let other_export = InboundGroupSession::new(&other_key)
         .expect("own key verifies")
         .export_at(1)
@@ -364,8 +417,12 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     let first = bytes(&f.genuine[0].message);
     let last = bytes(&f.genuine[f.genuine.len() - 1].message);
-    let minimal = [&[1u8, 0, 0, 0, 0][..], &[0u8; 16 + 64][..]].concat();
-    let short = [&[1u8, 0, 0, 0, 0][..], &[0u8; 15 + 64][..]].concat();
+    // Layout (PROTOCOL.md 11.5): version, BE32 index, salt [16], ciphertext
+    // (at least the 16-byte tag), signature [64].
+    const SALT: std::ops::Range<usize> = 5..21;
+    let minimal = [&[VERSION, 0, 0, 0, 0][..], &[0u8; 16 + 16 + 64][..]].concat();
+    let short = [&[VERSION, 0, 0, 0, 0][..], &[0u8; 16 + 15 + 64][..]].concat();
+    let old_version = [&[VERSION - 1][..], &first[1..]].concat();
     let sig_at = first.len() - 64;
     let [key0, key1, key_far, other_key] = f.session_keys.as_slice() else {
         unreachable!("four session keys")
@@ -397,7 +454,13 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         (
             "decode_group_message",
             "unknown_version.bin",
-            vec![2, 0, 0, 0, 0],
+            vec![VERSION + 1, 0, 0, 0, 0],
+        ),
+        ("decode_group_message", "old_version.bin", old_version),
+        (
+            "decode_group_message",
+            "no_salt.bin",
+            first[..SALT.start + 8].to_vec(),
         ),
         (
             "decode_group_message",
@@ -426,8 +489,13 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ),
         (
             "group_decrypt",
+            "tampered_salt.bin",
+            flip(first.clone(), SALT.start + 3),
+        ),
+        (
+            "group_decrypt",
             "tampered_ciphertext.bin",
-            flip(first.clone(), 6),
+            flip(first.clone(), SALT.end + 1),
         ),
         (
             "group_decrypt",

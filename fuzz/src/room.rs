@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use rand::rngs::ChaCha20Rng;
 use roomseal::{
     Account, Curve25519PublicKey, DeviceMessage, EncryptedEvent, Endpoint, GroupSessionId,
     IdentityKeys, InboundGroupSession, InboundKeyStore, KeyAdded, OutboundGroupSession,
@@ -11,7 +12,7 @@ use roomseal::{
 };
 
 use super::contents::forge_outbound;
-use super::{OTHER_ROOM, PICKLE_SEED, ROOM, pick, pickle_key, rng};
+use super::{OTHER_ROOM, PICKLE_SEED, ROOM, VERSION, pick, pickle_key, rng};
 
 /// The event id the fuzzed envelope is decrypted under.
 const FUZZ_EVENT_ID: &str = "$fuzz:example.org";
@@ -22,6 +23,10 @@ const ALICE_USER: &str = "@alice:example.org";
 const ALICE_DEVICE: &str = "ALICEDEVICE";
 const BOB_USER: &str = "@bob:example.org";
 const BOB_DEVICE: &str = "BOBDEVICE";
+const CAROL_USER: &str = "@carol:example.org";
+const CAROL_DEVICE: &str = "CAROLDEVICE";
+/// A user the server may claim sent a message that Alice's device sent.
+const MALLORY_USER: &str = "@mallory:example.org";
 
 /// Generators of the room fixtures. Any change regenerates every genuine
 /// message, so the committed seeds must be regenerated with it.
@@ -30,6 +35,9 @@ const BOB_SEED: u64 = 0xB0B2;
 const CAROL_SEED: u64 = 0xCA2012;
 const ENDPOINT_SEED: u64 = 0xE4D;
 const STORE_SEED: u64 = 0x5702E;
+/// Message-salt generators of the endpoint and store fixtures.
+const ENDPOINT_SALT_SEED: u64 = 0xE5A17;
+const STORE_SALT_SEED: u64 = 0x55A17;
 
 /// Decodes `data` as a [`RoomKeyShare`]. Whatever decodes must re-encode to
 /// the input, and an inbound session built from its key must be refused
@@ -92,6 +100,11 @@ pub fn decode_event_envelope(data: &[u8]) {
             assert_eq!(decrypted.session_id, event.session_id);
             assert_eq!(decrypted.message_index, genuine.index);
             assert_eq!(decrypted.sender, genuine.sender);
+            assert_eq!(decrypted.sender_user_id.as_deref(), genuine.sender_user_id);
+            assert_eq!(
+                decrypted.sender_device_id.as_deref(),
+                genuine.sender_device_id
+            );
             assert_eq!(decrypted.authenticated, genuine.authenticated);
         }
         Err(error) => {
@@ -129,18 +142,21 @@ pub fn decode_event_envelope(data: &[u8]) {
 }
 
 /// Decodes `data` as a binary [`DeviceMessage`] and gives it to the fixed
-/// endpoint (Bob's, restored from its pickle for each input), first as
-/// coming from the fixture's peer (Alice), then from a sender key made of
-/// the input's last 32 bytes.
+/// endpoint (Bob's, restored from its pickle for each input): first as
+/// delivered by the server from another user (Mallory) with Alice's key,
+/// then as coming from the fixture's peer (Alice, user and key), then from
+/// a sender key made of the input's last 32 bytes.
 ///
 /// From Alice: a message that is accepted must be one Alice really sent and
-/// Bob has not read, and give the room key it carried (which must then
-/// decrypt that room's event); a replay of it must fail without changing
-/// the endpoint. A genuine unread message must be accepted, a genuine
-/// message with a bad payload rejected with its error, and every failure
-/// must leave the endpoint exactly as it was (same pickle with the same
-/// nonce generator). From any other sender key: the message must fail and
-/// change nothing.
+/// Bob has not read, and give the room key it carried, attributed to
+/// Alice's user and device (which must then decrypt that room's event); a
+/// replay of it must fail without changing the endpoint. A genuine unread
+/// message must be accepted, a genuine message with a bad payload rejected
+/// with its error, and every failure must leave the endpoint exactly as it
+/// was (same pickle with the same nonce generator). Delivered as from
+/// another user, even a genuine message must fail
+/// ([`RoomError::ShareSenderMismatch`]) and change nothing. From any other
+/// sender key: the message must fail and change nothing.
 pub fn endpoint_receive(data: &[u8]) {
     let Ok(message) = DeviceMessage::from_bytes(data) else {
         return;
@@ -149,7 +165,21 @@ pub fn endpoint_receive(data: &[u8]) {
     let alice_key = f.alice.curve25519;
     let mut bob = restore_endpoint(&f.pickle);
     let accepted = f.accepted.iter().find(|a| a.message == message);
-    let result = bob.receive_device_message(&alice_key, &message);
+    let spoofed = bob.receive_device_message(MALLORY_USER, &alice_key, &message);
+    match &spoofed {
+        Ok(received) => panic!("a message was attributed to another user: {received:?}"),
+        Err(error) => {
+            if accepted.is_some() {
+                assert_eq!(error, &RoomError::ShareSenderMismatch);
+            }
+        }
+    }
+    assert_eq!(
+        endpoint_state(&bob),
+        f.pickle,
+        "a message delivered as from another user ({spoofed:?}) changed the endpoint"
+    );
+    let result = bob.receive_device_message(ALICE_USER, &alice_key, &message);
     match &result {
         Ok(received) => {
             let accepted = accepted.unwrap_or_else(|| {
@@ -160,15 +190,21 @@ pub fn endpoint_receive(data: &[u8]) {
             assert_eq!(received.room_id, accepted.room_id);
             assert_eq!(received.session_id, accepted.session_id);
             assert_eq!(received.sender, f.alice);
+            assert_eq!(received.sender_user_id, ALICE_USER);
+            assert_eq!(received.sender_device_id, ALICE_DEVICE);
             assert_eq!(received.first_index, accepted.first_index);
             assert_eq!(received.added, accepted.added);
+            assert!(received.evicted.is_empty(), "a key was evicted far below the bounds");
             let event = bob
                 .decrypt_event(accepted.room_id, CHECK_EVENT_ID, &accepted.event)
                 .unwrap_or_else(|e| panic!("the received room key does not decrypt: {e}"));
             assert_eq!(event.event_type, "m.room.message");
             assert_eq!(event.sender, f.alice);
+            assert_eq!(event.sender_user_id.as_deref(), Some(ALICE_USER));
+            assert_eq!(event.sender_device_id.as_deref(), Some(ALICE_DEVICE));
+            assert!(event.authenticated);
             let after = endpoint_state(&bob);
-            let replay = bob.receive_device_message(&alice_key, &message);
+            let replay = bob.receive_device_message(ALICE_USER, &alice_key, &message);
             assert!(replay.is_err(), "a replayed device message was accepted");
             assert_eq!(
                 endpoint_state(&bob),
@@ -199,7 +235,7 @@ pub fn endpoint_receive(data: &[u8]) {
     if result.is_ok() {
         bob = restore_endpoint(&f.pickle);
     }
-    let result = bob.receive_device_message(&sender, &message);
+    let result = bob.receive_device_message(ALICE_USER, &sender, &message);
     assert!(
         result.is_err(),
         "a message was accepted from a sender key with no session: {result:?}"
@@ -220,26 +256,31 @@ fn sender_from(data: &[u8]) -> Curve25519PublicKey {
 }
 
 /// An event envelope a group session really encrypted, the group message
-/// holding `{"type": "m.room.message", "content": content}`.
+/// holding `{"type": "m.room.message", "content": content}`, its salt drawn
+/// from `salts`.
 fn event(
     session: &mut OutboundGroupSession,
     sender: Curve25519PublicKey,
     content: &str,
+    salts: &mut ChaCha20Rng,
 ) -> EncryptedEvent {
     let plaintext = format!(r#"{{"type":"m.room.message","content":{content}}}"#);
-    raw_event(session, sender, plaintext.as_bytes())
+    raw_event(session, sender, plaintext.as_bytes(), salts)
 }
 
 fn raw_event(
     session: &mut OutboundGroupSession,
     sender: Curve25519PublicKey,
     plaintext: &[u8],
+    salts: &mut ChaCha20Rng,
 ) -> EncryptedEvent {
     EncryptedEvent {
         algorithm: ROOM_ALGORITHM.to_owned(),
         sender_key: sender,
         session_id: session.session_id(),
-        ciphertext: session.encrypt(plaintext).expect("encrypt"),
+        ciphertext: session
+            .encrypt_with_rng(plaintext, salts)
+            .expect("encrypt"),
     }
 }
 
@@ -251,13 +292,17 @@ struct Readable {
     content: String,
     index: u32,
     sender: IdentityKeys,
+    /// The ids a signed share bound (none for an imported key).
+    sender_user_id: Option<&'static str>,
+    sender_device_id: Option<&'static str>,
     authenticated: bool,
 }
 
 /// The inbound key store fixture, built once per process,
 /// deterministically: Alice's session in [`ROOM`] from its signed key at
-/// index 0 (authenticated), and Carol's imported from an export at index 2
-/// (not authenticated). The store itself has no pickle, so it is rebuilt
+/// index 0, shared by her device (authenticated, attributed to her user and
+/// device), and Carol's imported from an export at index 1 (not
+/// authenticated, no ids). The store itself has no pickle, so it is rebuilt
 /// from the two sessions' pickles for each input.
 struct StoreFixture {
     alice: IdentityKeys,
@@ -274,33 +319,67 @@ impl StoreFixture {
     fn store(&self) -> InboundKeyStore {
         let key = pickle_key();
         let mut store = InboundKeyStore::new();
-        for (sender, pickle) in [
-            (self.alice, &self.alice_session),
-            (self.carol, &self.carol_session),
-        ] {
-            let session = InboundGroupSession::from_pickle(pickle, &key)
-                .expect("the fixture's inbound pickles restore");
-            let added = store.add(ROOM, sender, session).expect("a new key");
-            assert_eq!(added, KeyAdded::New);
-        }
+        let restored = |pickle| {
+            InboundGroupSession::from_pickle(pickle, &key)
+                .expect("the fixture's inbound pickles restore")
+        };
+        let added = store
+            .add_shared(ROOM, restored(&self.alice_session), ALICE_USER, ALICE_DEVICE)
+            .expect("Alice's signed key");
+        assert_eq!(added, KeyAdded::New);
+        let added = store
+            .add_import(ROOM, self.carol, restored(&self.carol_session))
+            .expect("Carol's imported key");
+        assert_eq!(added, KeyAdded::New);
+        // The signed key is attributed to the creator it names; the import
+        // to the sender it claims.
+        let mut senders: Vec<IdentityKeys> = store.keys().iter().map(|k| k.sender).collect();
+        senders.sort();
+        let mut expected = vec![self.alice, self.carol];
+        expected.sort();
+        assert_eq!(senders, expected);
         store
     }
 
-    /// What a failure must not change: each session's first known index
-    /// and its export there, with its sender.
-    fn state(&self, store: &InboundKeyStore) -> Vec<(u32, IdentityKeys, Vec<u8>)> {
+    /// What a decryption must not change: each session's first known and
+    /// first authenticated index, its export there, and its sender with
+    /// the ids bound to it.
+    fn state(&self, store: &InboundKeyStore) -> Vec<StoreState> {
         assert_eq!(store.len(), 2, "the store lost or gained a session");
+        let keys = store.keys();
         self.session_ids
             .iter()
             .map(|id| {
-                let first = store
-                    .first_known_index(ROOM, id)
+                let stored = keys
+                    .iter()
+                    .find(|k| k.room_id == ROOM && k.session_id == *id)
                     .expect("the session is stored");
+                let first = stored.first_index;
+                assert_eq!(store.first_known_index(ROOM, id), Some(first));
                 let (sender, export) = store.export(ROOM, id, first).expect("exportable");
-                (first, sender, export.to_bytes().to_vec())
+                assert_eq!(sender, stored.sender);
+                StoreState {
+                    first_index: first,
+                    authenticated_from: stored.authenticated_from,
+                    sender,
+                    sender_user_id: stored.sender_user_id.clone(),
+                    sender_device_id: stored.sender_device_id.clone(),
+                    export: export.to_bytes().to_vec(),
+                }
             })
             .collect()
     }
+}
+
+/// One stored key as [`StoreFixture::state`] sees it.
+#[derive(Debug, PartialEq, Eq)]
+struct StoreState {
+    first_index: u32,
+    authenticated_from: Option<u32>,
+    sender: IdentityKeys,
+    sender_user_id: Option<String>,
+    sender_device_id: Option<String>,
+    export: Vec<u8>,
 }
 
 fn store_fixture() -> &'static StoreFixture {
@@ -311,6 +390,7 @@ fn store_fixture() -> &'static StoreFixture {
 fn build_store_fixture() -> StoreFixture {
     let key = pickle_key();
     let r = &mut rng(STORE_SEED);
+    let salts = &mut rng(STORE_SALT_SEED);
     let alice = Account::new_with_rng(&mut rng(ALICE_SEED)).identity_keys();
     let carol = Account::new_with_rng(&mut rng(CAROL_SEED)).identity_keys();
     let mut ga = OutboundGroupSession::new_with_rng(ROOM, alice, r).expect("room id");
@@ -321,40 +401,42 @@ fn build_store_fixture() -> StoreFixture {
 
     let mut readable = Vec::new();
     let mut unreadable = Vec::new();
-    let mut read = |event, content: &str, index, sender, authenticated| {
+    // Alice's key came signed (her ids bound); Carol's was imported.
+    let mut read = |event, content: &str, index, sender| {
+        let shared = sender == alice;
         readable.push(Readable {
             event,
             event_type: "m.room.message",
             content: content.to_owned(),
             index,
             sender,
-            authenticated,
+            sender_user_id: shared.then_some(ALICE_USER),
+            sender_device_id: shared.then_some(ALICE_DEVICE),
+            authenticated: shared,
         });
     };
     let hello = r#"{"body":"hello","msgtype":"m.text"}"#;
-    let a0 = event(&mut ga, alice.curve25519, hello);
-    read(a0.clone(), hello, 0, alice, true);
+    let a0 = event(&mut ga, alice.curve25519, hello, salts);
+    read(a0.clone(), hello, 0, alice);
     let nested = r#"{"body":"é ✓","m.relates_to":{"event_id":"$a0","rel_type":"m.thread"}}"#;
     read(
-        event(&mut ga, alice.curve25519, nested),
+        event(&mut ga, alice.curve25519, nested, salts),
         nested,
         1,
         alice,
-        true,
     );
-    let not_json = raw_event(&mut ga, alice.curve25519, b"not an event");
+    let not_json = raw_event(&mut ga, alice.curve25519, b"not an event", salts);
     unreadable.push((not_json, RoomError::InvalidEvent));
     read(
-        event(&mut ga, alice.curve25519, "null"),
+        event(&mut ga, alice.curve25519, "null", salts),
         "null",
         3,
         alice,
-        true,
     );
 
     // Carol's session is imported from an export at index 1: message 0
     // predates it.
-    let c0 = event(&mut gc, carol.curve25519, r#"{"body":"c0"}"#);
+    let c0 = event(&mut gc, carol.curve25519, r#"{"body":"c0"}"#, salts);
     let carol_session = InboundGroupSession::import(
         &InboundGroupSession::new(&gc.session_key())
             .expect("own key")
@@ -369,15 +451,14 @@ fn build_store_fixture() -> StoreFixture {
     ));
     for (index, content) in [(1, r#"{"body":"c1"}"#), (2, r#"{"body":"c2"}"#)] {
         read(
-            event(&mut gc, carol.curve25519, content),
+            event(&mut gc, carol.curve25519, content, salts),
             content,
             index,
             carol,
-            false,
         );
     }
     unreadable.push((
-        event(&mut unknown, alice.curve25519, hello),
+        event(&mut unknown, alice.curve25519, hello, salts),
         RoomError::UnknownRoomKey,
     ));
     let mut wrong_sender = a0.clone();
@@ -388,7 +469,7 @@ fn build_store_fixture() -> StoreFixture {
     unreadable.push((wrong_algorithm, RoomError::UnsupportedAlgorithm));
     let mut moved = forge_outbound(&ga_pickle, OTHER_ROOM, 0);
     unreadable.push((
-        event(&mut moved, alice.curve25519, hello),
+        event(&mut moved, alice.curve25519, hello, salts),
         RoomError::Group(roomseal::GroupError::Authentication),
     ));
 
@@ -419,13 +500,14 @@ struct Accepted {
 ///
 /// Bob's account is deterministic (seeded, with three published one-time
 /// keys and a fallback key) and wrapped in an [`Endpoint`]. Alice is a plain
-/// [`Account`] with deterministic sessions to Bob, so every message she
-/// sends is the same in every process and the committed seeds stay genuine.
-/// Bob reads Alice's first message a0 (a room-key share) and shares his own
-/// room key back; both steps use the operating system's generator inside
-/// `Endpoint`, so Bob's pickle differs between processes (only its own
-/// sending ratchet key and room session), which does not affect reading
-/// Alice's messages.
+/// [`Account`] with deterministic sessions to Bob (and seeded message
+/// salts), so every message she sends is the same in every process and the
+/// committed seeds stay genuine. Bob reads Alice's first message a0 (a
+/// room-key share), shares his own room key back (naming Alice's device, so
+/// her ids are bound) and confirms it sent; both steps use the operating
+/// system's generator inside `Endpoint`, so Bob's pickle differs between
+/// processes (only its own sending ratchet key, salts and room session),
+/// which does not affect reading Alice's messages.
 pub(crate) struct EndpointFixture {
     /// Bob's endpoint, pickled with `PICKLE_SEED`.
     pub(crate) pickle: String,
@@ -447,14 +529,36 @@ pub(crate) fn endpoint_fixture() -> &'static EndpointFixture {
     FIXTURE.get_or_init(build_endpoint_fixture)
 }
 
+/// A share payload of `g`'s current key from `sender` (with Alice's device
+/// ids unless `ids` says otherwise) to `recipient`.
+fn share_payload(
+    g: &OutboundGroupSession,
+    room_id: &str,
+    ids: (&str, &str),
+    sender: IdentityKeys,
+    recipient: IdentityKeys,
+) -> Vec<u8> {
+    RoomKeyShare {
+        room_id: room_id.to_owned(),
+        sender_user_id: ids.0.to_owned(),
+        sender_device_id: ids.1.to_owned(),
+        session_key: g.session_key(),
+        sender,
+        recipient,
+    }
+    .to_bytes()
+    .to_vec()
+}
+
 fn build_endpoint_fixture() -> EndpointFixture {
     let r = &mut rng(ENDPOINT_SEED);
+    let salts = &mut rng(ENDPOINT_SALT_SEED);
     let mut bob_account = Account::new_with_rng(&mut rng(BOB_SEED));
     bob_account.generate_one_time_keys_with_rng(3, r);
-    bob_account.generate_fallback_key_with_rng(r);
+    bob_account.rotate_fallback_key_with_rng(0, r);
     let one_time_keys = bob_account.one_time_keys();
     let fallback = bob_account.fallback_key().expect("a fallback key");
-    bob_account.mark_keys_as_published();
+    bob_account.mark_keys_as_published(&[&one_time_keys[..], &[fallback.clone()]].concat());
     let mut bob = Endpoint::from_account(BOB_USER, BOB_DEVICE, bob_account).expect("valid ids");
     let bob_device = bob
         .device_keys()
@@ -484,31 +588,31 @@ fn build_endpoint_fixture() -> EndpointFixture {
     let mut g3 = OutboundGroupSession::new_with_rng(OTHER_ROOM, alice, r).expect("room id");
     // A session Carol created, which Alice then shares as if it were hers.
     let carols = OutboundGroupSession::new_with_rng(ROOM, carol, r).expect("room id");
+    let alice_ids = (ALICE_USER, ALICE_DEVICE);
     let mut share_keys = Vec::new();
     let mut share = |g: &OutboundGroupSession, sender, recipient| {
-        let key = g.session_key();
-        share_keys.push(key.to_bytes().to_vec());
-        RoomKeyShare {
-            room_id: g.room_id().to_owned(),
-            session_key: key,
-            sender,
-            recipient,
-        }
-        .to_bytes()
-        .to_vec()
+        share_keys.push(g.session_key().to_bytes().to_vec());
+        share_payload(g, g.room_id(), alice_ids, sender, recipient)
     };
-    let send = |session: &mut roomseal::Session, payload: &[u8]| {
-        session.encrypt(payload).expect("encrypt")
+    let send = |session: &mut roomseal::Session, payload: &[u8], salts: &mut ChaCha20Rng| {
+        session.encrypt_with_rng(payload, salts).expect("encrypt")
     };
 
-    // a0: g1's key; Bob reads it in the fixture.
-    let a0 = send(&mut s1, &share(&g1, alice, bob_ids));
-    bob.receive_device_message(&alice.curve25519, &a0)
+    // a0: g1's key; Bob reads it in the fixture, then shares his own key
+    // with Alice's device (naming it) and confirms the message went out.
+    let a0 = send(&mut s1, &share(&g1, alice, bob_ids), salts);
+    bob.receive_device_message(ALICE_USER, &alice.curve25519, &a0)
         .expect("Bob reads a0");
     let outcome = bob
         .share_room_key(ROOM, &[alice_device])
         .expect("Bob shares his room key");
     assert_eq!(outcome.messages.len(), 1, "Bob's share reaches Alice");
+    assert_eq!(bob.mark_room_key_sent(&outcome), 1);
+    assert_eq!(
+        bob.peer(&alice.curve25519),
+        Some((alice, Some(ALICE_USER.into()), Some(ALICE_DEVICE.into()))),
+        "Alice's device is bound to her ids"
+    );
 
     let mut accepted = Vec::new();
     let mut shares = Vec::new();
@@ -516,19 +620,19 @@ fn build_endpoint_fixture() -> EndpointFixture {
     let payload = share(&g2, alice, bob_ids);
     shares.push(("share_new.bin", payload.clone()));
     accepted.push(Accepted {
-        message: send(&mut s1, &payload),
+        message: send(&mut s1, &payload, salts),
         room_id: ROOM,
         session_id: g2.session_id(),
         first_index: 0,
         added: KeyAdded::New,
-        event: event(&mut g2, alice.curve25519, r#"{"body":"g2 0"}"#),
+        event: event(&mut g2, alice.curve25519, r#"{"body":"g2 0"}"#, salts),
     });
     // a2: g1's key again at index 1: Bob keeps his better copy.
-    let g1_event = event(&mut g1, alice.curve25519, r#"{"body":"g1 0"}"#);
+    let g1_event = event(&mut g1, alice.curve25519, r#"{"body":"g1 0"}"#, salts);
     let payload = share(&g1, alice, bob_ids);
     shares.push(("share_known.bin", payload.clone()));
     accepted.push(Accepted {
-        message: send(&mut s1, &payload),
+        message: send(&mut s1, &payload, salts),
         room_id: ROOM,
         session_id: g1.session_id(),
         first_index: 1,
@@ -539,63 +643,83 @@ fn build_endpoint_fixture() -> EndpointFixture {
     let payload = share(&g3, alice, bob_ids);
     shares.push(("share_other_room.bin", payload.clone()));
     accepted.push(Accepted {
-        message: send(&mut s2, &payload),
+        message: send(&mut s2, &payload, salts),
         room_id: OTHER_ROOM,
         session_id: g3.session_id(),
         first_index: 0,
         added: KeyAdded::New,
-        event: event(&mut g3, alice.curve25519, r#"{"body":"g3 0"}"#),
+        event: event(&mut g3, alice.curve25519, r#"{"body":"g3 0"}"#, salts),
     });
     // f0: g2's key at 1 on a new session from the fallback key.
     let payload = share(&g2, alice, bob_ids);
     accepted.push(Accepted {
-        message: send(&mut s3, &payload),
+        message: send(&mut s3, &payload, salts),
         room_id: ROOM,
         session_id: g2.session_id(),
         first_index: 1,
         added: KeyAdded::New,
-        event: event(&mut g2, alice.curve25519, r#"{"body":"g2 1"}"#),
+        event: event(&mut g2, alice.curve25519, r#"{"body":"g2 1"}"#, salts),
     });
 
     // Genuine pairwise messages whose payload Bob must reject.
     let mut rejected = Vec::new();
     let payload = share(&g2, alice, alice);
     shares.push(("share_not_for_us.bin", payload.clone()));
-    rejected.push((send(&mut s1, &payload), RoomError::ShareNotForUs));
+    rejected.push((send(&mut s1, &payload, salts), RoomError::ShareNotForUs));
     let payload = share(&g2, carol, bob_ids);
     shares.push(("share_wrong_sender.bin", payload.clone()));
-    rejected.push((send(&mut s1, &payload), RoomError::ShareSenderMismatch));
+    rejected.push((
+        send(&mut s1, &payload, salts),
+        RoomError::ShareSenderMismatch,
+    ));
     let mut payload = share(&g2, alice, bob_ids);
     let last = payload.len() - 1;
     payload[last] ^= 0x01;
     shares.push(("share_bad_signature.bin", payload.clone()));
     rejected.push((
-        send(&mut s1, &payload),
+        send(&mut s1, &payload, salts),
         RoomError::Group(roomseal::GroupError::BadSignature),
     ));
     let conflicting = forge_outbound(&g1_pickle, ROOM, 0xff);
     let payload = share(&conflicting, alice, bob_ids);
     shares.push(("share_conflicting.bin", payload.clone()));
-    rejected.push((send(&mut s1, &payload), RoomError::ConflictingRoomKey));
+    rejected.push((
+        send(&mut s1, &payload, salts),
+        RoomError::ConflictingRoomKey,
+    ));
     let payload = share(&carols, alice, bob_ids);
     shares.push(("share_reshared.bin", payload.clone()));
-    rejected.push((send(&mut s1, &payload), RoomError::ShareSenderMismatch));
+    rejected.push((
+        send(&mut s1, &payload, salts),
+        RoomError::ShareSenderMismatch,
+    ));
     // g3's key (for the other room) in a share naming this room.
-    let key = g3.session_key();
-    share_keys.push(key.to_bytes().to_vec());
-    let payload = RoomKeyShare {
-        room_id: ROOM.to_owned(),
-        session_key: key,
-        sender: alice,
-        recipient: bob_ids,
-    }
-    .to_bytes()
-    .to_vec();
+    share_keys.push(g3.session_key().to_bytes().to_vec());
+    let payload = share_payload(&g3, ROOM, alice_ids, alice, bob_ids);
     shares.push(("share_room_mismatch.bin", payload.clone()));
-    rejected.push((send(&mut s1, &payload), RoomError::ShareRoomMismatch));
+    rejected.push((send(&mut s1, &payload, salts), RoomError::ShareRoomMismatch));
+    // Alice's device claiming another user than the server delivered from.
+    share_keys.push(g2.session_key().to_bytes().to_vec());
+    let payload = share_payload(&g2, ROOM, (MALLORY_USER, ALICE_DEVICE), alice, bob_ids);
+    shares.push(("share_wrong_user.bin", payload.clone()));
+    rejected.push((
+        send(&mut s1, &payload, salts),
+        RoomError::ShareSenderMismatch,
+    ));
+    // ...or another device id than the one her bundle bound.
+    let payload = share_payload(&g2, ROOM, (ALICE_USER, CAROL_DEVICE), alice, bob_ids);
+    shares.push(("share_wrong_device.bin", payload.clone()));
+    rejected.push((send(&mut s1, &payload, salts), RoomError::IdentityConflict));
+    // Carol's ids on Alice's keys.
+    let payload = share_payload(&g2, ROOM, (CAROL_USER, CAROL_DEVICE), alice, bob_ids);
+    shares.push(("share_other_ids.bin", payload.clone()));
+    rejected.push((
+        send(&mut s1, &payload, salts),
+        RoomError::ShareSenderMismatch,
+    ));
     let garbage = b"not a room key share";
     rejected.push((
-        send(&mut s1, garbage),
+        send(&mut s1, garbage, salts),
         RoomError::Decode(RoomKeyShare::from_bytes(garbage).expect_err("not a share")),
     ));
 
@@ -631,16 +755,28 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in &e.shares {
         add(SHARE, name, bytes.clone());
     }
+    // Layout (PROTOCOL.md 12.1): version, payload type, then three short
+    // (BE16-length-prefixed) ids: room, sender user, sender device.
     let genuine = &e.shares[0].1;
-    let room_len = usize::from(u16::from_be_bytes([genuine[2], genuine[3]]));
-    let with_room = |room: &[u8]| {
-        let len = u16::try_from(room.len()).expect("short").to_be_bytes();
-        [&genuine[..2], &len[..], room, &genuine[4 + room_len..]].concat()
+    let with_id = |field: usize, id: &[u8]| {
+        let mut at = 2;
+        for _ in 0..field {
+            at += 2 + usize::from(u16::from_be_bytes([genuine[at], genuine[at + 1]]));
+        }
+        let old_len = usize::from(u16::from_be_bytes([genuine[at], genuine[at + 1]]));
+        let len = u16::try_from(id.len()).expect("short").to_be_bytes();
+        [&genuine[..at], &len[..], id, &genuine[at + 2 + old_len..]].concat()
     };
-    add(SHARE, "empty_room_id.bin", with_room(b""));
-    add(SHARE, "long_room_id.bin", with_room(&[b'!'; 255]));
-    add(SHARE, "too_long_room_id.bin", with_room(&[b'!'; 256]));
-    add(SHARE, "room_id_not_utf8.bin", with_room(b"!\xff:x"));
+    let (room, user, device) = (0, 1, 2);
+    add(SHARE, "empty_room_id.bin", with_id(room, b""));
+    add(SHARE, "long_room_id.bin", with_id(room, &[b'!'; 255]));
+    add(SHARE, "too_long_room_id.bin", with_id(room, &[b'!'; 256]));
+    add(SHARE, "room_id_not_utf8.bin", with_id(room, b"!\xff:x"));
+    add(SHARE, "empty_user_id.bin", with_id(user, b""));
+    add(SHARE, "long_user_id.bin", with_id(user, &[b'@'; 255]));
+    add(SHARE, "user_id_not_utf8.bin", with_id(user, b"@\xff:x"));
+    add(SHARE, "empty_device_id.bin", with_id(device, b""));
+    add(SHARE, "too_long_device_id.bin", with_id(device, &[b'D'; 256]));
     let mut wrong_type = genuine.clone();
     wrong_type[1] = 2;
     add(SHARE, "wrong_payload_type.bin", wrong_type);
@@ -703,6 +839,9 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "conflicting_key.bin",
         "reshared_key.bin",
         "room_mismatch.bin",
+        "wrong_user.bin",
+        "wrong_device.bin",
+        "other_ids.bin",
         "not_a_share.bin",
     ];
     assert_eq!(names.len(), e.rejected.len());
@@ -720,7 +859,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         RECEIVE,
         "pre_key_as_normal.bin",
-        [&[1u8, 1][..], &pre_key[2 + 192..]].concat(),
+        [&[VERSION, 1][..], &pre_key[2 + 192..]].concat(),
     );
     seeds
 }
