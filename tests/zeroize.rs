@@ -1,6 +1,7 @@
 //! Zeroization, where it can be observed without `unsafe` and without
 //! reading freed memory: the caller's copy of a pickle key is wiped, secret
-//! encodings come back in `Zeroizing` wrappers, and (at compile time) the
+//! encodings come back in `Zeroizing` wrappers, every decryption hands its
+//! plaintext back as a [`Plaintext`] (a wiping buffer), and (at compile time) the
 //! key types the crate's secrets are built from zeroize on drop, the live
 //! objects cannot be cloned or serialized, and every secret-holding type has
 //! drop glue.
@@ -15,9 +16,9 @@
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use roomseal::{
-    Account, DecryptedEvent, Endpoint, ExportedSessionKey, GroupDecrypted, InboundCreation,
-    InboundGroupSession, InboundKeyStore, OutboundGroupSession, PickleKey, RoomKeyShare, Session,
-    SessionKey,
+    Account, DecryptedEvent, DeviceMessage, Endpoint, ExportedSessionKey, GroupDecrypted,
+    InboundCreation, InboundGroupSession, InboundKeyStore, OutboundGroupSession, PickleKey,
+    Plaintext, RoomKeyShare, Session, SessionKey,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -75,6 +76,8 @@ fn secret_encodings_are_zeroizing() {
     let exported: ExportedSessionKey = inbound.export_at(0).unwrap();
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: "@alice:example.org".to_owned(),
+        sender_device_id: "ALICE".to_owned(),
         session_key: session_key.clone(),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
@@ -114,6 +117,52 @@ fn secret_encodings_are_zeroizing() {
     }
 }
 
+/// The plaintext of a decryption, as the type says: a [`Plaintext`] whose
+/// bytes can only be taken out in a wiping buffer.
+fn wiping(plaintext: Plaintext, expected: &[u8]) {
+    assert_eq!(plaintext, expected);
+    assert_eq!(format!("{plaintext:?}"), format!("Plaintext({} bytes)", expected.len()));
+    let mut bytes: Zeroizing<Vec<u8>> = is_zeroizing(plaintext.into_zeroizing());
+    assert_eq!(bytes.as_slice(), expected);
+    bytes.zeroize();
+    assert!(bytes.is_empty());
+}
+
+#[test]
+fn every_decryption_returns_a_wiping_plaintext() {
+    // Pairwise: the first message (creating the session) and a reply.
+    let alice = Account::new_with_rng(&mut rng(1));
+    let mut bob = Account::new_with_rng(&mut rng(2));
+    bob.generate_one_time_keys_with_rng(1, &mut rng(3));
+    let bob_device = bob
+        .device_keys("@bob:example.org", "BOB")
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
+    let mut a = alice
+        .create_outbound_session_with_rng(&bob_device, &bob.one_time_keys()[0], &mut rng(4))
+        .unwrap();
+    let DeviceMessage::PreKey(first) = a.encrypt(b"first secret").unwrap() else {
+        panic!("a new session sends a pre-key message")
+    };
+    let created: InboundCreation = bob.create_inbound_session(&first).unwrap();
+    let mut b = created.session;
+    wiping(created.plaintext, b"first secret");
+    let reply = b.encrypt(b"second secret").unwrap();
+    wiping(a.decrypt(&reply).unwrap(), b"second secret");
+
+    // Group: one by one and in a batch.
+    let mut outbound =
+        OutboundGroupSession::new_with_rng(ROOM, alice.identity_keys(), &mut rng(5)).unwrap();
+    let mut inbound = InboundGroupSession::new(&outbound.session_key()).unwrap();
+    let m0 = outbound.encrypt(b"group secret 0").unwrap();
+    let m1 = outbound.encrypt(b"group secret 1").unwrap();
+    let decrypted: GroupDecrypted = inbound.decrypt(ROOM, &m0).unwrap();
+    wiping(decrypted.plaintext, b"group secret 0");
+    let mut batch = inbound.decrypt_batch(ROOM, &[m1]);
+    wiping(batch.remove(0).unwrap().plaintext, b"group secret 1");
+}
+
 #[test]
 fn decoding_does_not_wipe_the_callers_buffer() {
     // Decoders take `&[u8]`: the caller owns (and must wipe) its copy of a
@@ -138,6 +187,8 @@ fn live_objects_cannot_be_cloned_or_serialized() {
     assert!(!implements!(Endpoint: Clone));
     assert!(!implements!(InboundKeyStore: Clone));
     assert!(!implements!(InboundCreation: Clone));
+    // A plaintext may be cloned (each copy wipes itself), never serialized.
+    assert!(implements!(Plaintext: Clone));
     for (name, serialize, deserialize) in [
         (
             "Account",
@@ -188,6 +239,16 @@ fn live_objects_cannot_be_cloned_or_serialized() {
             "PickleKey",
             implements!(PickleKey: serde::Serialize),
             implements!(PickleKey: serde::de::DeserializeOwned),
+        ),
+        (
+            "Plaintext",
+            implements!(Plaintext: serde::Serialize),
+            implements!(Plaintext: serde::de::DeserializeOwned),
+        ),
+        (
+            "GroupDecrypted",
+            implements!(GroupDecrypted: serde::Serialize),
+            implements!(GroupDecrypted: serde::de::DeserializeOwned),
         ),
     ] {
         assert!(!serialize && !deserialize, "{name} is serializable");
@@ -278,6 +339,12 @@ fn secret_holding_types_and_their_drop_behaviour() {
             std::mem::needs_drop::<DecryptedEvent>(),
             implements!(DecryptedEvent: ZeroizeOnDrop),
             implements!(DecryptedEvent: Drop),
+        ),
+        (
+            "Plaintext",
+            std::mem::needs_drop::<Plaintext>(),
+            implements!(Plaintext: ZeroizeOnDrop),
+            implements!(Plaintext: Drop),
         ),
     ];
     for (name, glue, zeroize_on_drop, drop) in table {
