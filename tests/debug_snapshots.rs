@@ -17,9 +17,10 @@ use rand::rngs::ChaCha20Rng;
 use rand::{Rng, SeedableRng};
 use roomseal::{
     Account, AccountError, DecodeError, DecryptedEvent, DeviceMessage, EncryptedEvent, Endpoint,
-    ExportedSessionKey, GroupDecrypted, GroupError, InboundCreation, InboundGroupSession,
-    InboundKeyStore, KeyError, OutboundGroupSession, PickleError, PickleKey, ROOM_ALGORITHM,
-    RoomError, RoomKeyShare, Session, SessionError, SessionKey,
+    ExportedSessionKey, GroupDecrypted, GroupError, IdentityKeys, InboundCreation,
+    InboundGroupSession, InboundKeyStore, KeyError, OutboundGroupSession, PickleError, PickleKey,
+    Plaintext, ROOM_ALGORITHM, RoomError, RoomKeyShare, RotationReason, Session, SessionError,
+    SessionKey, StoredRoomKey,
 };
 use serde_json::json;
 
@@ -153,20 +154,48 @@ fn assert_debug_hides<T: std::fmt::Debug>(what: &str, value: &T, secrets: &[(&st
 // 11.8, 12.6, as the code lays them out)
 // ---------------------------------------------------------------------------
 
-fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
+/// The 64 bytes of identity keys (Ed25519, then X25519), as a session
+/// pickle's owner.
+fn identity_bytes(keys: IdentityKeys) -> Vec<u8> {
+    [&keys.ed25519.to_bytes()[..], keys.curve25519.as_bytes()].concat()
+}
+
+/// Opens a pickle made under `key` (8.1): version 2, generation, nonce, then
+/// AES-256-GCM under the type's subkey, with the type, version, generation
+/// and `owner` (a session's account; empty otherwise) as associated data.
+fn open_pickle_with(key: &[u8; 32], pickle: &str, type_name: &str, owner: &[u8]) -> Vec<u8> {
     let bytes = Base64Unpadded::decode_vec(pickle).unwrap();
-    assert_eq!(bytes[0], 1, "pickle version");
-    let nonce: [u8; 12] = bytes[1..13].try_into().unwrap();
-    let aad = [b"roomseal/v2/pickle/", type_name.as_bytes(), &[1]].concat();
-    Aes256Gcm::new(&key_bytes().into())
+    assert_eq!(bytes[0], 2, "pickle version");
+    let generation = &bytes[1..9];
+    let nonce: [u8; 12] = bytes[9..21].try_into().unwrap();
+    let mut subkey = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, key)
+        .expand(
+            &[b"roomseal/v2/pickle-key/", type_name.as_bytes()].concat(),
+            &mut subkey,
+        )
+        .unwrap();
+    let aad = [
+        b"roomseal/v2/pickle/",
+        type_name.as_bytes(),
+        &[2],
+        generation,
+        owner,
+    ]
+    .concat();
+    Aes256Gcm::new(&subkey.into())
         .decrypt(
             &Nonce::from(nonce),
             Payload {
-                msg: &bytes[13..],
+                msg: &bytes[21..],
                 aad: &aad,
             },
         )
-        .expect("pickle opens with the key and associated data of PROTOCOL.md 8.1")
+        .expect("pickle opens with the subkey and associated data of PROTOCOL.md 8.1")
+}
+
+fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
+    open_pickle_with(&key_bytes(), pickle, type_name, &[])
 }
 
 /// Named secret byte strings found in some contents.
@@ -227,6 +256,9 @@ fn account_secrets(c: &mut Cursor<'_>, out: &mut Secrets) {
         if c.u8() == 1 {
             c.take(9);
             c.secret(name, out, 32);
+            c.take(8);
+            let sessions = c.u16();
+            c.take(32 * sessions);
         }
     }
 }
@@ -234,9 +266,9 @@ fn account_secrets(c: &mut Cursor<'_>, out: &mut Secrets) {
 /// Session contents (8.3): root, ratchet private key, chain keys, skipped
 /// message seeds.
 fn session_secrets(c: &mut Cursor<'_>, out: &mut Secrets) {
-    c.take(1 + 32 + 1 + 32 + 64);
+    c.take(1 + 32 + 1 + 64 + 64);
     if c.u8() == 1 {
-        c.take(192);
+        c.take(128);
     }
     c.secret("root key", out, 32);
     c.secret("ratchet private key", out, 32);
@@ -272,10 +304,28 @@ fn outbound_secrets(c: &mut Cursor<'_>, out: &mut Secrets) {
     ratchet_secrets("outbound", c.take(128), out);
 }
 
-/// Inbound contents (11.8): key, flag, index, ratchet.
+/// Inbound contents (11.8): key, then the authenticated ratchet (flag,
+/// index, ratchet, creator, room) and the unsigned prefix (flag, index,
+/// ratchet).
 fn inbound_secrets(c: &mut Cursor<'_>, out: &mut Secrets) {
-    c.take(32 + 1 + 4);
-    ratchet_secrets("inbound", c.take(128), out);
+    c.take(32);
+    if c.u8() == 1 {
+        c.take(4);
+        ratchet_secrets("inbound", c.take(128), out);
+        c.take(64);
+        c.short();
+    }
+    if c.u8() == 1 {
+        c.take(4);
+        ratchet_secrets("inbound prefix", c.take(128), out);
+    }
+}
+
+/// An optional id: flag, then a short id.
+fn optional_id(c: &mut Cursor<'_>) {
+    if c.u8() == 1 {
+        c.short();
+    }
 }
 
 /// Endpoint contents (12.6): ids, account, sessions per peer, outbound
@@ -286,29 +336,52 @@ fn endpoint_secrets(contents: &[u8]) -> Secrets {
     c.short();
     c.short();
     account_secrets(&mut c, &mut out);
+    // Peers: identity, user and device ids, known and new-session flags,
+    // sessions.
     for _ in 0..c.u32() {
-        c.take(32);
+        c.take(64);
+        optional_id(&mut c);
+        optional_id(&mut c);
+        c.take(2);
         for _ in 0..c.u16() {
             session_secrets(&mut c, &mut out);
         }
     }
+    // Outbound rooms: session, creation time, recipients (identity, ids,
+    // first index, sent flag), and the signed keys offered (each holds the
+    // ratchet at its index: 11.6).
     for _ in 0..c.u32() {
         outbound_secrets(&mut c, &mut out);
         c.take(8);
-        let shared = c.u32();
-        c.take(32 * shared);
+        for _ in 0..c.u32() {
+            c.take(64);
+            c.short();
+            c.short();
+            c.take(5);
+        }
+        for i in 0..c.u32() {
+            let len = c.u32();
+            let key = c.take(len);
+            ratchet_secrets(&format!("offered key {i}"), &key[5..133], &mut out);
+        }
     }
+    // Stored room keys: room, sender, ids, session, floor, replay records.
     for _ in 0..c.u32() {
         c.short();
         c.take(64);
+        optional_id(&mut c);
+        optional_id(&mut c);
         inbound_secrets(&mut c, &mut out);
         c.take(4);
         let entries = c.u32();
         c.take(36 * entries);
     }
+    // Discarded rooms (room, reason), then the rotation policy.
     for _ in 0..c.u32() {
         c.short();
+        c.take(1);
     }
+    c.take(4 + 8);
     assert!(c.0.is_empty(), "endpoint contents not fully read");
     out
 }
@@ -360,7 +433,7 @@ fn event_plaintext() -> Vec<u8> {
 fn world() -> World {
     let mut alice = Account::new_with_rng(&mut rng(1));
     alice.generate_one_time_keys_with_rng(2, &mut rng(3));
-    alice.generate_fallback_key_with_rng(&mut rng(4));
+    alice.rotate_fallback_key_with_rng(1_000, &mut rng(4));
     let mut bob = Account::new_with_rng(&mut rng(2));
     bob.generate_one_time_keys_with_rng(2, &mut rng(5));
     let bob_bundle = bob.device_keys("@bob:example.org", "BOBPHONE").unwrap();
@@ -394,18 +467,23 @@ fn world() -> World {
     let exported = inbound.export_at(1).unwrap();
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: "@alice:example.org".to_owned(),
+        sender_device_id: "ALICEPHONE".to_owned(),
         session_key: session_key.clone(),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
     };
-    let message = outbound.encrypt(&event_plaintext()).unwrap();
+    let message = outbound
+        .encrypt_with_rng(&event_plaintext(), &mut rng(21))
+        .unwrap();
     let decrypted = inbound.decrypt(ROOM, &message).unwrap();
     let mut store = InboundKeyStore::new();
     store
-        .add(
+        .add_shared(
             ROOM,
-            alice.identity_keys(),
             InboundGroupSession::new(&session_key).unwrap(),
+            "@alice:example.org",
+            "ALICEPHONE",
         )
         .unwrap();
     let envelope = EncryptedEvent {
@@ -427,8 +505,8 @@ fn world() -> World {
         Account::new_with_rng(&mut rng(9)),
     )
     .unwrap();
-    endpoint.keys_to_publish(2);
-    endpoint.mark_keys_as_published();
+    let published = endpoint.keys_to_publish(2);
+    endpoint.mark_keys_as_published(&published);
     endpoint
         .establish_session(&bob_bundle, &bob_keys[1])
         .unwrap();
@@ -436,6 +514,7 @@ fn world() -> World {
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
     assert_eq!(outcome.messages.len(), 1);
+    assert_eq!(endpoint.mark_room_key_sent(&outcome), 1);
 
     World {
         alice,
@@ -480,7 +559,7 @@ fn debug_snapshots_of_secret_holding_types() {
         format!("{:?}", w.alice_session),
         concat!(
             "Session { ",
-            "session_id: SessionId(brOE+7oPMpD8OsZAjgq9jDKufQ7lwCnfC+kMgRCe7fk), ",
+            "session_id: SessionId(moHNh2U7TCkRqN5pQsai6nKdsjXB6A9aDM0ACUwByV4), ",
             "role: Initiator, peer: IdentityKeys { ",
             "ed25519: Ed25519PublicKey(fRd/HnG0kK0M44D5V4qxK7D8AKmN6PalVcgdSMIDkkk), ",
             "curve25519: Curve25519PublicKey(NjM47BWBVkPmgpgUBV9qgTfjRFrMwFRdmPchHyJOyFc) }, ",
@@ -493,7 +572,7 @@ fn debug_snapshots_of_secret_holding_types() {
         format!("{:?}", w.bob_session),
         concat!(
             "Session { ",
-            "session_id: SessionId(brOE+7oPMpD8OsZAjgq9jDKufQ7lwCnfC+kMgRCe7fk), ",
+            "session_id: SessionId(moHNh2U7TCkRqN5pQsai6nKdsjXB6A9aDM0ACUwByV4), ",
             "role: Responder, peer: IdentityKeys { ",
             "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
             "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }, ",
@@ -516,7 +595,9 @@ fn debug_snapshots_of_secret_holding_types() {
         concat!(
             "InboundGroupSession { ",
             "session_id: GroupSessionId(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k), ",
-            "first_known_index: 0, authenticated: true, .. }",
+            "first_known_index: 0, authenticated_from: Some(0), creator: Some(IdentityKeys { ",
+            "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
+            "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }), .. }",
         ),
     );
     s.check(
@@ -542,6 +623,7 @@ fn debug_snapshots_of_secret_holding_types() {
         format!("{:?}", w.share),
         concat!(
             "RoomKeyShare { room_id: \"!room:example.org\", ",
+            "sender_user_id: \"@alice:example.org\", sender_device_id: \"ALICEPHONE\", ",
             "session_key: SessionKey { ",
             "session_id: Ed25519PublicKey(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k), ",
             "index: 0, .. }, sender: IdentityKeys { ",
@@ -577,9 +659,14 @@ fn debug_snapshots_of_secret_holding_types() {
             "InboundKeyStore { keys: [StoredKey { room_id: \"!room:example.org\", ",
             "session: InboundGroupSession { ",
             "session_id: GroupSessionId(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k), ",
-            "first_known_index: 0, authenticated: true, .. }, sender: IdentityKeys { ",
+            "first_known_index: 0, authenticated_from: Some(0), creator: Some(IdentityKeys { ",
+            "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
+            "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }), .. }, ",
+            "sender: IdentityKeys { ",
             "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
             "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }, ",
+            "sender_user_id: Some(\"@alice:example.org\"), ",
+            "sender_device_id: Some(\"ALICEPHONE\"), ",
             "replay_records: 1, replay_floor: 0 }] }",
         ),
     );
@@ -592,11 +679,19 @@ fn debug_snapshots_of_secret_holding_types() {
             "            session: InboundGroupSession {\n",
             "                session_id: GroupSessionId(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k),\n",
             "                first_known_index: 0,\n",
-            "                authenticated: true,\n                ..\n            },\n",
+            "                authenticated_from: Some(\n                    0,\n                ),\n",
+            "                creator: Some(\n                    IdentityKeys {\n",
+            "                        ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg),\n",
+            "                        curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU),\n",
+            "                    },\n                ),\n",
+            "                ..\n            },\n",
             "            sender: IdentityKeys {\n",
             "                ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg),\n",
             "                curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU),\n",
-            "            },\n            replay_records: 1,\n            replay_floor: 0,\n",
+            "            },\n",
+            "            sender_user_id: Some(\n                \"@alice:example.org\",\n            ),\n",
+            "            sender_device_id: Some(\n                \"ALICEPHONE\",\n            ),\n",
+            "            replay_records: 1,\n            replay_floor: 0,\n",
             "        },\n    ],\n}",
         ),
     );
@@ -612,6 +707,8 @@ fn debug_snapshots_of_secret_holding_types() {
             "DecryptedEvent { event_type: \"m.room.message\", sender: IdentityKeys { ",
             "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
             "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }, ",
+            "sender_user_id: Some(\"@alice:example.org\"), ",
+            "sender_device_id: Some(\"ALICEPHONE\"), ",
             "session_id: GroupSessionId(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k), ",
             "message_index: 0, authenticated: true, .. }",
         ),
@@ -621,13 +718,38 @@ fn debug_snapshots_of_secret_holding_types() {
         w.creation_debug.clone(),
         concat!(
             "InboundCreation { session: Session { ",
-            "session_id: SessionId(brOE+7oPMpD8OsZAjgq9jDKufQ7lwCnfC+kMgRCe7fk), ",
+            "session_id: SessionId(moHNh2U7TCkRqN5pQsai6nKdsjXB6A9aDM0ACUwByV4), ",
             "role: Responder, peer: IdentityKeys { ",
             "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
             "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }, ",
             "pre_key_phase: false, sending_index: 0, ",
             "receiving_index: Some(1), skipped_keys: 0, .. }, ",
             "plaintext_len: 10 }",
+        ),
+    );
+    s.check(
+        "Plaintext",
+        format!("{:?}", w.decrypted.plaintext),
+        "Plaintext(88 bytes)",
+    );
+    s.check(
+        "Plaintext (pretty)",
+        format!("{:#?}", w.decrypted.plaintext),
+        "Plaintext(88 bytes)",
+    );
+    let stored: Vec<StoredRoomKey> = w.store.keys();
+    s.check(
+        "StoredRoomKey",
+        format!("{stored:?}"),
+        concat!(
+            "[StoredRoomKey { room_id: \"!room:example.org\", ",
+            "session_id: GroupSessionId(7buN2cHKhaa+VPKDt/PQEZsfj9ZOU1Fwdm15k9fNk/k), ",
+            "sender: IdentityKeys { ",
+            "ed25519: Ed25519PublicKey(TUsYBi+FAlmN4EXKe2nwZ/Wfk7FuOvhzOpiK3CNB9cg), ",
+            "curve25519: Curve25519PublicKey(CR6HZXV5X1/O1D/3zlrmUtsh40U8ax7F070jsexBBlU) }, ",
+            "sender_user_id: Some(\"@alice:example.org\"), ",
+            "sender_device_id: Some(\"ALICEPHONE\"), first_index: 0, ",
+            "authenticated_from: Some(0), replay_records: 1, size_bytes: 410 }]",
         ),
     );
     s.finish();
@@ -654,7 +776,12 @@ fn no_secret_bytes_in_debug_output() {
         ("Session (responder)", &w.bob_session, 3 + 1),
     ] {
         let secrets = parse(
-            &open_pickle(&session.pickle_with_rng(&key, &mut rng(0)), "session"),
+            &open_pickle_with(
+                &key_bytes(),
+                &session.pickle_with_rng(&key, &mut rng(0)),
+                "session",
+                &identity_bytes(session.local_identity()),
+            ),
             session_secrets,
         );
         assert_eq!(
@@ -719,18 +846,7 @@ fn no_secret_bytes_in_debug_output() {
     rng(10).fill_bytes(&mut drawn);
     let random = PickleKey::random_with_rng(&mut rng(10));
     let probe = Account::new_with_rng(&mut rng(11)).pickle_with_rng(&random, &mut rng(0));
-    let probe = Base64Unpadded::decode_vec(&probe).unwrap();
-    assert!(
-        Aes256Gcm::new(&drawn.into())
-            .decrypt(
-                &Nonce::from(<[u8; 12]>::try_from(&probe[1..13]).unwrap()),
-                Payload {
-                    msg: &probe[13..],
-                    aad: b"roomseal/v2/pickle/account\x01",
-                },
-            )
-            .is_ok()
-    );
+    assert!(!open_pickle_with(&drawn, &probe, "account", &[]).is_empty());
     assert_debug_hides("PickleKey (random)", &random, &[("key", drawn.to_vec())]);
 
     let endpoint = endpoint_secrets(&open_pickle(
@@ -738,9 +854,9 @@ fn no_secret_bytes_in_debug_output() {
         "endpoint",
     ));
     // Account (7 with its two one-time keys and fallback key), one session
-    // (3 keys plus none received), the room's outbound session (1 + 5) and
-    // our own inbound copy (5).
-    assert_eq!(endpoint.len(), 7 + 3 + 6 + 5);
+    // (3 keys plus none received), the room's outbound session (1 + 5), the
+    // signed key offered to Bob (5) and our own inbound copy (5).
+    assert_eq!(endpoint.len(), 7 + 3 + 6 + 5 + 5);
     assert_debug_hides("Endpoint", &w.endpoint, &as_refs(&endpoint));
 
     // Plaintexts are not keys, but `GroupDecrypted` shows only their length.
@@ -751,6 +867,15 @@ fn no_secret_bytes_in_debug_output() {
         &[("plaintext", plaintext.clone())],
     );
     assert!(!format!("{:?}", w.decrypted).contains(EVENT_BODY));
+    assert_debug_hides(
+        "Plaintext",
+        &w.decrypted.plaintext,
+        &[("plaintext", plaintext.clone())],
+    );
+    assert!(!format!("{:?}", w.decrypted.plaintext).contains(EVENT_BODY));
+    // The stored-key listing (for backup and clean-up) holds no key bytes.
+    assert_debug_hides("StoredRoomKey", &w.store.keys(), &as_refs(&key_secrets));
+    assert_debug_hides("StoredRoomKey", &w.endpoint.room_keys(), &as_refs(&endpoint));
     // `DecryptedEvent` shows neither the event content (what was said) nor
     // anything of the key that decrypted it.
     assert!(!format!("{:?}", w.event).contains(EVENT_BODY));
@@ -784,6 +909,8 @@ fn inbound_creation_debug_hides_a_shared_session_key() {
         OutboundGroupSession::new_with_rng(ROOM, alice.identity_keys(), &mut rng(20)).unwrap();
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: "@alice:example.org".to_owned(),
+        sender_device_id: "ALICEPHONE".to_owned(),
         session_key: group.session_key(),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
@@ -802,6 +929,18 @@ fn inbound_creation_debug_hides_a_shared_session_key() {
     );
     assert_debug_hides("InboundCreation", &creation, &as_refs(&secrets));
 }
+
+/// Every rotation reason, in code order.
+const ROTATION_REASONS: [RotationReason; 8] = [
+    RotationReason::NotShared,
+    RotationReason::MessageLimit,
+    RotationReason::AgeLimit,
+    RotationReason::ClockWentBack,
+    RotationReason::DeviceLeft,
+    RotationReason::DeviceForgotten,
+    RotationReason::Requested,
+    RotationReason::Rollback,
+];
 
 #[test]
 fn error_display_and_debug() {
@@ -835,6 +974,10 @@ fn error_display_and_debug() {
         PickleError::UnknownVersion(7),
         PickleError::Decryption,
         PickleError::Contents(DecodeError::TrailingBytes(1)),
+        PickleError::Stale {
+            found: 3,
+            newest: 5,
+        },
     ];
     let session_errors = [
         SessionError::Decode(DecodeError::Empty),
@@ -858,6 +1001,8 @@ fn error_display_and_debug() {
         AccountError::BadDeviceKeysSignature,
         AccountError::InvalidDeviceKeys("user id"),
         AccountError::UnknownOneTimeKey,
+        AccountError::FallbackKeyReplay,
+        AccountError::FallbackKeyExhausted,
         AccountError::Session(SessionError::LowOrderKey),
     ];
     let group_errors = [
@@ -884,6 +1029,8 @@ fn error_display_and_debug() {
         RoomError::NoSession,
         RoomError::SenderMismatch,
         RoomError::OwnDevice,
+        RoomError::IdentityConflict,
+        RoomError::DuplicateRecipient,
         RoomError::ShareNotForUs,
         RoomError::ShareSenderMismatch,
         RoomError::ShareRoomMismatch,
@@ -895,8 +1042,12 @@ fn error_display_and_debug() {
         RoomError::UnsupportedAlgorithm,
         RoomError::InvalidEnvelope,
         RoomError::InvalidEvent,
-        RoomError::ShareRequired,
-    ];
+        RoomError::TooManyPeers,
+        RoomError::TooManyRoomKeys,
+    ]
+    .into_iter()
+    .chain(ROTATION_REASONS.map(RoomError::ShareRequired))
+    .collect::<Vec<_>>();
     let all: Vec<(String, String, String)> = key_errors
         .iter()
         .map(|e| (format!("{e:?}"), e.to_string(), "KeyError".to_owned()))
@@ -930,6 +1081,11 @@ fn error_display_and_debug() {
                 .iter()
                 .map(|e| (format!("{e:?}"), e.to_string(), "RoomError".to_owned())),
         )
+        .chain(
+            ROTATION_REASONS
+                .iter()
+                .map(|r| (format!("{r:?}"), r.to_string(), "RotationReason".to_owned())),
+        )
         .collect();
     let expected: &[(&str, &str)] = &[
         ("Base64", "invalid base64"),
@@ -958,11 +1114,15 @@ fn error_display_and_debug() {
         ("UnknownVersion(7)", "unknown pickle version 7"),
         (
             "Decryption",
-            "pickle does not decrypt: wrong key, altered bytes or another object type",
+            "pickle does not decrypt: wrong key, altered bytes, or another object type or owner",
         ),
         (
             "Contents(TrailingBytes(1))",
             "pickle contents are invalid: 1 trailing bytes after the last field",
+        ),
+        (
+            "Stale { found: 3, newest: 5 }",
+            "pickle generation 3 is older than the newest recorded generation 5",
         ),
         ("Decode(Empty)", "message could not be decoded: empty input"),
         (
@@ -1000,6 +1160,14 @@ fn error_display_and_debug() {
         (
             "UnknownOneTimeKey",
             "pre-key message names an unknown one-time key",
+        ),
+        (
+            "FallbackKeyReplay",
+            "pre-key message replays a session already created from the fallback key",
+        ),
+        (
+            "FallbackKeyExhausted",
+            "fallback key has created its maximum of sessions; rotate it",
         ),
         ("Session(LowOrderKey)", "peer key is a low-order point"),
         (
@@ -1042,6 +1210,14 @@ fn error_display_and_debug() {
             "cannot start a session with this device itself",
         ),
         (
+            "IdentityConflict",
+            "device identity conflicts with the one held for its X25519 key",
+        ),
+        (
+            "DuplicateRecipient",
+            "a device is listed twice, or two listed devices share a key or id",
+        ),
+        (
             "ShareNotForUs",
             "room-key share is addressed to another device",
         ),
@@ -1074,9 +1250,62 @@ fn error_display_and_debug() {
         ("InvalidEnvelope", "invalid encrypted event envelope"),
         ("InvalidEvent", "invalid event payload"),
         (
-            "ShareRequired",
-            "the room key must be shared (or rotated) before encrypting",
+            "TooManyPeers",
+            "too many peer devices; forget some before accepting new ones",
         ),
+        (
+            "TooManyRoomKeys",
+            "too many room keys stored; forget some before accepting new ones",
+        ),
+        (
+            "ShareRequired(NotShared)",
+            "the room key must be shared before encrypting: the room key has not been shared yet",
+        ),
+        (
+            "ShareRequired(MessageLimit)",
+            "the room key must be shared before encrypting: the room key has sent its maximum number of messages",
+        ),
+        (
+            "ShareRequired(AgeLimit)",
+            "the room key must be shared before encrypting: the room key reached its maximum age",
+        ),
+        (
+            "ShareRequired(ClockWentBack)",
+            "the room key must be shared before encrypting: the clock went back past the room key's creation time",
+        ),
+        (
+            "ShareRequired(DeviceLeft)",
+            "the room key must be shared before encrypting: a device that held the room key left",
+        ),
+        (
+            "ShareRequired(DeviceForgotten)",
+            "the room key must be shared before encrypting: a device that held the room key was forgotten",
+        ),
+        (
+            "ShareRequired(Requested)",
+            "the room key must be shared before encrypting: a new room key was requested",
+        ),
+        (
+            "ShareRequired(Rollback)",
+            "the room key must be shared before encrypting: the state was rolled back",
+        ),
+        ("NotShared", "the room key has not been shared yet"),
+        (
+            "MessageLimit",
+            "the room key has sent its maximum number of messages",
+        ),
+        ("AgeLimit", "the room key reached its maximum age"),
+        (
+            "ClockWentBack",
+            "the clock went back past the room key's creation time",
+        ),
+        ("DeviceLeft", "a device that held the room key left"),
+        (
+            "DeviceForgotten",
+            "a device that held the room key was forgotten",
+        ),
+        ("Requested", "a new room key was requested"),
+        ("Rollback", "the state was rolled back"),
     ];
     for (i, (debug, display, kind)) in all.iter().enumerate() {
         let (want_debug, want_display) = expected.get(i).copied().unwrap_or(("", ""));
@@ -1134,6 +1363,7 @@ fn secret_types_have_no_display() {
             "DecryptedEvent",
             implements!(DecryptedEvent: std::fmt::Display),
         ),
+        ("Plaintext", implements!(Plaintext: std::fmt::Display)),
     ];
     for (name, has) in display {
         assert!(!has, "{name} implements Display");
