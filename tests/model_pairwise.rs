@@ -38,11 +38,15 @@
 //! genuine messages (the random schedules stay within a send budget).
 //!
 //! Restoring from pickles. A pickle taken just now round-trips: the restored
-//! session must pickle identically and the schedule goes on. Restoring an
-//! OLD pickle is only sound for a side that has not *sent* since the pickle
-//! was taken: a side that sent and then rolls back would encrypt again with
-//! message keys it already used (AES-GCM key and nonce reuse), which no
-//! model can call correct. A side that has only *received* since is safe to
+//! session must pickle identically (same generation), it restores only as a
+//! session of its own account (not under the peer's identity), and the
+//! schedule goes on. Restoring an OLD pickle is modelled only for a side
+//! that has not *sent* since the pickle was taken: a side that sent and then
+//! rolls back would send again on chain positions the peer may already have
+//! used (the per-message salt keeps the AES-GCM key and nonce fresh, but the
+//! peer refuses such messages as replays, and the recovery is a new session:
+//! `Endpoint::recover_from_rollback`, tested at the room layer), which this
+//! model does not follow. A side that has only *received* since is safe to
 //! roll back: the peer never saw anything derived from the forgotten state
 //! (a new ratchet key generated on receipt was never used to send), and the
 //! model side is rolled back with it, so messages it had already read become
@@ -65,7 +69,7 @@ use rand::rngs::ChaCha20Rng;
 use roomseal::consts::MAX_FORWARD_JUMP;
 use roomseal::{
     Account, AccountError, DeviceMessage, PickleKey, Session, SessionError, SessionId,
-    SignedOneTimeKey,
+    SignedOneTimeKey, pickle_generation,
 };
 
 /// Schedules per `cargo test` run unless `ROOMSEAL_MODEL_CASES` says.
@@ -222,8 +226,10 @@ impl World {
             .unwrap()
             .check_self_signature()
             .unwrap();
-        let one_time_key = bob_account.one_time_keys()[1].clone();
-        bob_account.mark_keys_as_published();
+        let published = bob_account.one_time_keys();
+        let one_time_key = published[1].clone();
+        bob_account.mark_keys_as_published(&published);
+        assert!(bob_account.one_time_keys().is_empty());
         let alice = alice_account
             .create_outbound_session_with_rng(&bob_device, &one_time_key, &mut rng)
             .unwrap();
@@ -276,8 +282,13 @@ impl World {
         let plaintext = format!("{from:?} says #{id}")
             .repeat(1 + id % 3)
             .into_bytes();
+        // The message salt from the schedule's generator, so a seed replays
+        // the same bytes.
+        let mut salts = ChaCha20Rng::from_rng(&mut self.rng);
         let session = self.session(from).expect("model and sessions agree");
-        let message = session.encrypt(&plaintext).map_err(|e| format!("{e}"))?;
+        let message = session
+            .encrypt_with_rng(&plaintext, &mut salts)
+            .map_err(|e| format!("{e}"))?;
         let model = self.model[from.ix()].as_mut().expect("checked above");
         let (generation, counter) = model.sent(&message).map_err(|e| self.fail(e))?;
         self.sends[from.ix()] += 1;
@@ -352,7 +363,7 @@ impl World {
                 .create_inbound_session_with_rng(pre_key, &mut self.rng);
             let outcome = match (&expected, actual) {
                 (Ok(model), Ok(created)) => {
-                    if Some(&created.plaintext) != expected_plaintext.as_ref() {
+                    if Some(created.plaintext.as_slice()) != expected_plaintext.as_deref() {
                         return Err(self.fail(format!("{header}: wrong plaintext on creation")));
                     }
                     if created.session.session_id() != self.session_id {
@@ -394,7 +405,7 @@ impl World {
         let after = session_state(session);
         match (expected, actual) {
             (Ok((next, path)), Ok(plaintext)) => {
-                if Some(&plaintext) != expected_plaintext.as_ref() {
+                if Some(plaintext.as_slice()) != expected_plaintext.as_deref() {
                     return Err(self.fail(format!("{header}: decrypted to the wrong plaintext")));
                 }
                 self.model[to.ix()] = Some(next);
@@ -538,9 +549,23 @@ impl World {
                 if let Some(session) = self.session(*side) {
                     let before = session_state(session);
                     let pickle = session.pickle_with_rng(&key, &mut rng);
-                    let restored = Session::from_pickle(&pickle, &key).unwrap();
-                    if session_state(&restored) != before {
-                        return Err(self.fail("round-tripped session differs".to_owned()));
+                    let generation = session.pickle_generation();
+                    let owner = session.local_identity();
+                    let as_peer = Session::from_pickle(&pickle, &key, &session.peer_identity());
+                    let restored = Session::from_pickle(&pickle, &key, &owner).unwrap();
+                    let problem = if session_state(&restored) != before {
+                        Some("round-tripped session differs")
+                    } else if pickle_generation(&pickle) != Ok(generation)
+                        || restored.pickle_generation() != generation
+                    {
+                        Some("round trip changed the generation")
+                    } else if as_peer.is_ok() {
+                        Some("a session pickle restored under the peer's identity")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return Err(self.fail(problem.to_owned()));
                     }
                     *session = restored;
                 }
@@ -562,7 +587,12 @@ impl World {
                 let snapshots = &self.snapshots[side.ix()];
                 if !snapshots.is_empty() {
                     let snapshot = &snapshots[pick.of(snapshots.len())];
-                    let restored = Session::from_pickle(&snapshot.pickle, &self.key).unwrap();
+                    let owner = match side {
+                        Side::Alice => self.alice.local_identity(),
+                        Side::Bob => self.bob_account.identity_keys(),
+                    };
+                    let restored = Session::from_pickle(&snapshot.pickle, &self.key, &owner)
+                        .unwrap_or_else(|e| panic!("snapshot of {side:?} does not restore: {e}"));
                     let model = snapshot.model.clone();
                     self.note(format!(
                         "restored {side:?} to tx {:?} / live {:?}",
