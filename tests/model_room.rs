@@ -17,32 +17,49 @@
 //!
 //! Actions: a member sends an event the way a client does (share the room
 //! key with the current members, claim a one-time key and establish a
-//! session for each device it has none with, share again, encrypt); the
+//! session for each device it has none with, share again, confirm the
+//! messages as sent (or not: a crash before confirming), encrypt); the
 //! network delivers, drops, redelivers or misroutes to-device messages in
 //! any order; any device (member or not) decrypts any event, again, under
 //! another event id, or altered; a member leaves; a device joins; a member
 //! discards its room key (`rotate_room_key`); a member tries to encrypt
 //! without sharing; a device is restored from a pickle taken just now;
-//! Mallory (a raw `Account`, not a member) sends a device a valid share of
-//! her own room session, or one addressed to another device, claiming
-//! another sender, naming another room, or not a share at all. The rotation
+//! a device forgets a peer (`forget_peer`); a member shares with a list
+//! that names a device twice, or that pairs Mallory's key with another
+//! device's ids; the server delivers a to-device message as from another
+//! user; Mallory (a raw `Account`, not a member) sends a device a valid
+//! share of her own room session, or one addressed to another device,
+//! claiming another sender, naming another room, or not a share at all. The rotation
 //! policy is a small message count (1 to 6), so keys rotate often. Event
 //! "drops" need no action: an event nobody fetches changes nothing, and
 //! events are fetched in any order, any number of times.
 //!
 //! What is checked:
-//! - `share_room_key`: whether it rotates (message count, a device left the
-//!   set the key went to, an explicit discard) and reports `rotated`, which
-//!   devices get a message and which are reported without a session; the
-//!   header of every pairwise message (pre-key flag, counters, chains);
-//! - `receive_device_message`: success with the exact room, session, sender,
-//!   first index and `KeyAdded`, or the exact error (`Session(..)` as the
+//! - `share_room_key`: whether it rotates and why (`rotation_reason`: never
+//!   shared, message count, a device that may hold the key left, a device it
+//!   went to was forgotten, an explicit discard), which devices get a message
+//!   (those never offered the key, and those offered it whose message was
+//!   never confirmed, again from the index first offered), in the order
+//!   listed, and which are reported without a session; that confirming
+//!   marks exactly the messages of the share; the refusals of a duplicate
+//!   recipient and of an identity conflict (nothing changed); the header of
+//!   every pairwise message (pre-key flag, counters, chains);
+//! - `forget_peer`: how many sessions go, and that a room whose key went to
+//!   the forgotten device rotates (`DeviceForgotten`); that device's
+//!   messages then find no session, and its old pre-key messages cannot
+//!   recreate one (`UnknownOneTimeKey`, `FallbackKeyReplay`); a device the
+//!   app never named keeps at most two sessions;
+//! - `receive_device_message`: success with the exact room, session, sender
+//!   (keys, user and device id), first index and `KeyAdded`, or the exact
+//!   error (`ShareSenderMismatch` when the server names another user than
+//!   the share's; `Session(..)` as the
 //!   pairwise model predicts for the newest session with the sender,
 //!   `Account(UnknownOneTimeKey)`, `NoSession`, and for Mallory's payloads
 //!   `ShareNotForUs`, `ShareSenderMismatch`, `ShareRoomMismatch`,
 //!   `Decode(..)`);
-//! - `decrypt_event`: the exact content, sender, session, index and
-//!   authenticity, or the exact error (`UnknownRoomKey`,
+//! - `decrypt_event`: the exact content, sender (keys, and the user and
+//!   device ids a share bound; none for the sender's own key), session,
+//!   index and authenticity, or the exact error (`UnknownRoomKey`,
 //!   `Group(UnknownIndex)`, `Replay`, `Group(BadSignature)`);
 //! - every failed operation leaves the endpoint's pickle unchanged, and a
 //!   pickle taken just now restores to an equal endpoint;
@@ -53,7 +70,8 @@
 //!   member can send an event (over a fresh key shared to all) that every
 //!   other member reads: no pairwise session diverged.
 //!
-//! Every endpoint's generator is seeded from the schedule (`set_rng`), so a
+//! Every endpoint's generator is seeded from the schedule (`set_rng`, feature
+//! `insecure-test-rng`), so a
 //! printed schedule replays exactly. `schedules_reach_every_rule` runs a
 //! fixed sample of schedules and fails unless every outcome above happened
 //! at least once, so the model cannot pass vacuously.
@@ -71,8 +89,8 @@ use rand::rngs::ChaCha20Rng;
 use roomseal::{
     Account, AccountError, Curve25519PublicKey, DecodeError, DeviceKeys, DeviceMessage,
     EncryptedEvent, Endpoint, GroupError, GroupMessage, IdentityKeys, KeyAdded,
-    OutboundGroupSession, PickleKey, RoomError, RoomKeyShare, RotationPolicy, SelfSignedDevice,
-    Session, SessionId, SignedOneTimeKey,
+    OutboundGroupSession, PickleKey, RoomError, RoomKeyShare, RotationPolicy, RotationReason,
+    SelfSignedDevice, Session, SessionId, SignedOneTimeKey, pickle_generation,
 };
 use serde_json::json;
 
@@ -87,10 +105,19 @@ const MAX_ACTIONS: usize = 120;
 
 const ROOM: &str = "!model:example.org";
 
+const MALLORY_USER: &str = "@mallory:example.org";
+const MALLORY_DEVICE: &str = "MALLORY";
+
+/// Sessions a device the app never named may hold (`MAX_STRANGER_SESSIONS`).
+const STRANGER_SESSIONS: usize = 2;
+/// Sessions a named device may hold (`MAX_SESSIONS_PER_PEER`).
+const PEER_SESSIONS: usize = 8;
+
 #[derive(Clone, Debug)]
 enum Action {
-    /// A member (picked among the current members) sends an event.
-    Send(Pick),
+    /// A member (picked among the current members) sends an event,
+    /// confirming its shares as sent or not.
+    Send { from: Pick, confirm: bool },
     /// Deliver an in-flight to-device message to its recipient.
     DeliverToDevice(Pick),
     /// Lose an in-flight to-device message.
@@ -124,6 +151,16 @@ enum Action {
     /// Mallory (not a member, not an `Endpoint`: a raw account) sends a
     /// device a room-key share over her own pairwise session with it.
     Forge { to: Pick, kind: Forgery },
+    /// A device forgets another device (or Mallory).
+    ForgetPeer { device: Pick, peer: Pick },
+    /// A member shares with a list naming another member twice.
+    ShareDuplicate { from: Pick, twice: Pick },
+    /// A member shares with a list where Mallory's key comes with another
+    /// device's ids (a server pairing someone's name with her key).
+    ShareImpostor { from: Pick, ids_of: Pick },
+    /// The server delivers an in-flight to-device message as sent by
+    /// another user than its sender's.
+    SpoofUser { pick: Pick, user: Pick },
 }
 
 /// What Mallory's share payload is.
@@ -143,7 +180,8 @@ enum Forgery {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        20 => pick().prop_map(Action::Send),
+        20 => (pick(), prop::bool::weighted(0.8))
+            .prop_map(|(from, confirm)| Action::Send { from, confirm }),
         25 => pick().prop_map(Action::DeliverToDevice),
         4 => pick().prop_map(Action::DropToDevice),
         4 => pick().prop_map(Action::DuplicateToDevice),
@@ -167,6 +205,10 @@ fn action() -> impl Strategy<Value = Action> {
             Just(Forgery::OtherRoom),
             Just(Forgery::Garbage),
         ]).prop_map(|(to, kind)| Action::Forge { to, kind }),
+        3 => (pick(), pick()).prop_map(|(device, peer)| Action::ForgetPeer { device, peer }),
+        1 => (pick(), pick()).prop_map(|(from, twice)| Action::ShareDuplicate { from, twice }),
+        2 => (pick(), pick()).prop_map(|(from, ids_of)| Action::ShareImpostor { from, ids_of }),
+        2 => (pick(), pick()).prop_map(|(pick, user)| Action::SpoofUser { pick, user }),
     ]
 }
 
@@ -213,6 +255,10 @@ struct Pair {
     sides: [Option<PeerModel>; 2],
     /// Learned from the initiator's first (pre-key) message.
     session_id: Option<SessionId>,
+    /// Started from the responder's fallback key (not a one-time key).
+    from_fallback: bool,
+    /// The responder's side was created once (its key is used up).
+    created: bool,
 }
 
 impl Pair {
@@ -221,12 +267,22 @@ impl Pair {
     }
 }
 
+/// A device offered the current room key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Recipient {
+    /// The index it was first offered.
+    first_index: u32,
+    /// The app confirmed a message to it was sent.
+    sent: bool,
+}
+
 /// A device's outbound room session as the model sees it.
 #[derive(Clone)]
 struct Outbound {
     session: SessionKeyId,
     index: u32,
-    shared_with: BTreeSet<usize>,
+    /// Every device that may hold the key (a message was produced for it).
+    recipients: BTreeMap<usize, Recipient>,
 }
 
 /// Everything the model knows about one device.
@@ -235,8 +291,15 @@ struct DeviceModel {
     /// Pairwise sessions per peer, in the endpoint's order (newest last).
     sessions: BTreeMap<usize, Vec<usize>>,
     outbound: Option<Outbound>,
-    /// `rotate_room_key` discarded the outbound session.
-    discarded: bool,
+    /// Why the outbound session was dropped (`rotate_room_key`,
+    /// `forget_peer`), if it was.
+    discarded: Option<RotationReason>,
+    /// Devices the app named (by starting a session with them or listing
+    /// them in a share while holding a session).
+    named: BTreeSet<usize>,
+    /// The user and device ids bound to each peer (from its bundle or its
+    /// first share).
+    bound_ids: BTreeMap<usize, (String, String)>,
     /// Room keys held: session → (first known index, creator).
     keys: BTreeMap<SessionKeyId, (u32, usize)>,
     /// Replay records: (session, index) → event id.
@@ -331,7 +394,7 @@ impl World {
             endpoint.set_rng(Box::new(ChaCha20Rng::from_rng(&mut rng)));
             endpoint.set_rotation_policy(policy);
             let keys = endpoint.keys_to_publish(2);
-            endpoint.mark_keys_as_published();
+            endpoint.mark_keys_as_published(&keys);
             published.push(Published {
                 verified: keys.device_keys.check_self_signature().unwrap(),
                 device_keys: keys.device_keys,
@@ -399,28 +462,52 @@ impl World {
         members[pick.of(members.len())]
     }
 
-    /// The share `from` is about to make: (rotates, reports `rotated`).
-    fn predict_rotation(&self, from: usize, targets: &BTreeSet<usize>) -> (bool, bool) {
-        let model = &self.models[from];
-        let rotate = model.outbound.as_ref().is_none_or(|out| {
-            out.index >= self.policy.max_messages || !out.shared_with.is_subset(targets)
-        });
-        (
-            rotate,
-            rotate && (model.outbound.is_some() || model.discarded),
-        )
+    /// The user id of device `d` (Mallory's for the last one).
+    fn user_of(&self, d: usize) -> String {
+        if d == self.endpoints.len() {
+            MALLORY_USER.to_owned()
+        } else {
+            format!("@user{d}:example.org")
+        }
     }
 
-    /// One `share_room_key` call by `from`, checked; returns the devices
-    /// reported without a session.
-    fn share(&mut self, from: usize) -> Result<Vec<usize>, String> {
+    /// The device id of device `d`.
+    fn device_id_of(&self, d: usize) -> String {
+        if d == self.endpoints.len() {
+            MALLORY_DEVICE.to_owned()
+        } else {
+            format!("DEVICE{d}")
+        }
+    }
+
+    /// Why the share `from` is about to make replaces its room session, if
+    /// it does: no session (never shared, or dropped and why), the message
+    /// count, or a device that may hold the key is no longer listed.
+    fn predict_rotation(&self, from: usize, targets: &BTreeSet<usize>) -> Option<RotationReason> {
+        let model = &self.models[from];
+        match &model.outbound {
+            None => Some(model.discarded.unwrap_or(RotationReason::NotShared)),
+            Some(out) if out.index >= self.policy.max_messages => {
+                Some(RotationReason::MessageLimit)
+            }
+            Some(out) if out.recipients.keys().any(|d| !targets.contains(d)) => {
+                Some(RotationReason::DeviceLeft)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// One `share_room_key` call by `from`, checked, confirmed as sent when
+    /// `confirm`; returns the devices reported without a session.
+    fn share(&mut self, from: usize, confirm: bool) -> Result<Vec<usize>, String> {
         let targets: BTreeSet<usize> = self
             .members
             .iter()
             .copied()
             .filter(|&d| d != from)
             .collect();
-        let (rotate, rotated) = self.predict_rotation(from, &targets);
+        let reason = self.predict_rotation(from, &targets);
+        let rotated = reason.filter(|r| *r != RotationReason::NotShared);
         // The member list as the app has it, the sender included.
         let devices: Vec<SelfSignedDevice> = self
             .members
@@ -431,13 +518,23 @@ impl World {
             .share_room_key(ROOM, &devices)
             .map_err(|e| self.fail(format!("share by {from} failed: {e:?}")))?;
         let session = *outcome.session_id.as_bytes();
-        if outcome.rotated != rotated {
+        if outcome.rotated != rotated.is_some() || outcome.rotation_reason != rotated {
             return Err(self.fail(format!(
-                "share by {from}: rotated = {}, model expected {rotated}",
-                outcome.rotated
+                "share by {from}: rotated = {} ({:?}), model expected {rotated:?}",
+                outcome.rotated, outcome.rotation_reason
             )));
         }
-        if rotate {
+        // Listing a device the endpoint holds a session with names it.
+        for &t in &targets {
+            if self.models[from]
+                .sessions
+                .get(&t)
+                .is_some_and(|s| !s.is_empty())
+            {
+                self.models[from].named.insert(t);
+            }
+        }
+        if reason.is_some() {
             if !self.all_sessions.insert(session) {
                 return Err(self.fail(format!("share by {from}: rotation reused a session id")));
             }
@@ -445,13 +542,14 @@ impl World {
             model.outbound = Some(Outbound {
                 session,
                 index: 0,
-                shared_with: BTreeSet::new(),
+                recipients: BTreeMap::new(),
             });
-            model.discarded = false;
+            model.discarded = None;
             model.keys.insert(session, (0, from));
             self.count("share: new room session".to_owned());
-            if rotated {
+            if let Some(reason) = rotated {
                 self.count("share: rotated".to_owned());
+                self.count(format!("share: rotated ({reason:?})"));
             }
         }
         let out = self.models[from].outbound.clone().expect("a session now");
@@ -460,35 +558,54 @@ impl World {
                 "share by {from}: session changed although the model expected no rotation"
             )));
         }
-        let lacking: BTreeSet<usize> = targets.difference(&out.shared_with).copied().collect();
-        let (want_messages, want_missing): (BTreeSet<usize>, BTreeSet<usize>) =
-            lacking.iter().partition(|d| {
-                self.models[from]
-                    .sessions
-                    .get(d)
-                    .is_some_and(|s| !s.is_empty())
-            });
-        let got_missing: BTreeSet<usize> = outcome
+        // Who gets a message, at which index, in the order listed: a device
+        // never offered the key (from now), or offered it without a
+        // confirmed message (again, from the index first offered).
+        let mut want_messages: Vec<(usize, u32)> = Vec::new();
+        let mut want_missing: Vec<usize> = Vec::new();
+        for &t in &targets {
+            let index = match out.recipients.get(&t) {
+                Some(r) if r.sent => continue,
+                Some(r) => {
+                    self.count("share: re-served an unconfirmed device".to_owned());
+                    r.first_index
+                }
+                None => out.index,
+            };
+            if self.models[from]
+                .sessions
+                .get(&t)
+                .is_some_and(|s| !s.is_empty())
+            {
+                want_messages.push((t, index));
+            } else {
+                want_missing.push(t);
+            }
+        }
+        let got_missing: Vec<usize> = outcome
             .missing_sessions
             .iter()
             .map(|d| self.device_of(&d.identity_keys().curve25519))
             .collect();
-        let got_messages: BTreeSet<usize> = outcome
+        let got_messages: Vec<usize> = outcome
             .messages
             .iter()
             .map(|m| self.device_of(&m.recipient_key))
             .collect();
-        if got_messages != want_messages
-            || got_missing != want_missing
-            || outcome.messages.len() != want_messages.len()
-        {
+        let want_to: Vec<usize> = want_messages.iter().map(|&(t, _)| t).collect();
+        if got_messages != want_to || got_missing != want_missing {
             return Err(self.fail(format!(
                 "share by {from}: messages to {got_messages:?} and missing {got_missing:?}, \
-                 model expected {want_messages:?} and {want_missing:?}"
+                 model expected {want_to:?} and {want_missing:?}"
             )));
         }
-        for m in outcome.messages {
-            let to = self.device_of(&m.recipient_key);
+        for (m, &(to, first_index)) in outcome.messages.iter().zip(&want_messages) {
+            if m.sender_key != self.identities[from].curve25519
+                || m.user_id != self.user_of(to)
+                || m.device_id != self.device_id_of(to)
+            {
+                return Err(self.fail(format!("share by {from}: message to {to} misaddressed")));
+            }
             let pair_id = *self.models[from].sessions[&to].last().expect("checked");
             let pair = &mut self.pairs[pair_id];
             let role = pair.role(from);
@@ -507,29 +624,73 @@ impl World {
                 pair: pair_id,
                 generation,
                 session,
-                first_index: out.index,
-                message: m.message,
+                first_index,
+                message: m.message.clone(),
                 forgery: None,
                 received: false,
             });
             self.in_flight.push(id);
             if let Some(out) = self.models[from].outbound.as_mut() {
-                out.shared_with.insert(to);
+                out.recipients.entry(to).or_insert(Recipient {
+                    first_index,
+                    sent: false,
+                });
             }
             self.note(format!(
-                "  to-device #{id}: {from} -> {to} on pair {pair_id} (first index {})",
-                out.index
+                "  to-device #{id}: {from} -> {to} on pair {pair_id} (first index {first_index})"
             ));
         }
-        Ok(want_missing.into_iter().collect())
+        if confirm {
+            let marked = self.endpoints[from].mark_room_key_sent(&outcome);
+            if marked != outcome.messages.len() {
+                return Err(self.fail(format!(
+                    "share by {from}: confirmed {marked} of {} messages",
+                    outcome.messages.len()
+                )));
+            }
+            if let Some(out) = self.models[from].outbound.as_mut() {
+                for &(to, _) in &want_messages {
+                    if let Some(r) = out.recipients.get_mut(&to) {
+                        r.sent = true;
+                    }
+                }
+            }
+        } else if !outcome.messages.is_empty() {
+            self.count("share: not confirmed".to_owned());
+        }
+        Ok(want_missing)
+    }
+
+    /// Adds pair `pair_id` as `device`'s newest session with `peer`,
+    /// dropping the oldest beyond the bound (two for a device the app never
+    /// named).
+    fn add_session(&mut self, device: usize, peer: usize, pair_id: usize) {
+        let model = &mut self.models[device];
+        let limit = if model.named.contains(&peer) {
+            PEER_SESSIONS
+        } else {
+            STRANGER_SESSIONS
+        };
+        let sessions = model.sessions.entry(peer).or_default();
+        sessions.push(pair_id);
+        if sessions.len() > limit {
+            sessions.remove(0);
+            let whose = if limit == STRANGER_SESSIONS {
+                "a stranger"
+            } else {
+                "a named device"
+            };
+            self.count(format!("oldest session of {whose} dropped"));
+        }
     }
 
     /// A member sends an event as a client does.
-    fn send(&mut self, from: usize) -> Result<(), String> {
-        let missing = self.share(from)?;
+    fn send(&mut self, from: usize, confirm: bool) -> Result<(), String> {
+        let missing = self.share(from, confirm)?;
         if !missing.is_empty() {
             for &to in &missing {
                 let published = &mut self.published[to];
+                let from_fallback = published.one_time_keys.is_empty();
                 let one_time_key = published
                     .one_time_keys
                     .pop()
@@ -546,15 +707,17 @@ impl World {
                     devices: [from, to],
                     sides: [Some(PeerModel::initiator()), None],
                     session_id: None,
+                    from_fallback,
+                    created: false,
                 });
-                self.models[from]
-                    .sessions
-                    .entry(to)
-                    .or_default()
-                    .push(pair_id);
+                // Starting a session names the device and binds its ids.
+                let ids = (self.user_of(to), self.device_id_of(to));
+                self.models[from].named.insert(to);
+                self.models[from].bound_ids.entry(to).or_insert(ids);
+                self.add_session(from, to, pair_id);
                 self.note(format!("  established pair {pair_id}: {from} -> {to}"));
             }
-            let still_missing = self.share(from)?;
+            let still_missing = self.share(from, confirm)?;
             if !still_missing.is_empty() {
                 return Err(self.fail(format!("still no session with {still_missing:?}")));
             }
@@ -636,6 +799,15 @@ impl World {
                             .map_err(RoomError::Session)?;
                         (p, side, false)
                     }
+                    // The session was created once and since dropped
+                    // (forgotten, or pushed out): its key is used up.
+                    None if genuine && pair.created => {
+                        return Err(RoomError::Account(if pair.from_fallback {
+                            AccountError::FallbackKeyReplay
+                        } else {
+                            AccountError::UnknownOneTimeKey
+                        }));
+                    }
                     None if genuine => {
                         let (side, _) = PeerModel::responder(&m.message, origin_on(m.pair))
                             .map_err(|e| RoomError::Account(AccountError::Session(e)))?;
@@ -691,20 +863,35 @@ impl World {
     /// misrouted) and checks the outcome.
     fn receive(&mut self, id: usize, to: usize, label: &str) -> Result<(), String> {
         let from = self.to_device[id].from;
-        let expected = self.predict_receive(id, to);
+        let user = self.user_of(from);
+        self.receive_as(id, to, &user, label)
+    }
+
+    /// [`World::receive`] with the server saying the message came from
+    /// `user` (another user than its sender's: spoofed).
+    fn receive_as(&mut self, id: usize, to: usize, user: &str, label: &str) -> Result<(), String> {
+        let from = self.to_device[id].from;
+        let spoofed = user != self.user_of(from);
+        let expected = match self.predict_receive(id, to) {
+            Ok(_) if spoofed => Err(RoomError::ShareSenderMismatch),
+            other => other,
+        };
         let message = self.to_device[id].message.clone();
         let sender_key = self.identities[from].curve25519;
         let before = state(&self.endpoints[to]);
-        let actual = self.endpoints[to].receive_device_message(&sender_key, &message);
-        let header = format!("{label} to-device #{id} ({from} -> {to})");
+        let actual = self.endpoints[to].receive_device_message(user, &sender_key, &message);
+        let header = format!("{label} to-device #{id} ({from} -> {to} as {user})");
         match (expected, actual) {
             (Ok((first_index, added, pair_id, side, created)), Ok(received)) => {
                 let m = &self.to_device[id];
                 if received.room_id != ROOM
                     || *received.session_id.as_bytes() != m.session
                     || received.sender != self.identities[from]
+                    || received.sender_user_id != self.user_of(from)
+                    || received.sender_device_id != self.device_id_of(from)
                     || received.first_index != first_index
                     || received.added != added
+                    || !received.evicted.is_empty()
                 {
                     return Err(self.fail(format!(
                         "{header}: received {received:?}, model expected first index \
@@ -716,12 +903,11 @@ impl World {
                 let role = pair.role(to);
                 pair.sides[role] = Some(side);
                 if created {
-                    self.models[to]
-                        .sessions
-                        .entry(from)
-                        .or_default()
-                        .push(pair_id);
+                    pair.created = true;
+                    self.add_session(to, from, pair_id);
                 }
+                let ids = (self.user_of(from), self.device_id_of(from));
+                self.models[to].bound_ids.entry(from).or_insert(ids);
                 let keys = &mut self.models[to].keys;
                 let entry = keys.entry(session).or_insert((first_index, from));
                 entry.0 = entry.0.min(first_index);
@@ -739,6 +925,9 @@ impl World {
                     )));
                 }
                 self.count(format!("to-device err: {}", name(&got)));
+                if spoofed {
+                    self.count(format!("to-device err (spoofed user): {}", name(&got)));
+                }
                 self.note(format!("{header}: failed as expected: {got:?}"));
             }
             (want, got) => {
@@ -811,8 +1000,17 @@ impl World {
         let event = &self.events[n];
         match (expected, actual) {
             (Ok(()), Ok(decrypted)) => {
+                // A shared key carries the ids its share bound; the sender's
+                // own key carries none.
+                let ids = (device != event.sender)
+                    .then(|| (self.user_of(event.sender), self.device_id_of(event.sender)));
+                let got_ids = decrypted
+                    .sender_user_id
+                    .clone()
+                    .zip(decrypted.sender_device_id.clone());
                 if decrypted.event_type != "m.room.message"
                     || decrypted.content != event.content
+                    || got_ids != ids
                     || decrypted.sender != self.identities[event.sender]
                     || *decrypted.session_id.as_bytes() != event.session
                     || decrypted.message_index != event.index
@@ -861,10 +1059,10 @@ impl World {
         self.note(format!("step {step}: {action:?}"));
         let devices = self.endpoints.len();
         match action {
-            Action::Send(pick) => {
-                let from = self.member(pick);
-                self.note(format!("  device {from} sends"));
-                self.send(from)?;
+            Action::Send { from, confirm } => {
+                let from = self.member(from);
+                self.note(format!("  device {from} sends (confirming: {confirm})"));
+                self.send(from, *confirm)?;
             }
             Action::DeliverToDevice(pick) => {
                 if !self.in_flight.is_empty() {
@@ -956,7 +1154,7 @@ impl World {
                 let device = self.member(pick);
                 let had = self.models[device].outbound.take().is_some();
                 if had {
-                    self.models[device].discarded = true;
+                    self.models[device].discarded = Some(RotationReason::Requested);
                 }
                 if self.endpoints[device].rotate_room_key(ROOM) != had {
                     return Err(self.fail(format!("rotate_room_key by {device}: not {had}")));
@@ -964,41 +1162,106 @@ impl World {
             }
             Action::EncryptWithoutShare(pick) => {
                 let device = self.member(pick);
-                let must_fail = self.models[device]
-                    .outbound
-                    .as_ref()
-                    .is_none_or(|out| out.index >= self.policy.max_messages);
-                if must_fail {
+                let model = &self.models[device];
+                let reason = match &model.outbound {
+                    None => Some(model.discarded.unwrap_or(RotationReason::NotShared)),
+                    Some(out) if out.index >= self.policy.max_messages => {
+                        Some(RotationReason::MessageLimit)
+                    }
+                    Some(_) => None,
+                };
+                if let Some(reason) = reason {
                     let before = state(&self.endpoints[device]);
                     let result = self.endpoints[device].encrypt_event(
                         ROOM,
                         "m.room.message",
                         &json!({"body": "unshared"}),
                     );
-                    if result != Err(RoomError::ShareRequired)
+                    if result != Err(RoomError::ShareRequired(reason))
                         || state(&self.endpoints[device]) != before
                     {
                         return Err(self.fail(format!(
-                            "encrypt without a current key by {device}: {result:?}"
+                            "encrypt without a current key by {device}: {result:?}, \
+                             model expected ShareRequired({reason:?})"
                         )));
                     }
                     self.count("encrypt err: ShareRequired".to_owned());
+                    self.count(format!("encrypt err: ShareRequired({reason:?})"));
                 }
             }
             Action::Forge { to, kind } => {
                 let to = to.of(devices);
                 self.forge(to, *kind)?;
             }
+            Action::ForgetPeer { device, peer } => {
+                let device = device.of(devices);
+                // Any other device, or Mallory (the last identity).
+                let others: Vec<usize> = (0..=devices).filter(|&d| d != device).collect();
+                let peer = others[peer.of(others.len())];
+                self.forget_peer(device, peer)?;
+            }
+            Action::ShareDuplicate { from, twice } => {
+                let from = self.member(from);
+                let others: Vec<usize> = self
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|&d| d != from)
+                    .collect();
+                if !others.is_empty() {
+                    let twice = others[twice.of(others.len())];
+                    let mut devices: Vec<SelfSignedDevice> = self
+                        .members
+                        .iter()
+                        .map(|&d| self.published[d].verified.clone())
+                        .collect();
+                    devices.push(self.published[twice].verified.clone());
+                    self.refused_share(from, &devices, RoomError::DuplicateRecipient)?;
+                }
+            }
+            Action::ShareImpostor { from, ids_of } => {
+                let from = self.member(from);
+                let mallory = self.endpoints.len();
+                // Only a device that holds Mallory bound to her own ids can
+                // tell; for the others her bundle is just another device.
+                if self.models[from].bound_ids.contains_key(&mallory) {
+                    let victim = ids_of.of(devices);
+                    let impostor = self
+                        .mallory
+                        .device_keys(&self.user_of(victim), &self.device_id_of(victim))
+                        .and_then(|keys| keys.check_self_signature())
+                        .unwrap();
+                    let mut devices = vec![impostor];
+                    devices.extend(
+                        self.members
+                            .iter()
+                            .map(|&d| self.published[d].verified.clone()),
+                    );
+                    self.refused_share(from, &devices, RoomError::IdentityConflict)?;
+                }
+            }
+            Action::SpoofUser { pick, user } => {
+                if !self.in_flight.is_empty() {
+                    let id = self.in_flight[pick.of(self.in_flight.len())];
+                    let from = self.to_device[id].from;
+                    let users: Vec<usize> = (0..=devices).filter(|&d| d != from).collect();
+                    let user = self.user_of(users[user.of(users.len())]);
+                    self.receive_as(id, self.to_device[id].to, &user, "spoofed")?;
+                }
+            }
             Action::Restore(pick) => {
                 let device = pick.of(devices);
                 let before = state(&self.endpoints[device]);
                 let pickle = self.endpoints[device].pickle_with_rng(&self.key, &mut self.rng);
                 let mut restored = Endpoint::from_pickle(&pickle, &self.key).unwrap();
-                // The policy and the generator are configuration, not state:
-                // set them again.
-                restored.set_rotation_policy(self.policy);
+                // The policy is kept in the pickle; the generator is
+                // configuration, set again.
                 restored.set_rng(Box::new(ChaCha20Rng::from_rng(&mut self.rng)));
-                if state(&restored) != before {
+                if state(&restored) != before
+                    || restored.rotation_policy() != self.policy
+                    || pickle_generation(&pickle) != Ok(restored.pickle_generation())
+                    || restored.pickle_generation() != self.endpoints[device].pickle_generation()
+                {
                     return Err(self.fail(format!("restored device {device} differs")));
                 }
                 self.endpoints[device] = restored;
@@ -1008,12 +1271,86 @@ impl World {
         Ok(())
     }
 
+    /// Whether `from`'s newest session with `to` (if any) still reaches it:
+    /// `to` holds it, or it is `from`'s own new session whose first message
+    /// will create it.
+    fn usable(&self, from: usize, to: usize) -> bool {
+        let Some(&p) = self.models[from].sessions.get(&to).and_then(|s| s.last()) else {
+            return true;
+        };
+        let pair = &self.pairs[p];
+        self.models[to]
+            .sessions
+            .get(&from)
+            .is_some_and(|s| s.contains(&p))
+            || (pair.devices[1] == to && !pair.created)
+    }
+
+    /// `device` forgets `peer`: its sessions with it go, and a room whose key
+    /// it may hold rotates at the next share.
+    fn forget_peer(&mut self, device: usize, peer: usize) -> Result<(), String> {
+        let model = &mut self.models[device];
+        let expected = model.sessions.remove(&peer).map_or(0, |s| s.len());
+        model.named.remove(&peer);
+        model.bound_ids.remove(&peer);
+        let held_key = model
+            .outbound
+            .as_ref()
+            .is_some_and(|out| out.recipients.contains_key(&peer));
+        if held_key {
+            model.outbound = None;
+            model.discarded = Some(RotationReason::DeviceForgotten);
+        }
+        let key = self.identities[peer].curve25519;
+        let dropped = self.endpoints[device].forget_peer(&key);
+        if dropped != expected || self.endpoints[device].has_session(&key) {
+            return Err(self.fail(format!(
+                "{device} forgets {peer}: dropped {dropped} sessions, model expected {expected}"
+            )));
+        }
+        self.note(format!(
+            "  device {device} forgets {peer} ({dropped} sessions; room key dropped: {held_key})"
+        ));
+        if dropped > 0 {
+            self.count("forget peer".to_owned());
+        }
+        if held_key {
+            self.count("forget peer: room key dropped".to_owned());
+        }
+        Ok(())
+    }
+
+    /// `from` shares with `devices`, which must be refused with `error`
+    /// and change nothing.
+    fn refused_share(
+        &mut self,
+        from: usize,
+        devices: &[SelfSignedDevice],
+        error: RoomError,
+    ) -> Result<(), String> {
+        let before = state(&self.endpoints[from]);
+        let result = self.endpoints[from].share_room_key(ROOM, devices);
+        match result {
+            Err(got) if got == error && state(&self.endpoints[from]) == before => {
+                self.count(format!("share err: {}", name(&got)));
+                self.note(format!("  share by {from} refused as expected: {got:?}"));
+                Ok(())
+            }
+            other => Err(self.fail(format!(
+                "share by {from}: model expected {error:?} with nothing changed, library \
+                 returned {:?}",
+                other.map(|o| o.session_id)
+            ))),
+        }
+    }
+
     /// Mallory encrypts a share payload of `kind` to `to` over her session
     /// with it (started from a claimed one-time key the first time).
     fn forge(&mut self, to: usize, kind: Forgery) -> Result<(), String> {
         let mallory = self.endpoints.len();
         if !self.mallory_sessions.contains_key(&to) {
             let published = &mut self.published[to];
+            let from_fallback = published.one_time_keys.is_empty();
             let one_time_key = published
                 .one_time_keys
                 .pop()
@@ -1027,12 +1364,16 @@ impl World {
                 devices: [mallory, to],
                 sides: [Some(PeerModel::initiator()), None],
                 session_id: Some(session.session_id()),
+                from_fallback,
+                created: false,
             });
             self.mallory_sessions.insert(to, (pair_id, session));
         }
         let other = (to + 1) % self.endpoints.len();
         let mut share = RoomKeyShare {
             room_id: ROOM.to_owned(),
+            sender_user_id: MALLORY_USER.to_owned(),
+            sender_device_id: MALLORY_DEVICE.to_owned(),
             session_key: self.mallory_room.session_key(),
             sender: self.identities[mallory],
             recipient: self.identities[to],
@@ -1044,13 +1385,14 @@ impl World {
             Forgery::OtherRoom => share.room_id = "!elsewhere:example.org".to_owned(),
         }
         let payload = if kind == Forgery::Garbage {
-            vec![1, 9]
+            // The current version byte, then an unknown payload type.
+            vec![roomseal::consts::PROTOCOL_VERSION, 9]
         } else {
             share.to_bytes().to_vec()
         };
         let (pair_id, session) = self.mallory_sessions.get_mut(&to).expect("created above");
         let pair_id = *pair_id;
-        let message = session.encrypt(&payload).unwrap();
+        let message = session.encrypt_with_rng(&payload, &mut self.rng).unwrap();
         let side = self.pairs[pair_id].sides[0]
             .as_mut()
             .expect("Mallory's side");
@@ -1124,12 +1466,35 @@ impl World {
         }
         let first_final = self.events.len();
         let members: Vec<usize> = self.members.iter().copied().collect();
+        // A session the receiver no longer holds (it forgot the sender, or
+        // dropped the session as a stranger's oldest) cannot carry a share:
+        // as an app told so would, the sender forgets the receiver and
+        // starts afresh.
+        // Forgetting drops every session with the peer, which may break the
+        // other direction in turn: repeat until every direction works.
+        loop {
+            let broken: Vec<(usize, usize)> = members
+                .iter()
+                .flat_map(|&from| members.iter().map(move |&to| (from, to)))
+                .filter(|&(from, to)| from != to && !self.usable(from, to))
+                .collect();
+            if broken.is_empty() {
+                break;
+            }
+            for (from, to) in broken {
+                self.note(format!(
+                    "  {from}'s session with {to} is gone on {to}'s side"
+                ));
+                self.count("final: session gone on the other side".to_owned());
+                self.forget_peer(from, to)?;
+            }
+        }
         for &from in &members {
             self.endpoints[from].rotate_room_key(ROOM);
             if self.models[from].outbound.take().is_some() {
-                self.models[from].discarded = true;
+                self.models[from].discarded = Some(RotationReason::Requested);
             }
-            self.send(from)?;
+            self.send(from, true)?;
         }
         self.drain()?;
         for n in first_final..self.events.len() {
@@ -1181,10 +1546,16 @@ fn rotation_is_reported_after_a_restore() {
         members: 2,
         max_messages: 4,
         actions: vec![
-            Send(Pick(0)),
+            Send {
+                from: Pick(0),
+                confirm: true,
+            },
             Rotate(Pick(0)),
             Restore(Pick(0)),
-            Send(Pick(0)),
+            Send {
+                from: Pick(0),
+                confirm: true,
+            },
         ],
     };
     run(&schedule).unwrap_or_else(|e| panic!("{e}"));
@@ -1210,6 +1581,18 @@ fn schedules_reach_every_rule() {
     eprintln!("outcomes over {COVERAGE_CASES} schedules: {stats:#?}");
     for required in [
         "share: rotated",
+        "share: rotated (MessageLimit)",
+        "share: rotated (DeviceLeft)",
+        "share: rotated (DeviceForgotten)",
+        "share: rotated (Requested)",
+        "share: not confirmed",
+        "share: re-served an unconfirmed device",
+        "share err: DuplicateRecipient",
+        "share err: IdentityConflict",
+        "forget peer",
+        "forget peer: room key dropped",
+        "to-device err: NoSession",
+        "to-device err (spoofed user): ShareSenderMismatch",
         "to-device ok: New",
         "to-device ok: created a session",
         "to-device err: Session(MessageKeyGone",
@@ -1226,6 +1609,7 @@ fn schedules_reach_every_rule() {
         "event err (non-member): UnknownRoomKey",
         "event err (non-member): Group(UnknownIndex",
         "encrypt err: ShareRequired",
+        "encrypt err: ShareRequired(Requested)",
         "restore",
     ] {
         assert!(
