@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 const ROOM: &str = "!room:example.org";
 const BOB: (&str, &str) = ("@bob:example.org", "BOBPHONE");
+const ALICE: (&str, &str) = ("@alice:example.org", "ALICEPHONE");
 
 fn rng(seed: u8) -> ChaCha20Rng {
     ChaCha20Rng::from_seed([seed; 32])
@@ -250,37 +251,73 @@ fn pickle_key() -> PickleKey {
     PickleKey::from_bytes(&mut key_bytes())
 }
 
-fn pickle_aad(type_name: &str) -> Vec<u8> {
-    [b"roomseal/v2/pickle/", type_name.as_bytes(), &[1]].concat()
+/// The 64 bytes a session pickle is bound to: its account's identity keys.
+fn owner(keys: IdentityKeys) -> Vec<u8> {
+    [&keys.ed25519.to_bytes()[..], keys.curve25519.as_bytes()].concat()
 }
 
-fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
+/// The AES-256-GCM key of pickles of `type_name` (8.1: a subkey per type).
+fn pickle_cipher(type_name: &str) -> Aes256Gcm {
+    let mut subkey = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(None, &key_bytes())
+        .expand(
+            &[b"roomseal/v2/pickle-key/", type_name.as_bytes()].concat(),
+            &mut subkey,
+        )
+        .unwrap();
+    Aes256Gcm::new(&subkey.into())
+}
+
+/// 8.1: type, version, generation and owner (empty but for sessions).
+fn pickle_aad(type_name: &str, generation: &[u8], owner: &[u8]) -> Vec<u8> {
+    [
+        b"roomseal/v2/pickle/",
+        type_name.as_bytes(),
+        &[2],
+        generation,
+        owner,
+    ]
+    .concat()
+}
+
+/// The contents of a pickle of `type_name` bound to `owner`.
+fn open_owned_pickle(pickle: &str, type_name: &str, owner: &[u8]) -> Vec<u8> {
     let bytes = Base64Unpadded::decode_vec(pickle).unwrap();
-    let nonce: [u8; 12] = bytes[1..13].try_into().unwrap();
-    Aes256Gcm::new(&key_bytes().into())
+    let nonce: [u8; 12] = bytes[9..21].try_into().unwrap();
+    pickle_cipher(type_name)
         .decrypt(
             &Nonce::from(nonce),
             Payload {
-                msg: &bytes[13..],
-                aad: &pickle_aad(type_name),
+                msg: &bytes[21..],
+                aad: &pickle_aad(type_name, &bytes[1..9], owner),
             },
         )
         .unwrap()
 }
 
-/// A pickle of `contents`, sealed as PROTOCOL.md 8.1 describes.
-fn seal_pickle(contents: &[u8], type_name: &str) -> String {
+fn open_pickle(pickle: &str, type_name: &str) -> Vec<u8> {
+    open_owned_pickle(pickle, type_name, &[])
+}
+
+/// A pickle of `contents` bound to `owner`, sealed as PROTOCOL.md 8.1
+/// describes (generation 1).
+fn seal_owned_pickle(contents: &[u8], type_name: &str, owner: &[u8]) -> String {
     let nonce = [9u8; 12];
-    let sealed = Aes256Gcm::new(&key_bytes().into())
+    let generation = 1u64.to_be_bytes();
+    let sealed = pickle_cipher(type_name)
         .encrypt(
             &Nonce::from(nonce),
             Payload {
                 msg: contents,
-                aad: &pickle_aad(type_name),
+                aad: &pickle_aad(type_name, &generation, owner),
             },
         )
         .unwrap();
-    Base64Unpadded::encode_string(&[&[1u8][..], &nonce, &sealed].concat())
+    Base64Unpadded::encode_string(&[&[2u8][..], &generation, &nonce, &sealed].concat())
+}
+
+fn seal_pickle(contents: &[u8], type_name: &str) -> String {
+    seal_owned_pickle(contents, type_name, &[])
 }
 
 /// The device's Ed25519 signing key, from the account pickle (8.2: the
@@ -485,8 +522,9 @@ fn devices() -> Devices {
     bob.generate_one_time_keys_with_rng(2, &mut rng(3));
     let bob_bundle = bob.device_keys(BOB.0, BOB.1).unwrap();
     let bob_device = bob_bundle.check_self_signature().unwrap();
-    let bob_one_time_key = bob.one_time_keys()[0].clone();
-    bob.mark_keys_as_published();
+    let published = bob.one_time_keys();
+    let bob_one_time_key = published[0].clone();
+    bob.mark_keys_as_published(&published);
     Devices {
         alice,
         bob,
@@ -598,8 +636,10 @@ fn pre_key_message(
         ]
         .concat(),
     );
+    // 7.2: version 2, kind 0, the pre-key fields, then the normal message:
+    // ratchet key, counters [8], salt [16], and a (wrong) tag [16].
     let bytes = [
-        &[1u8, 0][..],
+        &[2u8, 0][..],
         &one_time_key,
         &base_key,
         &ed,
@@ -607,6 +647,7 @@ fn pre_key_message(
         &binding.to_bytes(),
         &ratchet_key,
         &[0; 8],
+        &[0; 16],
         &[0; 16],
     ]
     .concat();
@@ -619,7 +660,9 @@ fn pre_key_message(
 }
 
 fn normal_message(ratchet_key: [u8; 32]) -> DeviceMessage {
-    DeviceMessage::from_bytes(&[&[1u8, 1][..], &ratchet_key, &[0; 8], &[0; 16]].concat()).unwrap()
+    // 7.1: version 2, kind 1, ratchet key, counters, salt, tag.
+    DeviceMessage::from_bytes(&[&[2u8, 1][..], &ratchet_key, &[0; 8], &[0; 16], &[0; 16]].concat())
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -804,7 +847,9 @@ fn small_order_x25519_keys_in_pre_key_messages_are_rejected() {
             );
             let sender = p.identity_keys().curve25519;
             assert_eq!(
-                bob_endpoint.receive_device_message(&sender, &message).err(),
+                bob_endpoint
+                    .receive_device_message(ALICE.0, &sender, &message)
+                    .err(),
                 Some(RoomError::Account(expected)),
                 "{place} {u:02x?}"
             );
@@ -832,6 +877,8 @@ fn small_order_x25519_ratchet_keys_on_established_sessions_are_rejected() {
         OutboundGroupSession::new_with_rng(ROOM, alice.identity_keys(), &mut rng(20)).unwrap();
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: ALICE.0.to_owned(),
+        sender_device_id: ALICE.1.to_owned(),
         session_key: group.session_key(),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
@@ -853,7 +900,7 @@ fn small_order_x25519_ratchet_keys_on_established_sessions_are_rejected() {
     )
     .unwrap();
     bob_endpoint
-        .receive_device_message(&alice_key, &first)
+        .receive_device_message(ALICE.0, &alice_key, &first)
         .unwrap();
     let mut bob_session = bob
         .create_inbound_session_with_rng(first_pre_key, &mut rng(5))
@@ -884,7 +931,7 @@ fn small_order_x25519_ratchet_keys_on_established_sessions_are_rejected() {
         }
         assert_eq!(
             bob_endpoint
-                .receive_device_message(&alice_key, &normal_message(u))
+                .receive_device_message(ALICE.0, &alice_key, &normal_message(u))
                 .err(),
             Some(RoomError::Session(SessionError::LowOrderKey)),
             "{u:02x?}"
@@ -901,7 +948,7 @@ fn small_order_x25519_ratchet_keys_on_established_sessions_are_rejected() {
         );
         assert_eq!(
             bob_endpoint
-                .receive_device_message(&alice_key, &tampered)
+                .receive_device_message(ALICE.0, &alice_key, &tampered)
                 .err(),
             Some(RoomError::Session(SessionError::LowOrderKey)),
             "{u:02x?}"
@@ -997,6 +1044,8 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
     let export = inbound.export_at(0).unwrap().to_bytes().to_vec();
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: ALICE.0.to_owned(),
+        sender_device_id: ALICE.1.to_owned(),
         session_key: outbound.session_key(),
         sender: alice.identity_keys(),
         recipient: bob.identity_keys(),
@@ -1011,7 +1060,9 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
     })
     .unwrap();
     let bundle = serde_json::to_value(&bob_bundle).unwrap();
-    let session_contents = open_pickle(&snapshot_session(&alice_session), "session");
+    let alice_owner = owner(alice.identity_keys());
+    let session_contents =
+        open_owned_pickle(&snapshot_session(&alice_session), "session", &alice_owner);
     let inbound_contents = open_pickle(
         &inbound.pickle_with_rng(&pickle_key(), &mut rng(0)),
         "inbound-group-session",
@@ -1021,6 +1072,9 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
         "outbound-group-session",
     );
     let n = ROOM.len();
+    // The share's fixed part (12.1): version, type, then the room, sender
+    // user and sender device ids (each BE16 length first).
+    let ids = 2 + (2 + n) + (2 + ALICE.0.len()) + (2 + ALICE.1.len());
 
     // Positive controls: every carrier decodes unchanged.
     assert!(DeviceMessage::from_bytes(&pre_key).is_ok());
@@ -1029,8 +1083,14 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
     assert!(RoomKeyShare::from_bytes(&share).is_ok());
     assert!(EncryptedEvent::from_json(&envelope.to_string()).is_ok());
     assert!(serde_json::from_value::<DeviceKeys>(bundle.clone()).is_ok());
+    let alice_keys = alice.identity_keys();
     assert!(
-        Session::from_pickle(&seal_pickle(&session_contents, "session"), &pickle_key()).is_ok()
+        Session::from_pickle(
+            &seal_owned_pickle(&session_contents, "session", &alice_owner),
+            &pickle_key(),
+            &alice_keys
+        )
+        .is_ok()
     );
     assert!(
         InboundGroupSession::from_pickle(
@@ -1072,15 +1132,15 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
         );
         // Share (12.1): sender, recipient, and the session key inside.
         assert_eq!(
-            RoomKeyShare::from_bytes(&replaced(&share, 4 + n, &bad)).err(),
+            RoomKeyShare::from_bytes(&replaced(&share, ids, &bad)).err(),
             Some(identity)
         );
         assert_eq!(
-            RoomKeyShare::from_bytes(&replaced(&share, 68 + n, &bad)).err(),
+            RoomKeyShare::from_bytes(&replaced(&share, ids + 64, &bad)).err(),
             Some(identity)
         );
         assert_eq!(
-            RoomKeyShare::from_bytes(&replaced(&share, 132 + n + 133, &bad)).err(),
+            RoomKeyShare::from_bytes(&replaced(&share, ids + 128 + 133, &bad)).err(),
             Some(session_signing)
         );
         // Envelope (12.2): the session id is a lookup key, not validated as
@@ -1095,25 +1155,36 @@ fn ed25519_keys_are_rejected_wherever_they_enter() {
         assert!(serde_json::from_value::<DeviceKeys>(json.clone()).is_err());
         assert!(serde_json::from_value::<IdentityKeys>(json["keys"].clone()).is_err());
         // Pickle contents (8.3, 11.8), sealed under our key: the session's
-        // peer and own identity keys, the inbound session's key, the
-        // outbound session's creator.
-        let session_pickle = |at| seal_pickle(&replaced(&session_contents, at, &bad), "session");
-        for at in [66, 131 + 64] {
+        // own (local) and peer identity keys, the inbound session's key and
+        // the creator its signed key named, the outbound session's creator.
+        let session_pickle = |at| {
+            seal_owned_pickle(
+                &replaced(&session_contents, at, &bad),
+                "session",
+                &alice_owner,
+            )
+        };
+        for at in [34, 98] {
             assert_eq!(
-                Session::from_pickle(&session_pickle(at), &pickle_key()).err(),
+                Session::from_pickle(&session_pickle(at), &pickle_key(), &alice_keys).err(),
                 Some(PickleError::Contents(identity))
             );
         }
-        assert_eq!(
-            InboundGroupSession::from_pickle(
-                &seal_pickle(
-                    &replaced(&inbound_contents, 0, &bad),
-                    "inbound-group-session"
-                ),
-                &pickle_key()
+        let inbound_pickle = |at| {
+            seal_pickle(
+                &replaced(&inbound_contents, at, &bad),
+                "inbound-group-session",
             )
-            .err(),
+        };
+        assert_eq!(
+            InboundGroupSession::from_pickle(&inbound_pickle(0), &pickle_key()).err(),
             Some(PickleError::Contents(session_signing))
+        );
+        // Key, authenticated flag, index, ratchet, then the creator.
+        assert_eq!(
+            InboundGroupSession::from_pickle(&inbound_pickle(32 + 1 + 4 + 128), &pickle_key())
+                .err(),
+            Some(PickleError::Contents(identity))
         );
         assert_eq!(
             OutboundGroupSession::from_pickle(
@@ -1319,7 +1390,7 @@ fn forged_signatures_are_rejected_wherever_signatures_are_checked() {
 }
 
 // ---------------------------------------------------------------------------
-// decrypt_batch: what batch verification accepts that strict rejects
+// decrypt_batch: exactly what strict one-by-one decryption accepts
 // ---------------------------------------------------------------------------
 
 /// The order of a torsion point (1, 2, 4 or 8).
@@ -1334,24 +1405,37 @@ fn torsion_order(t: &[u8; 32]) -> u64 {
 }
 
 #[test]
-fn decrypt_batch_accepts_some_signatures_strict_verification_rejects() {
-    // PROTOCOL.md 11.7 and `InboundGroupSession::decrypt_batch`: ed25519-dalek's
-    // batch equation decompresses R (so any encoding of it will do), has no
-    // small-order check and no cofactor, and its coefficients z come from the
-    // batch itself. Only the session's creator can make such signatures.
+fn decrypt_batch_rejects_every_signature_strict_verification_rejects() {
+    // PROTOCOL.md 11.7 and `InboundGroupSession::decrypt_batch`: the batch
+    // verifies each signature strictly (no Ed25519 batch equation, which
+    // would accept an identity or non-canonical R and, depending on its
+    // coefficients, R with a torsion component), so a batch receiver and a
+    // one-by-one receiver always agree, even on signatures only the
+    // session's creator could make. For every forged kind and torsion
+    // order: the batch gives exactly `decrypt`'s result (rejected), alone,
+    // next to a genuine message in either order, and in a batch large
+    // enough to verify on several threads; the session never changes.
     let alice = Account::new_with_rng(&mut rng(1));
     let mut outbound =
         OutboundGroupSession::new_with_rng(ROOM, alice.identity_keys(), &mut rng(20)).unwrap();
     let signer = group_signing_key(&outbound);
     let mut inbound = InboundGroupSession::new(&outbound.session_key()).unwrap();
     let before = inbound.pickle_with_rng(&pickle_key(), &mut rng(0xEE));
+    let salts = &mut rng(21);
 
-    // (order of the torsion component, kind) -> (batch accepted, batch rejected)
-    let mut tally: std::collections::BTreeMap<(u64, String), (u32, u32)> = Default::default();
+    // (order of the torsion component or 0, kind) -> forged signatures tried
+    let mut tally: std::collections::BTreeMap<(u64, String), u32> = Default::default();
+    let mut all_forged = Vec::new();
+    let mut genuine_messages = Vec::new();
     const ATTEMPTS: usize = 48;
     for attempt in 0..ATTEMPTS {
         let plaintext = format!("attempt {attempt}");
-        let bytes = outbound.encrypt(plaintext.as_bytes()).unwrap().to_bytes();
+        let bytes = outbound
+            .encrypt_with_rng(plaintext.as_bytes(), salts)
+            .unwrap()
+            .to_bytes();
+        // The signature covers the label and everything before it: version,
+        // index, salt and ciphertext (11.5).
         let (unsigned, _) = bytes.split_at(bytes.len() - 64);
         let message = [&b"roomseal/v2/group/message-signature"[..], unsigned].concat();
         let genuine = GroupMessage::from_bytes(&bytes).unwrap();
@@ -1359,60 +1443,80 @@ fn decrypt_batch_accepts_some_signatures_strict_verification_rejects() {
             let tampered =
                 GroupMessage::from_bytes(&[unsigned, &forged.signature].concat()).unwrap();
             // Strict, one by one: always rejected.
+            let single = inbound.decrypt(ROOM, &tampered);
             assert_eq!(
-                inbound.decrypt(ROOM, &tampered).err(),
+                single.clone().err(),
                 Some(GroupError::BadSignature),
                 "{}",
                 forged.name
             );
+            // Alone in a batch: the same.
             let batch = inbound.decrypt_batch(ROOM, std::slice::from_ref(&tampered));
-            let order = forged.torsion.as_ref().map_or(0, torsion_order);
-            match (forged.kind, order) {
-                // Non-canonical s: the batch rejects it too.
-                (Kind::NonCanonicalS, _) => {
-                    assert_eq!(batch[0].clone().err(), Some(GroupError::BadSignature));
-                }
-                // R decodes to the identity (canonical or not): the batch
-                // equation holds for every z, so it is always accepted.
-                (_, 1) => {
-                    assert_eq!(
-                        batch[0].clone().unwrap().plaintext,
-                        plaintext.as_bytes(),
-                        "{}",
-                        forged.name
-                    );
-                    // Also next to a genuine message.
-                    let pair = inbound.decrypt_batch(ROOM, &[genuine.clone(), tampered.clone()]);
-                    assert!(pair.iter().all(Result::is_ok), "{}", forged.name);
-                }
-                // A torsion component of order 2, 4 or 8: accepted exactly
-                // when z is a multiple of that order.
-                (kind, order) => {
-                    let slot = tally.entry((order, format!("{kind:?}"))).or_default();
-                    match &batch[0] {
-                        Ok(decrypted) => {
-                            assert_eq!(decrypted.plaintext, plaintext.as_bytes());
-                            slot.0 += 1;
-                        }
-                        Err(e) => {
-                            assert_eq!(*e, GroupError::BadSignature);
-                            slot.1 += 1;
-                        }
-                    }
-                }
+            assert_eq!(batch, vec![single.clone()], "{}", forged.name);
+            // Next to a genuine message, in either order: the same, and the
+            // genuine one decrypts.
+            for forged_first in [true, false] {
+                let pair = if forged_first {
+                    [tampered.clone(), genuine.clone()]
+                } else {
+                    [genuine.clone(), tampered.clone()]
+                };
+                let results = inbound.decrypt_batch(ROOM, &pair);
+                let (bad, good) = if forged_first {
+                    (&results[0], &results[1])
+                } else {
+                    (&results[1], &results[0])
+                };
+                assert_eq!(bad, &single, "{}", forged.name);
+                let good = good.clone().unwrap();
+                assert_eq!(good.plaintext, plaintext.as_bytes());
+                assert!(good.authenticated);
             }
+            let order = forged.torsion.as_ref().map_or(0, torsion_order);
+            *tally
+                .entry((order, format!("{:?}", forged.kind)))
+                .or_default() += 1;
+            all_forged.push(tampered);
+        }
+        genuine_messages.push((genuine, plaintext));
+    }
+    // One large batch, forged and genuine interleaved (verified on several
+    // threads with the `parallel` feature): each result is `decrypt`'s.
+    let mut large = Vec::new();
+    for (i, forged) in all_forged.iter().enumerate() {
+        large.push(forged.clone());
+        if i % 8 == 0 {
+            large.push(genuine_messages[(i / 8) % ATTEMPTS].0.clone());
         }
     }
-    for ((order, kind), (accepted, rejected)) in &tally {
+    assert!(large.len() >= roomseal::consts::PARALLEL_VERIFY_THRESHOLD * 4);
+    let results = inbound.decrypt_batch(ROOM, &large);
+    assert_eq!(results.len(), large.len());
+    let mut accepted = 0;
+    for (message, result) in large.iter().zip(&results) {
+        assert_eq!(result, &inbound.decrypt(ROOM, message), "large batch");
+        accepted += usize::from(result.is_ok());
+    }
+    assert_eq!(
+        accepted,
+        all_forged.len().div_ceil(8),
+        "only the genuine ones"
+    );
+    for ((order, kind), tried) in &tally {
         eprintln!(
             "decrypt_batch, {kind} with a torsion component of order {order}: \
-             accepted {accepted}, rejected {rejected} (strict: rejected all)"
+             {tried} tried, all rejected as by decrypt"
         );
-        // Both outcomes occur (they depend on z, i.e. on the message).
-        assert!(*accepted > 0 && *rejected > 0, "order {order} {kind}");
     }
-    // Every kind and order is represented.
-    assert_eq!(tally.len(), 3 + 3 + 2);
+    // Every kind and order is represented: non-canonical s, R of order 1
+    // (identity, canonical and not), and the small-order, non-canonical and
+    // mixed R kinds with a torsion component of order 2, 4 and 8.
+    assert!(tally.keys().any(|(_, kind)| kind == "NonCanonicalS"));
+    assert!(tally.keys().any(|&(order, _)| order == 1));
+    assert_eq!(
+        tally.keys().filter(|&&(order, _)| order > 1).count(),
+        3 + 3 + 2
+    );
     assert_eq!(
         inbound.pickle_with_rng(&pickle_key(), &mut rng(0xEE)),
         before
