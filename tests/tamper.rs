@@ -11,6 +11,14 @@
 //! through its pickle, taken with a fixed-seed generator so the nonce is the
 //! same). After each sweep the genuine encoding must still be accepted.
 //!
+//! The formats of protocol version 2 carry more than version 1 did, and the
+//! sweeps cover it byte for byte: the 16-byte salt of every pairwise and
+//! group message (signed in a group message), the generation in every
+//! pickle envelope (authenticated), the sender's user and device ids in a
+//! room-key share (the endpoint checks them against the user the server
+//! names and the ids bound to the device), and every pickle's contents
+//! behind its AEAD.
+//!
 //! Run with `--nocapture` to see the number of cases per format.
 
 use base64ct::{Base64Unpadded, Encoding};
@@ -169,7 +177,7 @@ mod reference {
         pub(crate) fn version(&mut self) -> Result<(), DecodeError> {
             match self.0.split_first() {
                 None => Err(DecodeError::Empty),
-                Some((1, rest)) => {
+                Some((2, rest)) => {
                     self.0 = rest;
                     Ok(())
                 }
@@ -203,21 +211,26 @@ mod reference {
             Ok(())
         }
 
-        fn room_id(&mut self) -> Result<(), DecodeError> {
-            let len = self.take(2, "room id")?;
+        /// A BE16-length-prefixed UTF-8 id of 1 to 255 bytes.
+        fn id(&mut self, field: &'static str) -> Result<(), DecodeError> {
+            let len = self.take(2, field)?;
             let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
             if len > 255 {
                 return Err(DecodeError::TooLong {
-                    field: "room id",
+                    field,
                     len,
                     max: 255,
                 });
             }
-            let room = self.take(len, "room id")?;
-            if room.is_empty() || std::str::from_utf8(room).is_err() {
-                return Err(DecodeError::InvalidValue("room id"));
+            let id = self.take(len, field)?;
+            if id.is_empty() || std::str::from_utf8(id).is_err() {
+                return Err(DecodeError::InvalidValue(field));
             }
             Ok(())
+        }
+
+        fn room_id(&mut self) -> Result<(), DecodeError> {
+            self.id("room id")
         }
 
         fn ciphertext(len: usize) -> Result<(), DecodeError> {
@@ -261,6 +274,7 @@ mod reference {
         c.take(32, "ratchet key")?;
         c.take(4, "previous counter")?;
         c.take(4, "counter")?;
+        c.take(16, "salt")?;
         Cursor::ciphertext(c.0.len())?;
         Ok(kind)
     }
@@ -270,6 +284,7 @@ mod reference {
         let mut c = Cursor(bytes);
         c.version()?;
         c.take(4, "message index")?;
+        c.take(16, "salt")?;
         let body =
             c.0.len()
                 .checked_sub(64)
@@ -310,18 +325,22 @@ mod reference {
             return Err(DecodeError::InvalidValue("payload type"));
         }
         c.room_id()?;
+        c.id("sender user id")?;
+        c.id("sender device id")?;
         c.identity_keys()?;
         c.identity_keys()?;
         session_key(c.0)
     }
 
-    /// 8.1, for a pickle whose bytes were altered (so the tag cannot verify).
+    /// 8.1, for a pickle whose bytes were altered (so the tag cannot
+    /// verify): version, generation [8] (authenticated), nonce [12], then
+    /// at least the tag.
     pub(crate) fn tampered_pickle(bytes: &[u8]) -> super::PickleError {
         use super::PickleError;
         match bytes.split_first() {
             None => PickleError::Truncated,
-            Some((&v, _)) if v != 1 => PickleError::UnknownVersion(v),
-            Some((_, rest)) if rest.len() < 12 + 16 => PickleError::Truncated,
+            Some((&v, _)) if v != 2 => PickleError::UnknownVersion(v),
+            Some((_, rest)) if rest.len() < 8 + 12 + 16 => PickleError::Truncated,
             Some(_) => PickleError::Decryption,
         }
     }
@@ -458,8 +477,9 @@ fn pairwise() -> Pairwise {
         .unwrap()
         .check_self_signature()
         .unwrap();
-    let one_time_key = bob.one_time_keys()[0].clone();
-    bob.mark_keys_as_published();
+    let published = bob.one_time_keys();
+    let one_time_key = published[0].clone();
+    bob.mark_keys_as_published(&published);
     let mut alice_session = alice
         .create_outbound_session_with_rng(&bob_device, &one_time_key, &mut rng(4))
         .unwrap();
@@ -856,7 +876,7 @@ fn room_fixture() -> RoomFixture {
     let alice = Account::new_with_rng(&mut rng(1));
     let mut bob = Endpoint::from_account(BOB.0, BOB.1, Account::new_with_rng(&mut rng(2))).unwrap();
     let published = bob.keys_to_publish(2);
-    bob.mark_keys_as_published();
+    bob.mark_keys_as_published(&published);
     let bob_device = published.device_keys.check_self_signature().unwrap();
     let alice_session = alice
         .create_outbound_session_with_rng(&bob_device, &published.one_time_keys[0], &mut rng(4))
@@ -879,21 +899,40 @@ fn share_of(
 ) -> RoomKeyShare {
     RoomKeyShare {
         room_id: group.room_id().to_owned(),
+        sender_user_id: ALICE.0.to_owned(),
+        sender_device_id: ALICE.1.to_owned(),
         session_key: group.session_key(),
         sender,
         recipient,
     }
 }
 
-/// What receiving a share must say (the endpoint's order: decode, check,
-/// then the session key's signature).
-fn expected_share_error(genuine: &RoomKeyShare, variant: &RoomKeyShare) -> RoomError {
+/// What `RoomKeyShare::check` must say (recipient, sender, room), if
+/// anything.
+fn expected_check_error(genuine: &RoomKeyShare, variant: &RoomKeyShare) -> Option<RoomError> {
     if variant.recipient != genuine.recipient {
-        RoomError::ShareNotForUs
+        Some(RoomError::ShareNotForUs)
     } else if variant.sender != genuine.sender || variant.sender != variant.session_key.creator() {
-        RoomError::ShareSenderMismatch
+        Some(RoomError::ShareSenderMismatch)
     } else if variant.room_id != variant.session_key.room_id() {
-        RoomError::ShareRoomMismatch
+        Some(RoomError::ShareRoomMismatch)
+    } else {
+        None
+    }
+}
+
+/// What receiving a share must say, from a device whose ids the endpoint
+/// has bound to the genuine share's and that the server says is the
+/// genuine share's user (the endpoint's order: decode, check, the user the
+/// server names, the ids bound to the device, then the session key's
+/// signature).
+fn expected_share_error(genuine: &RoomKeyShare, variant: &RoomKeyShare) -> RoomError {
+    if let Some(error) = expected_check_error(genuine, variant) {
+        error
+    } else if variant.sender_user_id != genuine.sender_user_id {
+        RoomError::ShareSenderMismatch
+    } else if variant.sender_device_id != genuine.sender_device_id {
+        RoomError::IdentityConflict
     } else {
         assert_ne!(
             variant.session_key.to_bytes(),
@@ -950,9 +989,22 @@ fn room_key_share_checks() {
                     key_changed.then_some(GroupError::BadSignature),
                     "{tamper:?}"
                 );
-                match expected_share_error(&share, &variant) {
-                    RoomError::Group(_) => assert_eq!(checked, Ok(()), "{tamper:?}"),
-                    expected => assert_eq!(checked, Err(expected), "{tamper:?}"),
+                let expected = expected_share_error(&share, &variant);
+                match expected_check_error(&share, &variant) {
+                    Some(error) => assert_eq!(checked, Err(error), "{tamper:?}"),
+                    // The ids are checked by the endpoint, not by `check`.
+                    None => {
+                        assert_eq!(checked, Ok(()), "{tamper:?}");
+                        assert!(
+                            matches!(
+                                expected,
+                                RoomError::Group(_)
+                                    | RoomError::ShareSenderMismatch
+                                    | RoomError::IdentityConflict
+                            ),
+                            "{tamper:?}"
+                        );
+                    }
                 }
                 Stage::Processing
             }
@@ -978,14 +1030,30 @@ fn tampered_share_plaintext_through_endpoint() {
     // new inbound session for each and must discard it.
     let RoomFixture {
         alice,
+        mut alice_session,
         alice_group,
         mut bob,
         published,
-        ..
     } = room_fixture();
     let alice_key = alice.identity_keys().curve25519;
     let bob_device = published.device_keys.check_self_signature().unwrap();
     let fallback = published.fallback_key.clone().unwrap();
+    // A first share (of another room) binds Alice's device to her ids.
+    let other =
+        OutboundGroupSession::new_with_rng(ROOM_B, alice.identity_keys(), &mut rng(22)).unwrap();
+    let first = alice_session
+        .encrypt(&share_of(&other, alice.identity_keys(), bob.identity_keys()).to_bytes())
+        .unwrap();
+    bob.receive_device_message(ALICE.0, &alice_key, &first)
+        .unwrap();
+    assert_eq!(
+        bob.peer(&alice_key),
+        Some((
+            alice.identity_keys(),
+            Some(ALICE.0.to_owned()),
+            Some(ALICE.1.to_owned())
+        ))
+    );
     let share = share_of(&alice_group, alice.identity_keys(), bob.identity_keys());
     let genuine = share.to_bytes().to_vec();
     let before = snapshot_endpoint(&bob);
@@ -1006,7 +1074,7 @@ fn tampered_share_plaintext_through_endpoint() {
             sent += 1;
             let message = carrier.as_mut().unwrap().encrypt(bytes).unwrap();
             let found = bob
-                .receive_device_message(&alice_key, &message)
+                .receive_device_message(ALICE.0, &alice_key, &message)
                 .expect_err("a tampered share was accepted");
             let stage = match (
                 reference::room_key_share(bytes),
@@ -1035,7 +1103,7 @@ fn tampered_share_plaintext_through_endpoint() {
         .unwrap();
     let message = last.encrypt(&genuine).unwrap();
     assert_eq!(
-        bob.receive_device_message(&alice_key, &message)
+        bob.receive_device_message(ALICE.0, &alice_key, &message)
             .unwrap()
             .added,
         KeyAdded::New
@@ -1069,7 +1137,7 @@ fn encrypted_share_message_into_endpoint() {
                 return Stage::Decode;
             };
             let found = bob
-                .receive_device_message(&alice_key, &message)
+                .receive_device_message(ALICE.0, &alice_key, &message)
                 .expect_err("a tampered message was accepted");
             let expected = match &message {
                 DeviceMessage::Normal(_) => RoomError::NoSession,
@@ -1091,7 +1159,9 @@ fn encrypted_share_message_into_endpoint() {
         },
     );
     assert_eq!(
-        bob.receive_device_message(&alice_key, &wire).unwrap().added,
+        bob.receive_device_message(ALICE.0, &alice_key, &wire)
+            .unwrap()
+            .added,
         KeyAdded::New
     );
 
@@ -1123,7 +1193,7 @@ fn encrypted_share_message_into_endpoint() {
                 return Stage::Decode;
             };
             let found = bob
-                .receive_device_message(&alice_key, &message)
+                .receive_device_message(ALICE.0, &alice_key, &message)
                 .expect_err("a tampered message was accepted");
             let expected = match &message {
                 DeviceMessage::PreKey(p) if p.identity_keys().curve25519 != alice_key => {
@@ -1139,7 +1209,9 @@ fn encrypted_share_message_into_endpoint() {
             Stage::Processing
         },
     );
-    let received = bob.receive_device_message(&alice_key, &normal).unwrap();
+    let received = bob
+        .receive_device_message(ALICE.0, &alice_key, &normal)
+        .unwrap();
     assert_eq!(
         (received.room_id.as_str(), received.added),
         (ROOM_C, KeyAdded::New)
@@ -1165,7 +1237,7 @@ fn event_fixture() -> EventFixture {
     let wire = alice_session
         .encrypt(&share_of(&alice_group, alice.identity_keys(), bob.identity_keys()).to_bytes())
         .unwrap();
-    bob.receive_device_message(&alice.identity_keys().curve25519, &wire)
+    bob.receive_device_message(ALICE.0, &alice.identity_keys().curve25519, &wire)
         .unwrap();
     let mut envelope = |body: &str| {
         let plaintext = serde_json::to_vec(&json!({
@@ -1386,12 +1458,16 @@ fn exported_key_into_import() {
                 expected,
                 "{tamper:?}"
             );
-            // The store holds the genuine session: a tampered copy of it does
-            // not connect; a flipped signing key names another session, which
-            // is stored (unauthenticated) and reads nothing genuine.
+            // The store holds the genuine session, signed from index 0: an
+            // unsigned copy of it can never change the signed ratchet (it
+            // could only add an earlier unsigned prefix, and there is none
+            // before 0), so a tampered copy changes nothing and the genuine
+            // event still reads as authenticated; a flipped signing key
+            // names another session, which is stored (unauthenticated) and
+            // reads nothing genuine.
             let result = bob.import_room_key(ROOM, sender, &variant);
             if same_session {
-                assert_eq!(result, Err(RoomError::ConflictingRoomKey), "{tamper:?}");
+                assert_eq!(result, Ok(KeyAdded::Unchanged), "{tamper:?}");
                 assert_unchanged("endpoint", &before, &snapshot_endpoint(&bob), tamper);
                 Stage::Processing
             } else {
@@ -1415,7 +1491,8 @@ fn exported_key_into_import() {
         bob.import_room_key(ROOM, sender, &export),
         Ok(KeyAdded::Unchanged)
     );
-    assert!(bob.decrypt_event(ROOM, EVENT_ID, &envelopes[1]).is_ok());
+    let event = bob.decrypt_event(ROOM, EVENT_ID, &envelopes[1]).unwrap();
+    assert!(event.authenticated, "imports never weaken a signed key");
 }
 
 // ---------------------------------------------------------------------------
@@ -1481,7 +1558,7 @@ fn pickles() {
         m1,
         ..
     } = pairwise();
-    bob.generate_fallback_key_with_rng(&mut rng(8));
+    bob.rotate_fallback_key_with_rng(1_000, &mut rng(8));
     let account = snapshot_account(&bob);
     sweep_pickle(
         "Account pickle",
@@ -1501,11 +1578,17 @@ fn pickles() {
         ("Session pickle (initiator, pre-key phase)", &alice_session),
     ] {
         let text = snapshot_session(session);
+        let owner = session.local_identity();
         sweep_pickle(
             name,
             &text,
-            |t| Session::from_pickle(t, &key),
+            |t| Session::from_pickle(t, &key, &owner),
             snapshot_session,
+        );
+        // Bound to its account: under the peer's identity it does not open.
+        assert_eq!(
+            Session::from_pickle(&text, &key, &session.peer_identity()).unwrap_err(),
+            PickleError::Decryption
         );
     }
 
@@ -1530,10 +1613,12 @@ fn pickles() {
         snapshot_inbound,
     );
 
-    // Endpoint: one-time and fallback keys, a peer session and a stored
-    // room key. (The sweep's cost grows with the square of the pickle's
-    // length, and every byte of the envelope is treated alike, so a fuller
-    // endpoint would add time, not coverage.)
+    // Endpoint: one-time and fallback keys, a peer (with its ids) and its
+    // session, a stored room key with its sender's ids, an outbound room
+    // with a confirmed recipient and the key it was offered, a discarded
+    // room with its reason, and the policy. (The sweep's cost grows with
+    // the square of the pickle's length, and every byte of the envelope is
+    // treated alike, so a fuller endpoint would add time, not coverage.)
     let RoomFixture {
         alice,
         mut alice_session,
@@ -1544,8 +1629,19 @@ fn pickles() {
     let wire = alice_session
         .encrypt(&share_of(&alice_group, alice.identity_keys(), bob.identity_keys()).to_bytes())
         .unwrap();
-    bob.receive_device_message(&alice.identity_keys().curve25519, &wire)
+    bob.receive_device_message(ALICE.0, &alice.identity_keys().curve25519, &wire)
         .unwrap();
+    let alice_device = alice
+        .device_keys(ALICE.0, ALICE.1)
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
+    let outcome = bob
+        .share_room_key(ROOM_B, std::slice::from_ref(&alice_device))
+        .unwrap();
+    assert_eq!(bob.mark_room_key_sent(&outcome), 1);
+    bob.share_room_key(ROOM_C, &[]).unwrap();
+    assert!(bob.rotate_room_key(ROOM_C));
     let text = snapshot_endpoint(&bob);
     sweep_pickle(
         "Endpoint pickle",
