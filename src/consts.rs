@@ -121,3 +121,21 @@ pub const PARALLEL_VERIFY_THRESHOLD: usize = 16;
 /// measured on two cores, a second thread gained nothing at 100 recipients
 /// and 1.4x at 1,000.
 pub const PARALLEL_SHARE_THRESHOLD: usize = 200;
+
+// The Matrix client layer (`crate::matrix`). Everything a homeserver sends is
+// outside input: these bound what one response can make the crate allocate
+// or keep.
+
+/// Longest canonical JSON encoding the crate produces or verifies, in bytes.
+///
+/// Matrix limits an event to 65,536 bytes of JSON; the objects that are
+/// signed (device keys, one-time and fallback keys, cross-signing keys) are
+/// a few hundred bytes. Bounding the encoder keeps a hostile object from
+/// costing more than this much work and memory per signature check.
+pub const MAX_CANONICAL_JSON_LEN: usize = 65_536;
+
+/// Deepest nesting of arrays and objects canonical JSON accepts. Signed
+/// Matrix objects nest three levels; the bound stops a hostile value (which
+/// may have been built in memory, beyond `serde_json`'s parse limit of 128)
+/// from exhausting the stack.
+pub const MAX_CANONICAL_JSON_DEPTH: usize = 64;

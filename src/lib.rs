@@ -118,6 +118,7 @@ mod crypto;
 pub mod ffi;
 mod group;
 mod keys;
+pub mod matrix;
 mod pickle;
 mod plaintext;
 mod room;
