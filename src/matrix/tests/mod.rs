@@ -3,8 +3,12 @@
 
 mod canonical;
 mod claim;
+mod endpoint;
+mod events;
 mod ids;
+mod olm_payload;
 mod signing;
+mod sync;
 mod tracker;
 mod upload;
 
