@@ -5,6 +5,7 @@ mod canonical;
 mod claim;
 mod endpoint;
 mod events;
+mod hostile;
 mod ids;
 mod olm_payload;
 mod signing;
