@@ -171,3 +171,69 @@ pub const PARALLEL_VERIFY_THRESHOLD: usize = 16;
 /// measured on two cores, a second thread gained nothing at 100 recipients
 /// and 1.4x at 1,000.
 pub const PARALLEL_SHARE_THRESHOLD: usize = 200;
+
+// The Matrix client layer (`crate::matrix`). Everything a homeserver sends is
+// outside input: these bound what one response can make the crate allocate
+// or keep.
+
+/// Longest canonical JSON encoding the crate produces or verifies, in bytes.
+///
+/// Matrix limits an event to 65,536 bytes of JSON; the objects that are
+/// signed (device keys, one-time and fallback keys, cross-signing keys) are
+/// a few hundred bytes. Bounding the encoder keeps a hostile object from
+/// costing more than this much work and memory per signature check.
+pub const MAX_CANONICAL_JSON_LEN: usize = 65_536;
+
+/// Deepest nesting of arrays and objects canonical JSON accepts. Signed
+/// Matrix objects nest three levels; the bound stops a hostile value (which
+/// may have been built in memory, beyond `serde_json`'s parse limit of 128)
+/// from exhausting the stack.
+pub const MAX_CANONICAL_JSON_DEPTH: usize = 64;
+
+/// Largest single item in a server response, in bytes of JSON text: one
+/// device's keys in a `/keys/query` response, one device's keys in a
+/// `/keys/claim` response, one to-device event in a sync. Matrix events are
+/// at most 65,536 bytes, and a signed item must fit the canonical bound
+/// anyway. A larger item is rejected on its own, not the whole response.
+pub const MAX_JSON_ITEM_LEN: usize = 65_536;
+
+/// Users per `/keys/query` request the crate builds, and the most users a
+/// response may describe. Larger sets are split over several requests (a
+/// response with more users than any request asks for is refused whole).
+pub const MAX_KEYS_QUERY_USERS: usize = 250;
+
+/// Devices per `/keys/claim` request the crate builds, and the most devices
+/// a response may hold keys for. Larger sets are split over several
+/// requests.
+pub const MAX_KEYS_CLAIM_DEVICES: usize = 1_000;
+
+/// Devices kept per user. Real accounts have a handful, heavy users a few
+/// hundred over the years; a user whose list is longer is refused (and
+/// reported), so one user cannot fill the tracker.
+pub const MAX_DEVICES_PER_USER: usize = 500;
+
+/// Users whose device lists the tracker follows (each user we share an
+/// encrypted room with). Past it, new users are refused and reported.
+pub const MAX_TRACKED_USERS: usize = 10_000;
+
+/// Devices the tracker keeps over all users: about 300 bytes each, so at
+/// most about 30 MB. Past it, new devices are refused and reported.
+pub const MAX_TRACKED_DEVICES: usize = 100_000;
+
+/// To-device events one sync may carry. Servers are told to send at most
+/// 100 per sync; a longer list is refused whole.
+pub const MAX_TO_DEVICE_EVENTS: usize = 1_000;
+
+/// User ids in each of a sync's `device_lists.changed` and `.left`. Joining
+/// a large room may list every member once; a longer list is refused whole.
+pub const MAX_DEVICE_LIST_CHANGES: usize = 100_000;
+
+/// Entries in a key-count map or in the unused fallback key types of a
+/// sync or upload response. Matrix defines one key algorithm for one-time
+/// keys (`signed_curve25519`); a longer map is refused whole.
+pub const MAX_KEY_ALGORITHMS: usize = 16;
+
+/// One-time keys a Matrix device keeps on the server. Half of what the
+/// account stores ([`MAX_ONE_TIME_KEYS`]), so keys that were claimed but
+/// whose first message has not arrived yet still have room in the account.
+pub const MATRIX_ONE_TIME_KEY_TARGET: usize = MAX_ONE_TIME_KEYS / 2;

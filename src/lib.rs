@@ -115,6 +115,9 @@
 //! - `PROTOCOL.md` in the repository: every byte of every format, every KDF
 //!   label and every bound.
 //! - [`consts`]: the bounds, each with its reason.
+//! - [`matrix`]: the Matrix client layer, for talking to any Matrix client
+//!   (Element and the rest), and when to choose it over the native
+//!   [`Endpoint`].
 //! - `examples/`: runnable stories.
 //!
 //! ## Guarantees
@@ -157,6 +160,7 @@ mod crypto;
 pub mod ffi;
 mod group;
 mod keys;
+pub mod matrix;
 mod pickle;
 mod plaintext;
 mod room;
