@@ -161,6 +161,7 @@ mod pickle;
 mod plaintext;
 mod room;
 mod session;
+mod store;
 
 pub use account::{
     Account, AccountError, DeviceKeys, InboundCreation, KeyId, OneTimeKeysGenerated, PROTOCOL_V2,
@@ -180,6 +181,9 @@ pub use room::{
     RotationReason, StoredRoomKey, SystemClock, ToDeviceMessage,
 };
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{Change, Loaded, MemoryStore, RecordKey, RecordValues, Store, StoreError};
 
 /// The random-generator trait accepted by every `_with_rng` function.
 pub use rand::CryptoRng;
