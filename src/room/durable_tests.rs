@@ -264,6 +264,8 @@ fn side(w: &mut World, alice: bool) -> (&mut DurableEndpoint, &FaultyStore) {
 fn assert_reopens(endpoint: &DurableEndpoint, store: &FaultyStore) {
     let reopened = DurableEndpoint::open(store.clone(), &key()).unwrap();
     assert_eq!(contents(&reopened), contents(endpoint));
+    let counts = |e: &Endpoint| (e.peer_count(), e.inbound.len(), e.inbound.replay_records());
+    assert_eq!(counts(&reopened), counts(endpoint));
 }
 
 #[test]
@@ -280,6 +282,7 @@ fn a_failed_commit_changes_nothing_and_the_next_operation_works() {
         assert_eq!(failed, Err(RoomError::Store(fault)), "{name}");
         let (endpoint, store) = side(&mut w, alice);
         assert_eq!(contents(endpoint), before, "{name}: memory unchanged");
+        assert_reopens(endpoint, store);
         assert_eq!(store.snapshot(), stored, "{name}: store unchanged");
         store.faults().commit = None;
         step(&mut w).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -290,6 +293,27 @@ fn a_failed_commit_changes_nothing_and_the_next_operation_works() {
             "{name}: the retry changed the state"
         );
         assert_reopens(endpoint, store);
+    }
+}
+
+#[test]
+fn the_store_shows_no_room_id_or_peer_key() {
+    let mut w = World::new();
+    for (_, _, step) in steps().into_iter().take(14) {
+        step(&mut w).unwrap();
+    }
+    let bob = w.bob.identity_keys();
+    let secrets: [&[u8]; 4] = [
+        ROOM.as_bytes(),
+        ROOM2.as_bytes(),
+        bob.curve25519.as_bytes(),
+        &bob.ed25519.to_bytes(),
+    ];
+    for (key, value) in w.alice_store.snapshot().records {
+        for secret in secrets {
+            let found = |hay: &[u8]| hay.windows(secret.len()).any(|win| win == secret);
+            assert!(!found(&key.id) && !found(&value));
+        }
     }
 }
 

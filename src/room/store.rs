@@ -584,6 +584,7 @@ impl InboundKeyStore {
         let (key, mut stored) = read_head(r)?;
         if let Some(old) = self.keys.get_mut(&key) {
             stored.seen = std::mem::take(&mut old.seen);
+            self.records = self.records.saturating_sub(stored.seen.len());
         }
         self.put(key.clone(), stored);
         Ok(key)
