@@ -92,7 +92,7 @@ pub enum RoomError {
     ShareRoomMismatch,
     /// A key for a session id already stored that is not a copy of that
     /// session, or comes from another sender (an authenticated share may
-    /// still displace an unauthenticated import; see [`InboundKeyStore::add`]).
+    /// still displace an unauthenticated import; see [`InboundKeyStore::add_shared`]).
     #[error("conflicting key for an existing room session")]
     ConflictingRoomKey,
     /// No key is stored for the event's room and session.
