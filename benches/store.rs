@@ -78,17 +78,21 @@ fn alice(peers: usize, keys: usize) -> (Endpoint, Endpoint) {
     if let Some(device) = first {
         alice.share_room_key(ROOM, &[device]).unwrap();
     }
-    // A sender whose key Alice received over a pairwise session.
+    // A sender whose key Alice received over a pairwise session (Alice
+    // starts it, so the sender is a named peer even past MAX_PEERS).
     let mut sender = Endpoint::new("@sender:example.org", "SENDER").unwrap();
-    let alice_keys = alice.keys_to_publish(1);
-    alice.mark_keys_as_published(&alice_keys);
+    let sender_keys = sender.keys_to_publish(1);
+    sender.mark_keys_as_published(&sender_keys);
+    let sender_device = alice
+        .establish_session(&sender_keys.device_keys, &sender_keys.one_time_keys[0])
+        .unwrap();
+    let hello = alice.share_room_key("!hello:example.org", &[sender_device]).unwrap();
+    let m = &hello.messages[0];
     sender
-        .establish_session(&alice_keys.device_keys, &alice_keys.one_time_keys[0])
+        .receive_device_message("@alice:example.org", &m.sender_key, &m.message)
         .unwrap();
-    let alice_device = alice_keys.device_keys.check_self_signature().unwrap();
-    let share = sender
-        .share_room_key("!sender:example.org", &[alice_device])
-        .unwrap();
+    let alice_device = alice.device_keys().check_self_signature().unwrap();
+    let share = sender.share_room_key("!sender:example.org", &[alice_device]).unwrap();
     let m = &share.messages[0];
     alice
         .receive_device_message("@sender:example.org", &m.sender_key, &m.message)
