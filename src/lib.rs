@@ -110,6 +110,34 @@
 //! If you ever must continue from an older copy (a backup, a crash before
 //! saving), call [`Endpoint::recover_from_rollback`] before anything else.
 //!
+//! ## Durable state: pickle or store?
+//!
+//! A pickle is the whole endpoint in one string: its cost grows with
+//! everything held, and the single-writer rule above is yours to keep. A
+//! [`DurableEndpoint`] keeps the endpoint in a [`Store`] (in memory, or
+//! SQLite with the feature `sqlite`), one sealed record per object, and
+//! commits exactly what each operation changed before returning its result:
+//! the cost per operation does not grow with what is held, a crash never
+//! rolls a ratchet back or brings a consumed key back, and a second process
+//! on the same store gets [`StoreError::Stale`] (and reloads) instead of
+//! overwriting newer state. Use the store for an app's live state, pickles
+//! for export, backup and migration ([`DurableEndpoint::migrate_pickle`]).
+//!
+//! ```
+//! use roomseal::{DurableEndpoint, MemoryStore, PickleKey};
+//!
+//! # fn main() -> Result<(), roomseal::RoomError> {
+//! let key = PickleKey::random();
+//! let store = MemoryStore::new();
+//! let mut device = DurableEndpoint::create(store.clone(), &key, "@alice:example.org", "PHONE")?;
+//! let keys = device.keys_to_publish(5)?; // committed before it returns
+//! device.mark_keys_as_published(&keys)?;
+//! let reopened = DurableEndpoint::open(store, &key)?;
+//! assert_eq!(reopened.identity_keys(), device.identity_keys());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Where to read next
 //!
 //! - `PROTOCOL.md` in the repository: every byte of every format, every KDF
@@ -165,6 +193,7 @@ mod pickle;
 mod plaintext;
 mod room;
 mod session;
+mod store;
 
 pub use account::{
     Account, AccountError, DeviceKeys, InboundCreation, KeyId, OneTimeKeysGenerated, PROTOCOL_V2,
@@ -179,11 +208,14 @@ pub use keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, Identity
 pub use pickle::{PickleError, PickleKey, pickle_generation};
 pub use plaintext::Plaintext;
 pub use room::{
-    Clock, DecryptedEvent, EncryptedEvent, Endpoint, InboundKeyStore, KeyAdded, KeysToPublish,
-    ROOM_ALGORITHM, ReceivedRoomKey, RoomError, RoomKeyShare, RoomKeyShareOutcome, RotationPolicy,
-    RotationReason, StoredRoomKey, SystemClock, ToDeviceMessage,
+    Clock, DecryptedEvent, DurableEndpoint, EncryptedEvent, Endpoint, InboundKeyStore, KeyAdded,
+    KeysToPublish, ROOM_ALGORITHM, ReceivedRoomKey, RoomError, RoomKeyShare, RoomKeyShareOutcome,
+    RotationPolicy, RotationReason, StoredRoomKey, SystemClock, ToDeviceMessage,
 };
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{Change, Loaded, MemoryStore, RecordKey, RecordValues, Store, StoreError};
 
 /// The random-generator trait accepted by every `_with_rng` function.
 pub use rand::CryptoRng;

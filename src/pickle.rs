@@ -55,6 +55,12 @@ impl PickleKey {
         Self(Secret::random(rng))
     }
 
+    /// A subkey for another use than pickles (the durable store), derived
+    /// with its own label.
+    pub(crate) fn derive(&self, label: &[u8]) -> Secret<32> {
+        hkdf::<32>(None, self.0.expose(), label)
+    }
+
     /// The subkey that encrypts pickles of `kind`.
     fn subkey(&self, kind: PickleKind) -> Secret<32> {
         hkdf::<32>(

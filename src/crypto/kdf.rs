@@ -42,6 +42,15 @@ pub(crate) mod label {
     /// HKDF info prefix: the subkey of the app's pickle key for one object
     /// type (the type's name follows).
     pub(crate) const PICKLE_KEY: &[u8] = b"roomseal/v2/pickle-key/";
+    /// HKDF info: the subkey of the app's pickle key that seals durable
+    /// store records.
+    pub(crate) const STORE_SEAL_KEY: &[u8] = b"roomseal/v2/store/seal-key";
+    /// HKDF info: the subkey of the app's pickle key that turns a record's
+    /// natural id into its record id (HMAC-SHA-256).
+    pub(crate) const STORE_ID_KEY: &[u8] = b"roomseal/v2/store/id-key";
+    /// Associated-data prefix of a store record (schema version, kind and
+    /// record id follow).
+    pub(crate) const STORE_RECORD: &[u8] = b"roomseal/v2/store/record";
     /// HMAC inputs: advancing part 0, 1, 2 or 3 of the group ratchet.
     pub(crate) const GROUP_RATCHET: [&[u8]; 4] = [
         b"roomseal/v2/group/ratchet/0",
@@ -188,6 +197,9 @@ mod tests {
             label::APP_MESSAGE,
             label::PICKLE,
             label::PICKLE_KEY,
+            label::STORE_SEAL_KEY,
+            label::STORE_ID_KEY,
+            label::STORE_RECORD,
             label::GROUP_RATCHET[0],
             label::GROUP_RATCHET[1],
             label::GROUP_RATCHET[2],
@@ -200,6 +212,7 @@ mod tests {
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a, b);
+                assert!(!a.starts_with(b) && !b.starts_with(a), "prefix");
             }
         }
     }

@@ -90,6 +90,11 @@ impl GroupSessionId {
     }
 
     /// The id's bytes.
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The id's 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

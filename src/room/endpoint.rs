@@ -30,6 +30,7 @@ use super::outbound::OutboundRoom;
 use super::peers::PeerStore;
 use super::policy::{Clock, RotationPolicy, RotationReason, SystemClock};
 use super::store::{InboundKeyStore, KeyAdded, StoredRoomKey};
+use super::touched::{Touch, Touched};
 use crate::account::{Account, DeviceKeys, SelfSignedDevice, SignedOneTimeKey};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ID_LEN;
@@ -143,6 +144,9 @@ pub struct Endpoint {
     /// another.
     pub(super) rng: Box<dyn rand::CryptoRng + Send>,
     generation: Generation,
+    /// The endpoint-level records changed (for the durable store; the peer
+    /// and key stores keep their own).
+    pub(super) touched: Touched,
 }
 
 pub(super) fn check_id(id: &str, what: &'static str) -> Result<(), RoomError> {
@@ -188,6 +192,7 @@ impl Endpoint {
             limits: Limits::default(),
             rng: Box::new(os_rng()),
             generation: Generation::default(),
+            touched: Touched::default(),
         })
     }
 
@@ -209,6 +214,7 @@ impl Endpoint {
     /// Sets the rotation policy (kept in the pickle).
     pub fn set_rotation_policy(&mut self, policy: RotationPolicy) {
         self.policy = policy;
+        self.touched.mark(|| Touch::Meta);
     }
 
     /// The rotation policy.
@@ -253,6 +259,7 @@ impl Endpoint {
     /// result to [`Endpoint::mark_keys_as_published`].
     pub fn keys_to_publish(&mut self, one_time_keys: usize) -> KeysToPublish {
         let now = self.clock.now_ms();
+        self.touched.mark(|| Touch::Account);
         self.account.forget_expired_fallback_key(now);
         let unpublished = self.account.one_time_keys().len();
         let wanted = one_time_keys.min(Account::max_one_time_keys());
@@ -276,6 +283,7 @@ impl Endpoint {
     pub fn mark_keys_as_published(&mut self, published: &KeysToPublish) {
         let mut keys = published.one_time_keys.clone();
         keys.extend(published.fallback_key.clone());
+        self.touched.mark(|| Touch::Account);
         self.account.mark_keys_as_published(&keys);
     }
 
@@ -283,6 +291,7 @@ impl Endpoint {
     /// returns the new one); the previous one is kept for the grace period.
     pub fn rotate_fallback_key(&mut self) {
         let now = self.clock.now_ms();
+        self.touched.mark(|| Touch::Account);
         self.account.forget_expired_fallback_key(now);
         self.account
             .rotate_fallback_key_with_rng(now, &mut *self.rng);
@@ -377,6 +386,8 @@ impl Endpoint {
         let had = self.outbound.remove(room_id).is_some();
         if had {
             self.discarded.insert(room_id.to_owned(), reason);
+            self.touch_room(room_id);
+            self.touched.mark(|| Touch::Discarded(room_id.to_owned()));
         }
         had
     }
@@ -423,6 +434,8 @@ impl Endpoint {
             .map_err(|_| RoomError::InvalidEvent)?,
         );
         let ciphertext = room.session.encrypt_with_rng(&plaintext, &mut *self.rng)?;
+        self.touched
+            .mark(|| Touch::OutboundSession(room_id.to_owned()));
         Ok(EncryptedEvent {
             algorithm: ROOM_ALGORITHM.to_owned(),
             sender_key: self.account.identity_keys().curve25519,
@@ -504,6 +517,7 @@ impl Endpoint {
     /// devices the next share lists as missing.
     pub fn recover_from_rollback(&mut self) {
         let now = self.clock.now_ms();
+        self.touched.mark(|| Touch::Account);
         self.account.forget_one_time_keys();
         self.account
             .rotate_fallback_key_with_rng(now, &mut *self.rng);
@@ -525,7 +539,15 @@ impl Endpoint {
         self.inbound.add_own(room_id, own_copy)?;
         self.outbound
             .insert(room_id.to_owned(), OutboundRoom::new(session, now));
+        self.touch_room(room_id);
         Ok(())
+    }
+
+    /// Marks a room's outbound session and recipients as changed.
+    pub(super) fn touch_room(&mut self, room_id: &str) {
+        self.touched
+            .mark(|| Touch::OutboundSession(room_id.to_owned()));
+        self.touched.mark(|| Touch::Recipients(room_id.to_owned()));
     }
 
     /// Test hook: encrypts arbitrary bytes over the newest session with a
@@ -550,7 +572,7 @@ impl Endpoint {
         self.outbound[room_id].session.session_key()
     }
 
-    fn write_contents(&self, w: &mut Writer) {
+    pub(super) fn write_contents(&self, w: &mut Writer) {
         w.short_bytes(self.bundle.user_id.as_bytes())
             .short_bytes(self.bundle.device_id.as_bytes());
         self.account.write_contents(w);

@@ -6,11 +6,15 @@
 //! Everything here is sans-I/O: it takes bytes and returns bytes; the app
 //! moves them between devices and the server.
 
+mod durable;
+#[cfg(test)]
+mod durable_tests;
 mod endpoint;
 mod event;
 mod limits;
 mod outbound;
 mod peers;
+mod persist;
 mod policy;
 mod receive;
 mod share;
@@ -18,9 +22,11 @@ mod sharing;
 mod store;
 #[cfg(test)]
 mod tests;
+mod touched;
 
 use thiserror::Error;
 
+pub use self::durable::DurableEndpoint;
 pub use self::endpoint::{
     Endpoint, KeysToPublish, ReceivedRoomKey, RoomKeyShareOutcome, ToDeviceMessage,
 };
@@ -32,7 +38,9 @@ pub use self::store::{InboundKeyStore, KeyAdded, StoredRoomKey};
 use crate::account::AccountError;
 use crate::codec::DecodeError;
 use crate::group::GroupError;
+use crate::pickle::PickleError;
 use crate::session::SessionError;
+use crate::store::StoreError;
 
 /// Why a room-level operation failed. Nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -84,7 +92,7 @@ pub enum RoomError {
     ShareRoomMismatch,
     /// A key for a session id already stored that is not a copy of that
     /// session, or comes from another sender (an authenticated share may
-    /// still displace an unauthenticated import; see [`InboundKeyStore::add`]).
+    /// still displace an unauthenticated import; see [`InboundKeyStore::add_shared`]).
     #[error("conflicting key for an existing room session")]
     ConflictingRoomKey,
     /// No key is stored for the event's room and session.
@@ -133,4 +141,12 @@ pub enum RoomError {
     /// was requested, a device was forgotten, a rollback).
     #[error("the room key must be shared before encrypting: {0}")]
     ShareRequired(RotationReason),
+    /// The durable store could not commit the operation's changes (or
+    /// load): nothing was released, and the endpoint is as it was before
+    /// the operation (see [`StoreError`]).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A pickle to migrate could not be restored.
+    #[error("pickle: {0}")]
+    Pickle(#[from] PickleError),
 }

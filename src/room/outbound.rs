@@ -84,8 +84,21 @@ impl OutboundRoom {
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
+        self.write_session(w);
+        self.write_recipients(w);
+    }
+
+    /// The session and its creation time (a durable record of its own: it
+    /// changes with every event encrypted).
+    pub(crate) fn write_session(&self, w: &mut Writer) {
         self.session.write_contents(w);
-        w.u64(self.created_ms).count32(self.recipients.len());
+        w.u64(self.created_ms);
+    }
+
+    /// The recipients and offered keys (a durable record of its own: they
+    /// change only when the key is shared).
+    pub(crate) fn write_recipients(&self, w: &mut Writer) {
+        w.count32(self.recipients.len());
         for r in self.recipients.values() {
             w.bytes(&r.identity.to_bytes())
                 .short_bytes(r.user_id.as_bytes())
@@ -102,6 +115,20 @@ impl OutboundRoom {
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut room = Self::read_session(r)?;
+        room.read_recipients(r)?;
+        Ok(room)
+    }
+
+    /// Reads what [`OutboundRoom::write_session`] wrote (no recipients).
+    pub(crate) fn read_session(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let session = OutboundGroupSession::read_contents(r)?;
+        Ok(Self::new(session, r.u64("created at")?))
+    }
+
+    /// Reads what [`OutboundRoom::write_recipients`] wrote, replacing the
+    /// recipients and offered keys.
+    pub(crate) fn read_recipients(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
         fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
             let bytes = r.short_bytes(MAX_ID_LEN, field)?;
             match std::str::from_utf8(bytes) {
@@ -109,8 +136,9 @@ impl OutboundRoom {
                 _ => Err(DecodeError::InvalidValue(field)),
             }
         }
-        let session = OutboundGroupSession::read_contents(r)?;
-        let mut room = Self::new(session, r.u64("created at")?);
+        let room = self;
+        room.recipients.clear();
+        room.keys.clear();
         for _ in 0..r.u32("recipients")? {
             let identity = IdentityKeys::read(r)?;
             let recipient = Recipient {
@@ -147,6 +175,6 @@ impl OutboundRoom {
         {
             return Err(DecodeError::InvalidValue("offered keys"));
         }
-        Ok(room)
+        Ok(())
     }
 }

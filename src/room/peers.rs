@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use super::RoomError;
 use super::limits::Limits;
+use super::touched::{Touch, Touched};
 use crate::account::SelfSignedDevice;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_SESSIONS_PER_PEER, MAX_STRANGER_SESSIONS};
@@ -90,6 +91,65 @@ impl Peer {
         }
     }
 
+    fn write_contents(&self, w: &mut Writer) {
+        w.bytes(&self.identity.to_bytes());
+        for id in [&self.user_id, &self.device_id] {
+            match id {
+                Some(id) => w.bool(true).short_bytes(id.as_bytes()),
+                None => w.bool(false),
+            };
+        }
+        w.bool(self.known)
+            .bool(self.needs_new_session)
+            .count(self.sessions.len());
+        for session in &self.sessions {
+            session.write_contents(w);
+        }
+    }
+
+    fn read_contents(
+        r: &mut Reader<'_>,
+        own: &IdentityKeys,
+        last_used: u64,
+    ) -> Result<Self, DecodeError> {
+        fn id(r: &mut Reader<'_>, field: &'static str) -> Result<Option<String>, DecodeError> {
+            if !r.bool(field)? {
+                return Ok(None);
+            }
+            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
+            match std::str::from_utf8(bytes) {
+                Ok(text) if !text.is_empty() => Ok(Some(text.to_owned())),
+                _ => Err(DecodeError::InvalidValue(field)),
+            }
+        }
+        let identity = IdentityKeys::read(r)?;
+        let user_id = id(r, "peer user id")?;
+        let device_id = id(r, "peer device id")?;
+        let known = r.bool("known flag")?;
+        let needs_new_session = r.bool("new session flag")?;
+        let count = r.count(MAX_SESSIONS_PER_PEER, "sessions per peer")?;
+        if count == 0 || (!known && count > MAX_STRANGER_SESSIONS) {
+            return Err(DecodeError::InvalidValue("sessions per peer"));
+        }
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let session = Session::read_contents(r)?;
+            if session.peer_identity() != identity || session.local_identity() != *own {
+                return Err(DecodeError::InvalidValue("session peer"));
+            }
+            sessions.push(session);
+        }
+        Ok(Peer {
+            identity,
+            user_id,
+            device_id,
+            known,
+            needs_new_session,
+            sessions,
+            last_used,
+        })
+    }
+
     fn max_sessions(&self) -> usize {
         if self.known {
             MAX_SESSIONS_PER_PEER
@@ -105,11 +165,18 @@ pub(crate) struct PeerStore {
     peers: BTreeMap<Curve25519PublicKey, Peer>,
     strangers: usize,
     tick: u64,
+    /// The peers changed (for the durable store).
+    pub(super) touched: Touched,
 }
 
 impl PeerStore {
     pub(crate) fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// The X25519 keys of every peer.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Curve25519PublicKey> + '_ {
+        self.peers.keys().copied()
     }
 
     pub(crate) fn get(&self, key: &Curve25519PublicKey) -> Option<&Peer> {
@@ -128,10 +195,12 @@ impl PeerStore {
         identities: impl IntoIterator<Item = IdentityKeys>,
     ) -> BTreeMap<Curve25519PublicKey, &mut Session> {
         let wanted: std::collections::BTreeSet<IdentityKeys> = identities.into_iter().collect();
+        let touched = &mut self.touched;
         self.peers
             .iter_mut()
             .filter(|(_, p)| wanted.contains(&p.identity))
             .filter_map(|(k, p)| p.sending_session().map(|s| (*k, s)))
+            .inspect(|(k, _)| touched.mark(|| Touch::Peer(*k)))
             .collect()
     }
 
@@ -167,7 +236,9 @@ impl PeerStore {
     /// Marks a device as named by the app, binding its ids (checked first
     /// with [`PeerStore::check_device`]).
     pub(crate) fn name(&mut self, device: &SelfSignedDevice) {
-        if let Some(peer) = self.peers.get_mut(&device.identity_keys().curve25519) {
+        let key = device.identity_keys().curve25519;
+        if let Some(peer) = self.peers.get_mut(&key) {
+            let changed = !peer.known || peer.user_id.is_none() || peer.device_id.is_none();
             if !peer.known {
                 peer.known = true;
                 self.strangers = self.strangers.saturating_sub(1);
@@ -176,12 +247,18 @@ impl PeerStore {
                 .get_or_insert_with(|| device.user_id().to_owned());
             peer.device_id
                 .get_or_insert_with(|| device.device_id().to_owned());
+            if changed {
+                self.touched.mark(|| Touch::Peer(key));
+            }
         }
     }
 
     /// Binds ids claimed in a share (checked first with [`Peer::check_ids`]).
     pub(crate) fn bind_ids(&mut self, key: &Curve25519PublicKey, user_id: &str, device_id: &str) {
         if let Some(peer) = self.peers.get_mut(key) {
+            if peer.user_id.is_none() || peer.device_id.is_none() {
+                self.touched.mark(|| Touch::Peer(*key));
+            }
             peer.user_id.get_or_insert_with(|| user_id.to_owned());
             peer.device_id.get_or_insert_with(|| device_id.to_owned());
         }
@@ -226,6 +303,7 @@ impl PeerStore {
         }
         self.tick += 1;
         let tick = self.tick;
+        self.touched.mark(|| Touch::Peer(key));
         if let Some(peer) = self.peers.get_mut(&key) {
             if named.is_some() {
                 peer.needs_new_session = false;
@@ -246,6 +324,7 @@ impl PeerStore {
     ) {
         self.tick += 1;
         let tick = self.tick;
+        self.touched.mark(|| Touch::Peer(*key));
         if let Some(peer) = self.peers.get_mut(key) {
             peer.last_used = tick;
             if let Some(slot) = peer.sessions.get_mut(index) {
@@ -268,6 +347,7 @@ impl PeerStore {
 
     /// Drops a peer and its sessions; returns how many sessions went.
     pub(crate) fn remove(&mut self, key: &Curve25519PublicKey) -> usize {
+        self.touched.mark(|| Touch::Peer(*key));
         match self.peers.remove(key) {
             Some(peer) => {
                 if !peer.known {
@@ -283,27 +363,16 @@ impl PeerStore {
     /// we send to it again (our sending chains may repeat counters the peer
     /// already used).
     pub(crate) fn require_new_sessions(&mut self) {
-        for peer in self.peers.values_mut() {
+        for (key, peer) in &mut self.peers {
             peer.needs_new_session = true;
+            self.touched.mark(|| Touch::Peer(*key));
         }
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         w.count32(self.peers.len());
         for peer in self.peers.values() {
-            w.bytes(&peer.identity.to_bytes());
-            for id in [&peer.user_id, &peer.device_id] {
-                match id {
-                    Some(id) => w.bool(true).short_bytes(id.as_bytes()),
-                    None => w.bool(false),
-                };
-            }
-            w.bool(peer.known)
-                .bool(peer.needs_new_session)
-                .count(peer.sessions.len());
-            for session in &peer.sessions {
-                session.write_contents(w);
-            }
+            peer.write_contents(w);
         }
     }
 
@@ -311,50 +380,46 @@ impl PeerStore {
         r: &mut Reader<'_>,
         own: &IdentityKeys,
     ) -> Result<Self, DecodeError> {
-        fn id(r: &mut Reader<'_>, field: &'static str) -> Result<Option<String>, DecodeError> {
-            if !r.bool(field)? {
-                return Ok(None);
-            }
-            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
-            match std::str::from_utf8(bytes) {
-                Ok(text) if !text.is_empty() => Ok(Some(text.to_owned())),
-                _ => Err(DecodeError::InvalidValue(field)),
-            }
-        }
         let mut store = Self::default();
         for _ in 0..r.u32("peers")? {
-            let identity = IdentityKeys::read(r)?;
-            let user_id = id(r, "peer user id")?;
-            let device_id = id(r, "peer device id")?;
-            let known = r.bool("known flag")?;
-            let needs_new_session = r.bool("new session flag")?;
-            let count = r.count(MAX_SESSIONS_PER_PEER, "sessions per peer")?;
-            if count == 0 || (!known && count > MAX_STRANGER_SESSIONS) {
-                return Err(DecodeError::InvalidValue("sessions per peer"));
-            }
-            let mut sessions = Vec::with_capacity(count);
-            for _ in 0..count {
-                let session = Session::read_contents(r)?;
-                if session.peer_identity() != identity || session.local_identity() != *own {
-                    return Err(DecodeError::InvalidValue("session peer"));
-                }
-                sessions.push(session);
-            }
-            store.tick += 1;
-            let peer = Peer {
-                identity,
-                user_id,
-                device_id,
-                known,
-                needs_new_session,
-                sessions,
-                last_used: store.tick,
-            };
-            store.strangers += usize::from(!known);
-            if store.peers.insert(identity.curve25519, peer).is_some() {
+            let peer = Peer::read_contents(r, own, 0)?;
+            if store.put(peer).is_some() {
                 return Err(DecodeError::InvalidValue("peers"));
             }
         }
         Ok(store)
+    }
+
+    /// Writes the peer held under `key`, if any (one durable record).
+    pub(crate) fn write_peer(&self, key: &Curve25519PublicKey, w: &mut Writer) -> bool {
+        self.peers
+            .get(key)
+            .map(|peer| peer.write_contents(w))
+            .is_some()
+    }
+
+    /// Reads one peer (a durable record) and holds it, replacing the one
+    /// held under its key.
+    pub(crate) fn read_peer(
+        &mut self,
+        r: &mut Reader<'_>,
+        own: &IdentityKeys,
+    ) -> Result<Curve25519PublicKey, DecodeError> {
+        let peer = Peer::read_contents(r, own, self.tick)?;
+        let key = peer.identity.curve25519;
+        self.put(peer);
+        Ok(key)
+    }
+
+    /// Holds `peer`, returning the one it replaced; keeps the counts.
+    fn put(&mut self, mut peer: Peer) -> Option<Peer> {
+        self.tick += 1;
+        peer.last_used = self.tick;
+        self.strangers += usize::from(!peer.known);
+        let old = self.peers.insert(peer.identity.curve25519, peer);
+        if old.as_ref().is_some_and(|old| !old.known) {
+            self.strangers = self.strangers.saturating_sub(1);
+        }
+        old
     }
 }

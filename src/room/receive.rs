@@ -106,6 +106,7 @@ impl Endpoint {
                 self.peers.commit_session(sender_key, index, session);
             }
             Staged::New { session, used } => {
+                self.touched.mark(|| super::touched::Touch::Account);
                 self.account.commit_key_use(used);
                 self.peers.add_session(session, None, &self.limits);
             }

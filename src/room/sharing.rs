@@ -19,6 +19,7 @@ use super::endpoint::{Endpoint, RoomKeyShareOutcome, ToDeviceMessage};
 use super::outbound::Recipient;
 use super::policy::RotationReason;
 use super::share::RoomKeyShare;
+use super::touched::Touch;
 use crate::account::SelfSignedDevice;
 use crate::crypto::{SALT_LEN, salt};
 use crate::group::{GroupSessionId, SessionKey, check_room_id};
@@ -73,7 +74,9 @@ impl Endpoint {
         };
         if let Some(reason) = reason {
             self.start_room_session(room_id, now)?;
-            self.discarded.remove(room_id);
+            if self.discarded.remove(room_id).is_some() {
+                self.touched.mark(|| Touch::Discarded(room_id.to_owned()));
+            }
             let rotated = reason != RotationReason::NotShared;
             let mut outcome = self.serve(room_id, &targets, false)?;
             outcome.rotated = rotated;
@@ -129,10 +132,15 @@ impl Endpoint {
         session_id: &GroupSessionId,
         recipient: &Curve25519PublicKey,
     ) -> bool {
-        self.outbound
+        let marked = self
+            .outbound
             .get_mut(room_id)
             .filter(|room| room.session.session_id() == *session_id)
-            .is_some_and(|room| room.mark_sent(recipient))
+            .is_some_and(|room| room.mark_sent(recipient));
+        if marked {
+            self.touched.mark(|| Touch::Recipients(room_id.to_owned()));
+        }
+        marked
     }
 
     /// The distinct devices to serve, ours left out; refuses duplicates and
@@ -266,6 +274,7 @@ impl Endpoint {
         // Keep the signed keys some recipient still needs.
         let needed: BTreeSet<u32> = room.recipients.values().map(|r| r.first_index).collect();
         room.keys.retain(|index, _| needed.contains(index));
+        self.touched.mark(|| Touch::Recipients(room_id.to_owned()));
         Ok(RoomKeyShareOutcome {
             room_id: room_id.to_owned(),
             session_id: room.session.session_id(),

@@ -19,6 +19,7 @@ use std::fmt;
 use super::RoomError;
 use super::event::{DecryptedEvent, EncryptedEvent, EventPlaintext, ROOM_ALGORITHM};
 use super::limits::Limits;
+use super::touched::{Touch, Touched};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_TRACKED_INDICES};
 use crate::crypto::sha256;
@@ -102,6 +103,8 @@ pub struct InboundKeyStore {
     records: usize,
     tick: u64,
     limits: Limits,
+    /// The keys and replay records changed (for the durable store).
+    pub(super) touched: Touched,
 }
 
 fn check_event_id(event_id: &str) -> Result<(), RoomError> {
@@ -270,6 +273,8 @@ impl InboundKeyStore {
         let tick = self.tick;
         let key = (room_id.to_owned(), session.session_id());
         let Some(stored) = self.keys.get_mut(&key) else {
+            self.touched
+                .mark(|| Touch::InboundKey(key.0.clone(), key.1));
             *self.per_sender.entry(sender).or_default() += 1;
             self.keys.insert(
                 key,
@@ -322,6 +327,8 @@ impl InboundKeyStore {
         }
         stored.session = merged;
         stored.last_used = tick;
+        self.touched
+            .mark(|| Touch::InboundKey(key.0.clone(), key.1));
         Ok(KeyAdded::Improved)
     }
 
@@ -338,10 +345,8 @@ impl InboundKeyStore {
         }
         check_room_id(room_id)?;
         check_event_id(event_id)?;
-        let stored = self
-            .keys
-            .get_mut(&(room_id.to_owned(), envelope.session_id))
-            .ok_or(RoomError::UnknownRoomKey)?;
+        let id = (room_id.to_owned(), envelope.session_id);
+        let stored = self.keys.get_mut(&id).ok_or(RoomError::UnknownRoomKey)?;
         if stored.sender.curve25519 != envelope.sender_key {
             return Err(RoomError::SenderKeyMismatch);
         }
@@ -365,6 +370,8 @@ impl InboundKeyStore {
         stored.last_used = self.tick;
         if stored.seen.insert(index, event_hash).is_none() {
             self.records += 1;
+            self.touched
+                .mark(|| Touch::Replay(id.0.clone(), id.1, index));
         }
         let event = DecryptedEvent {
             event_type: plaintext.event_type,
@@ -377,7 +384,7 @@ impl InboundKeyStore {
             authenticated: decrypted.authenticated,
         };
         if stored.seen.len() > MAX_TRACKED_INDICES {
-            forget_lowest_record(stored);
+            forget_lowest_record(&mut self.touched, &id, stored);
             self.records = self.records.saturating_sub(1);
         }
         self.trim_records();
@@ -388,13 +395,13 @@ impl InboundKeyStore {
     /// the most forgets its lowest record until the total fits.
     fn trim_records(&mut self) {
         while self.records > self.limits.replay_records {
-            let Some(largest) = self.keys.values_mut().max_by_key(|k| k.seen.len()) else {
+            let Some((id, largest)) = self.keys.iter_mut().max_by_key(|(_, k)| k.seen.len()) else {
                 return;
             };
             if largest.seen.is_empty() {
                 return;
             }
-            forget_lowest_record(largest);
+            forget_lowest_record(&mut self.touched, id, largest);
             self.records = self.records.saturating_sub(1);
         }
     }
@@ -454,6 +461,13 @@ impl InboundKeyStore {
     fn remove(&mut self, key: &(String, GroupSessionId)) -> bool {
         match self.keys.remove(key) {
             Some(stored) => {
+                let (room, session_id) = key;
+                self.touched
+                    .mark(|| Touch::InboundKey(room.clone(), *session_id));
+                for index in stored.seen.keys() {
+                    self.touched
+                        .mark(|| Touch::Replay(room.clone(), *session_id, *index));
+                }
                 decrement(&mut self.per_sender, &stored.sender);
                 self.records = self.records.saturating_sub(stored.seen.len());
                 true
@@ -486,6 +500,15 @@ impl InboundKeyStore {
         self.keys.is_empty()
     }
 
+    /// Every stored key's room, session id and replay-record indices.
+    pub(crate) fn records(
+        &self,
+    ) -> impl Iterator<Item = (&str, GroupSessionId, impl Iterator<Item = u32> + '_)> + '_ {
+        self.keys
+            .iter()
+            .map(|((room, session), k)| (room.as_str(), *session, k.seen.keys().copied()))
+    }
+
     /// Replay records held in all.
     pub fn replay_records(&self) -> usize {
         self.records
@@ -499,38 +522,10 @@ impl InboundKeyStore {
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
-            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
-            match std::str::from_utf8(bytes) {
-                Ok(text) if !text.is_empty() => Ok(text.to_owned()),
-                _ => Err(DecodeError::InvalidValue(field)),
-            }
-        }
-        fn optional(
-            r: &mut Reader<'_>,
-            field: &'static str,
-        ) -> Result<Option<String>, DecodeError> {
-            if r.bool(field)? {
-                text(r, field).map(Some)
-            } else {
-                Ok(None)
-            }
-        }
         let mut store = Self::default();
         for _ in 0..r.u32("stored room keys")? {
-            let room = text(r, "room id")?;
-            check_room_id(&room).map_err(|_| DecodeError::InvalidValue("room id"))?;
-            let sender = IdentityKeys::read(r)?;
-            let sender_user_id = optional(r, "sender user id")?;
-            let sender_device_id = optional(r, "sender device id")?;
-            let session = InboundGroupSession::read_contents(r)?;
-            if session.creator().is_some_and(|c| c != sender)
-                || session.room_id().is_some_and(|id| id != room)
-            {
-                return Err(DecodeError::InvalidValue("stored room key sender"));
-            }
-            let floor = r.u32("replay floor")?;
-            let mut seen = BTreeMap::new();
+            let (key, mut stored) = read_head(r)?;
+            let seen = &mut stored.seen;
             let count = r.u32("replay entries")?;
             if usize::try_from(count).map_or(true, |c| c > MAX_TRACKED_INDICES) {
                 return Err(DecodeError::InvalidValue("replay entries"));
@@ -543,31 +538,136 @@ impl InboundKeyStore {
                     return Err(DecodeError::InvalidValue("replay entries"));
                 }
             }
-            store.tick += 1;
-            store.records += seen.len();
-            *store.per_sender.entry(sender).or_default() += 1;
-            let key = (room, session.session_id());
-            let stored = StoredKey {
-                session,
-                sender,
-                sender_user_id,
-                sender_device_id,
-                seen,
-                floor,
-                last_used: store.tick,
-            };
-            if store.keys.insert(key, stored).is_some() {
+            if store.put(key, stored).is_some() {
                 return Err(DecodeError::InvalidValue("stored room keys"));
             }
         }
         Ok(store)
     }
+
+    /// Holds `stored` under `key`, returning the key it replaced; keeps the
+    /// counts.
+    fn put(&mut self, key: (String, GroupSessionId), mut stored: StoredKey) -> Option<StoredKey> {
+        self.tick += 1;
+        stored.last_used = self.tick;
+        self.records += stored.seen.len();
+        *self.per_sender.entry(stored.sender).or_default() += 1;
+        let old = self.keys.insert(key, stored)?;
+        self.records = self.records.saturating_sub(old.seen.len());
+        decrement(&mut self.per_sender, &old.sender);
+        Some(old)
+    }
+
+    /// Writes the stored key `id` without its replay records (one durable
+    /// record), if held.
+    pub(crate) fn write_key_record(&self, id: &(String, GroupSessionId), w: &mut Writer) -> bool {
+        self.keys.get(id).map(|k| write_head(w, &id.0, k)).is_some()
+    }
+
+    /// Writes one replay record (the event id's hash), if held.
+    pub(crate) fn write_replay_record(
+        &self,
+        id: &(String, GroupSessionId),
+        index: u32,
+        w: &mut Writer,
+    ) -> bool {
+        let hash = self.keys.get(id).and_then(|k| k.seen.get(&index));
+        hash.map(|hash| w.bytes(hash)).is_some()
+    }
+
+    /// Reads a stored key without replay records (a durable record) and
+    /// holds it, keeping the replay records held for it; returns its id.
+    pub(crate) fn read_key_record(
+        &mut self,
+        r: &mut Reader<'_>,
+    ) -> Result<(String, GroupSessionId), DecodeError> {
+        let (key, mut stored) = read_head(r)?;
+        if let Some(old) = self.keys.get_mut(&key) {
+            stored.seen = std::mem::take(&mut old.seen);
+            self.records = self.records.saturating_sub(stored.seen.len());
+        }
+        self.put(key.clone(), stored);
+        Ok(key)
+    }
+
+    /// Sets (with `Some(reader)`) or removes one replay record of a held
+    /// key.
+    pub(crate) fn read_replay_record(
+        &mut self,
+        id: &(String, GroupSessionId),
+        index: u32,
+        r: Option<&mut Reader<'_>>,
+    ) -> Result<(), DecodeError> {
+        let stored = self
+            .keys
+            .get_mut(id)
+            .ok_or(DecodeError::InvalidValue("replay record without key"))?;
+        let before = stored.seen.len();
+        match r {
+            Some(r) => {
+                stored.seen.insert(index, r.array("event id hash")?);
+            }
+            None => {
+                stored.seen.remove(&index);
+            }
+        }
+        self.records = (self.records + stored.seen.len()).saturating_sub(before);
+        Ok(())
+    }
+}
+
+/// Reads a stored key's fields before its replay records.
+fn read_head(r: &mut Reader<'_>) -> Result<((String, GroupSessionId), StoredKey), DecodeError> {
+    fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
+        let bytes = r.short_bytes(MAX_ID_LEN, field)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) if !text.is_empty() => Ok(text.to_owned()),
+            _ => Err(DecodeError::InvalidValue(field)),
+        }
+    }
+    fn optional(r: &mut Reader<'_>, field: &'static str) -> Result<Option<String>, DecodeError> {
+        if r.bool(field)? {
+            text(r, field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    let room = text(r, "room id")?;
+    check_room_id(&room).map_err(|_| DecodeError::InvalidValue("room id"))?;
+    let sender = IdentityKeys::read(r)?;
+    let sender_user_id = optional(r, "sender user id")?;
+    let sender_device_id = optional(r, "sender device id")?;
+    let session = InboundGroupSession::read_contents(r)?;
+    if session.creator().is_some_and(|c| c != sender)
+        || session.room_id().is_some_and(|id| id != room)
+    {
+        return Err(DecodeError::InvalidValue("stored room key sender"));
+    }
+    let floor = r.u32("replay floor")?;
+    let key = (room, session.session_id());
+    let stored = StoredKey {
+        session,
+        sender,
+        sender_user_id,
+        sender_device_id,
+        seen: BTreeMap::new(),
+        floor,
+        last_used: 0,
+    };
+    Ok((key, stored))
 }
 
 /// Forgets a key's lowest replay record and refuses everything below the
 /// lowest one kept, so a forgotten index can never be replayed.
-fn forget_lowest_record(stored: &mut StoredKey) {
-    stored.seen.pop_first();
+fn forget_lowest_record(
+    touched: &mut Touched,
+    (room, session_id): &(String, GroupSessionId),
+    stored: &mut StoredKey,
+) {
+    touched.mark(|| Touch::InboundKey(room.clone(), *session_id));
+    if let Some((index, _)) = stored.seen.pop_first() {
+        touched.mark(|| Touch::Replay(room.clone(), *session_id, index));
+    }
     let next = stored.seen.first_key_value().map(|(&lowest, _)| lowest);
     if let Some(lowest) = next {
         stored.floor = lowest;
@@ -585,6 +685,14 @@ fn decrement(counts: &mut BTreeMap<IdentityKeys, usize>, sender: &IdentityKeys) 
 }
 
 fn write_key(w: &mut Writer, room: &str, stored: &StoredKey) {
+    write_head(w, room, stored);
+    w.count32(stored.seen.len());
+    for (index, hash) in &stored.seen {
+        w.u32(*index).bytes(hash);
+    }
+}
+
+fn write_head(w: &mut Writer, room: &str, stored: &StoredKey) {
     w.short_bytes(room.as_bytes())
         .bytes(&stored.sender.to_bytes());
     for id in [&stored.sender_user_id, &stored.sender_device_id] {
@@ -594,10 +702,7 @@ fn write_key(w: &mut Writer, room: &str, stored: &StoredKey) {
         };
     }
     stored.session.write_contents(w);
-    w.u32(stored.floor).count32(stored.seen.len());
-    for (index, hash) in &stored.seen {
-        w.u32(*index).bytes(hash);
-    }
+    w.u32(stored.floor);
 }
 
 impl fmt::Debug for InboundKeyStore {

@@ -1,0 +1,431 @@
+//! The durable store's cost per operation, against what is held.
+//!
+//! An endpoint holding N peers (sessions the app started, so named) and N
+//! room keys (imported), N = 10 and 10,000, encrypts one event and decrypts
+//! one event, and persists the changes:
+//! - `sqlite`: a `DurableEndpoint` on a `SqliteStore` (WAL,
+//!   `synchronous=FULL`: one fsync per commit);
+//! - `memory`: a `DurableEndpoint` on a `MemoryStore` (the sealing and
+//!   bookkeeping without I/O);
+//! - `pickle`: today's way, the operation then the whole endpoint's pickle
+//!   (in memory only);
+//! - `pickle_fsync`: the same, with the pickle written over a file and
+//!   fsynced (in place: a safe replace by rename would cost more).
+//!
+//! The pickled endpoint goes back to its first state every 64 operations
+//! (untimed), so that the replay records it rewrites do not grow during the
+//! run. The primitive floor (X25519, Ed25519 sign and verify, AES-256-GCM
+//! of a 256-byte event, HMAC-SHA-256, and one 4 KiB write with fsync) runs
+//! in the same process. After the criterion groups, the ratios (10,000 /
+//! 10, against the pickle and the floor) and the store sizes per thousand
+//! peers and per thousand room keys are printed and written to
+//! `target/criterion/store_summary.json`.
+//!
+//! Run: `cargo bench --features sqlite --bench store -- --warm-up-time 1
+//! --measurement-time 3`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use criterion::{BenchmarkId, Criterion};
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+use roomseal::{
+    Account, DurableEndpoint, EncryptedEvent, Endpoint, InboundGroupSession, MemoryStore,
+    OutboundGroupSession, PickleKey, RotationPolicy, SqliteStore,
+};
+use serde_json::json;
+use sha2::Sha256;
+
+const ROOM: &str = "!bench:example.org";
+const SIZES: [usize; 2] = [10, 10_000];
+const VARIANTS: [&str; 4] = ["sqlite", "memory", "pickle", "pickle_fsync"];
+
+fn key() -> PickleKey {
+    PickleKey::from_bytes(&mut [0x42; 32])
+}
+
+fn content() -> serde_json::Value {
+    json!({ "body": "x".repeat(200), "msgtype": "m.text" })
+}
+
+/// Alice with `peers` named peers and `keys` imported room keys, her own
+/// room shared with one peer, and a sender whose events she can decrypt.
+fn alice(peers: usize, keys: usize) -> (Endpoint, Endpoint) {
+    let mut alice = Endpoint::new("@alice:example.org", "ALICE").unwrap();
+    alice.set_rotation_policy(RotationPolicy {
+        max_messages: u32::MAX,
+        max_age: Duration::from_secs(1 << 40),
+    });
+    let mut first = None;
+    for i in 0..peers {
+        let mut account = Account::new();
+        account.generate_one_time_keys(1);
+        let otk = account.one_time_keys().remove(0);
+        let bundle = account
+            .device_keys(&format!("@peer{i}:example.org"), "PEER")
+            .unwrap();
+        let device = alice.establish_session(&bundle, &otk).unwrap();
+        first.get_or_insert(device);
+    }
+    for i in 0..keys {
+        let creator = Account::new().identity_keys();
+        let room = format!("!room{i}:example.org");
+        let session = OutboundGroupSession::new(&room, creator).unwrap();
+        let export = InboundGroupSession::new(&session.session_key())
+            .unwrap()
+            .export_at_first_known_index();
+        alice.import_room_key(&room, creator, &export).unwrap();
+    }
+    if let Some(device) = first {
+        alice.share_room_key(ROOM, &[device]).unwrap();
+    }
+    // A sender whose key Alice received over a pairwise session (Alice
+    // starts it, so the sender is a named peer even past MAX_PEERS).
+    let mut sender = Endpoint::new("@sender:example.org", "SENDER").unwrap();
+    let sender_keys = sender.keys_to_publish(1);
+    sender.mark_keys_as_published(&sender_keys);
+    let sender_device = alice
+        .establish_session(&sender_keys.device_keys, &sender_keys.one_time_keys[0])
+        .unwrap();
+    let hello = alice
+        .share_room_key("!hello:example.org", &[sender_device])
+        .unwrap();
+    let m = &hello.messages[0];
+    sender
+        .receive_device_message("@alice:example.org", &m.sender_key, &m.message)
+        .unwrap();
+    let alice_device = alice.device_keys().check_self_signature().unwrap();
+    let share = sender
+        .share_room_key("!sender:example.org", &[alice_device])
+        .unwrap();
+    let m = &share.messages[0];
+    alice
+        .receive_device_message("@sender:example.org", &m.sender_key, &m.message)
+        .unwrap();
+    sender.set_rotation_policy(RotationPolicy {
+        max_messages: u32::MAX,
+        max_age: Duration::from_secs(1 << 40),
+    });
+    (alice, sender)
+}
+
+/// Where a variant keeps Alice.
+enum Held {
+    Durable(DurableEndpoint),
+    /// The endpoint, the key, the pickle it started from, and the file the
+    /// pickle is written to and fsynced (if any).
+    Pickled(Endpoint, PickleKey, String, Option<File>),
+}
+
+/// Writes `pickle` over `file` and waits for the disk.
+fn save(file: &mut Option<File>, pickle: &str) {
+    if let Some(file) = file {
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.write_all(pickle.as_bytes()).unwrap();
+        file.set_len(pickle.len() as u64).unwrap();
+        file.sync_data().unwrap();
+    }
+}
+
+impl Held {
+    /// Untimed, every few operations: the pickled endpoint goes back to its
+    /// first state, so its replay records (which the pickle rewrites every
+    /// time) do not grow during the run and inflate the baseline.
+    fn reset(&mut self) {
+        if let Held::Pickled(e, key, first, _) = self {
+            *e = Endpoint::from_pickle(first, key).unwrap();
+        }
+    }
+
+    fn encrypt(&mut self) -> EncryptedEvent {
+        match self {
+            Held::Durable(d) => d.encrypt_event(ROOM, "m.room.message", &content()).unwrap(),
+            Held::Pickled(e, key, _, file) => {
+                let event = e.encrypt_event(ROOM, "m.room.message", &content()).unwrap();
+                save(file, &e.pickle(key));
+                event
+            }
+        }
+    }
+
+    fn decrypt(&mut self, id: &str, event: &EncryptedEvent) {
+        match self {
+            Held::Durable(d) => {
+                black_box(d.decrypt_event("!sender:example.org", id, event).unwrap());
+            }
+            Held::Pickled(e, key, _, file) => {
+                black_box(e.decrypt_event("!sender:example.org", id, event).unwrap());
+                save(file, &e.pickle(key));
+            }
+        }
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn held(variant: &str, pickle: &str, n: usize) -> Held {
+    let endpoint = Endpoint::from_pickle(pickle, &key()).unwrap();
+    match variant {
+        "sqlite" => {
+            let store = SqliteStore::open(scratch(&format!("bench-{n}.db"))).unwrap();
+            Held::Durable(DurableEndpoint::from_endpoint(endpoint, store, &key()).unwrap())
+        }
+        "memory" => Held::Durable(
+            DurableEndpoint::from_endpoint(endpoint, MemoryStore::new(), &key()).unwrap(),
+        ),
+        "pickle" => Held::Pickled(endpoint, key(), pickle.to_owned(), None),
+        _ => {
+            let file = File::create(scratch(&format!("bench-{n}.pickle"))).unwrap();
+            Held::Pickled(endpoint, key(), pickle.to_owned(), Some(file))
+        }
+    }
+}
+
+/// A piece of work timed again and again.
+type Work = Box<dyn FnMut()>;
+
+/// The primitive floor: one call of each primitive.
+fn floor(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
+    let mut group = c.benchmark_group("floor");
+    let secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([9u8; 32]));
+    let signing = SigningKey::from_bytes(&[3u8; 32]);
+    let message = [5u8; 300];
+    let signature = signing.sign(&message);
+    let verifying = signing.verifying_key();
+    let mut rows: Vec<(&str, Work)> = vec![
+        (
+            "x25519",
+            Box::new(move || {
+                black_box(secret.diffie_hellman(black_box(&public)));
+            }),
+        ),
+        (
+            "ed25519_sign",
+            Box::new(move || {
+                black_box(signing.sign(black_box(&message)));
+            }),
+        ),
+        (
+            "ed25519_verify",
+            Box::new(move || {
+                black_box(verifying.verify_strict(black_box(&message), &signature)).unwrap();
+            }),
+        ),
+        (
+            "aes_gcm_256B",
+            Box::new(|| {
+                let mut buf = [1u8; 256];
+                let cipher = Aes256Gcm::new(&[2u8; 32].into());
+                black_box(cipher.encrypt_inout_detached(
+                    &Nonce::from([0u8; 12]),
+                    b"ad",
+                    (&mut buf[..]).into(),
+                ))
+                .unwrap();
+            }),
+        ),
+        (
+            "hmac_sha256",
+            Box::new(|| {
+                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[4u8; 32]).unwrap();
+                mac.update(black_box(b"roomseal/v2/chain/message"));
+                black_box(mac.finalize());
+            }),
+        ),
+    ];
+    let mut file = File::create(scratch("floor.bin")).unwrap();
+    rows.push((
+        "fsync_4KiB",
+        Box::new(move || {
+            file.seek(SeekFrom::Start(0)).unwrap();
+            file.write_all(&[7u8; 4096]).unwrap();
+            file.sync_data().unwrap();
+        }),
+    ));
+    for (name, f) in &mut rows {
+        group.bench_function(*name, |b| b.iter(&mut *f));
+        results.insert(format!("floor/{name}"), time_ns(&mut **f, 2000));
+    }
+    group.finish();
+}
+
+/// Mean nanoseconds of `f` over `n` runs (for the summary).
+fn time_ns(f: &mut dyn FnMut(), n: u32) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+fn operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
+    for n in SIZES {
+        let setup = Instant::now();
+        let (alice, mut sender) = alice(n, n);
+        let pickle = alice.pickle(&key());
+        eprintln!(
+            "setup N={n}: {:.1} s, pickle {} bytes",
+            setup.elapsed().as_secs_f64(),
+            pickle.len() * 3 / 4
+        );
+        for variant in VARIANTS {
+            let mut held = held(variant, &pickle, n);
+            let mut record = |op: &str, mean_ns: f64| {
+                results.insert(format!("{op}/{variant}/{n}"), mean_ns);
+            };
+            record(
+                "encrypt",
+                timed(c, "encrypt_persist", variant, n, |iters| {
+                    let mut took = Duration::ZERO;
+                    for i in 0..iters {
+                        if i % 64 == 0 {
+                            held.reset();
+                        }
+                        let start = Instant::now();
+                        black_box(held.encrypt());
+                        took += start.elapsed();
+                    }
+                    took
+                }),
+            );
+            let mut next = 0u64;
+            record(
+                "decrypt",
+                timed(c, "decrypt_persist", variant, n, |iters| {
+                    // Fresh events (made untimed), each at a new index.
+                    let events: Vec<(String, EncryptedEvent)> = (0..iters)
+                        .map(|_| {
+                            next += 1;
+                            let event = sender
+                                .encrypt_event("!sender:example.org", "m.room.message", &content())
+                                .unwrap();
+                            (format!("$event{next}"), event)
+                        })
+                        .collect();
+                    let mut took = Duration::ZERO;
+                    for (i, (id, event)) in events.iter().enumerate() {
+                        if i % 64 == 0 {
+                            held.reset();
+                        }
+                        let start = Instant::now();
+                        held.decrypt(id, event);
+                        took += start.elapsed();
+                    }
+                    took
+                }),
+            );
+        }
+    }
+}
+
+/// One criterion benchmark `group/variant/n` whose `run(iters)` times
+/// `iters` operations; returns the mean nanoseconds over every run.
+fn timed(
+    c: &mut Criterion,
+    group: &str,
+    variant: &str,
+    n: usize,
+    mut run: impl FnMut(u64) -> Duration,
+) -> f64 {
+    let mut group = c.benchmark_group(format!("{group}/{variant}"));
+    group.sample_size(10);
+    let mut total = (Duration::ZERO, 0u64);
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter_custom(|iters| {
+            let took = run(iters);
+            total = (total.0 + took, total.1 + iters);
+            took
+        })
+    });
+    group.finish();
+    total.0.as_nanos() as f64 / total.1.max(1) as f64
+}
+
+/// Store sizes per thousand peers and per thousand room keys.
+fn sizes(results: &mut BTreeMap<String, f64>) {
+    let measure = |name: &str, peers: usize, keys: usize| {
+        let (alice, _) = alice(peers, keys);
+        let pickle_len = alice.pickle(&key()).len() * 3 / 4;
+        let path = scratch(&format!("size-{name}.db"));
+        let store = SqliteStore::open(&path).unwrap();
+        drop(DurableEndpoint::from_endpoint(alice, store, &key()).unwrap());
+        let store = SqliteStore::open(&path).unwrap();
+        let sqlite = store.size_bytes().unwrap() as f64;
+        let records = store.record_count().unwrap() as f64;
+        (sqlite, records, pickle_len as f64)
+    };
+    let base = measure("base", 0, 0);
+    let peers = measure("peers", 1000, 0);
+    let keys = measure("keys", 0, 1000);
+    for (what, m) in [("per_1000_peers", peers), ("per_1000_keys", keys)] {
+        results.insert(format!("size/sqlite_bytes_{what}"), m.0 - base.0);
+        results.insert(format!("size/records_{what}"), m.1 - base.1);
+        results.insert(format!("size/pickle_bytes_{what}"), m.2 - base.2);
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let mut results = BTreeMap::new();
+    floor(&mut c, &mut results);
+    operations(&mut c, &mut results);
+    sizes(&mut results);
+    c.final_summary();
+    let get = |k: &str| results.get(k).copied().unwrap_or(f64::NAN);
+    println!("\n== store summary (mean ns per operation; ratios)");
+    for op in ["encrypt", "decrypt"] {
+        for variant in VARIANTS {
+            let small = get(&format!("{op}/{variant}/10"));
+            let large = get(&format!("{op}/{variant}/10000"));
+            println!(
+                "{op:8} {variant:12} N=10: {small:>12.0}  N=10000: {large:>12.0}  10000/10: {:.2}",
+                large / small
+            );
+        }
+        // The floor of the operation itself (sign or verify, AES-GCM, one
+        // HMAC), plus one fsync for the durable variants.
+        let crypto = get(if op == "encrypt" {
+            "floor/ed25519_sign"
+        } else {
+            "floor/ed25519_verify"
+        }) + get("floor/aes_gcm_256B")
+            + get("floor/hmac_sha256");
+        for (variant, baseline, floor) in [
+            ("sqlite", "pickle_fsync", crypto + get("floor/fsync_4KiB")),
+            ("memory", "pickle", crypto),
+        ] {
+            for n in SIZES {
+                let ours = get(&format!("{op}/{variant}/{n}"));
+                println!(
+                    "{op:8} {variant:7} N={n:<6} vs {baseline}: {:.4}x   vs floor: {:.2}x",
+                    ours / get(&format!("{op}/{baseline}/{n}")),
+                    ours / floor
+                );
+            }
+        }
+    }
+    for (k, v) in &results {
+        println!("{k}: {v:.1}");
+    }
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../criterion/store_summary.json");
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap());
+}
