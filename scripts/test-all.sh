@@ -19,4 +19,7 @@ echo "== Mobile bindings: build, generate Python/Kotlin/Swift, Python test suite
 echo "== Kotlin bindings: the scenario compiled with kotlinc and run on the JVM (JNA)"
 ./scripts/kotlin.sh
 
+echo "== Swift bindings (no Swift compiler here): C symbols against libroomseal.a, the C header in a C program"
+./scripts/swift-check.sh
+
 echo "== All tests passed"
