@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, in one command (the README's test command).
-# Needs: a Rust toolchain (cargo) and python3. .ci/run installs what a fresh
-# machine lacks and then calls this script.
+# Needs: a Rust toolchain (cargo), python3 and npm; on first use
+# scripts/kotlin.sh installs the Kotlin compiler (npm, into .tools/), JNA and,
+# if missing, a Java runtime (apt). .ci/run installs what a fresh machine
+# lacks and then calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +15,11 @@ cargo test --no-default-features --locked --lib --quiet
 
 echo "== Mobile bindings: build, generate Python/Kotlin/Swift, Python test suite"
 ./scripts/bindings.sh
+
+echo "== Kotlin bindings: the scenario compiled with kotlinc and run on the JVM (JNA)"
+./scripts/kotlin.sh
+
+echo "== Swift bindings (no Swift compiler here): C symbols against libroomseal.a, the C header in a C program"
+./scripts/swift-check.sh
 
 echo "== All tests passed"

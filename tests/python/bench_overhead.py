@@ -1,11 +1,15 @@
 """Measures the cost of the bindings: an event encrypted by one endpoint and
 decrypted by another, called from Python, against the same operation run
-natively in Rust (roomseal.native_event_round_trip_ns), in one process run.
+natively in Rust (roomseal.native_event_round_trip_ns), in one process run;
+and a trivial call (Endpoint.device_id), whose native cost
+benches/ffi_calls.rs measures.
 
     PROFILE=release scripts/bindings.sh      # build + generate (release)
     PYTHONPATH=bindings/python python3 tests/python/bench_overhead.py
 
-Not part of the test suite: it times things.
+scripts/bench-bindings.sh runs it next to the Rust and Kotlin sides and reads
+its `RESULT python <what> <ns>` lines. Not part of the test suite: it times
+things.
 """
 
 import json
@@ -15,6 +19,7 @@ import roomseal as rs
 
 ROOM = "!bench:x"
 N = 5000
+TRIVIAL_CALLS = 200_000
 
 
 def setup():
@@ -39,6 +44,13 @@ def python_round_trip_ns(alice, bob, n):
     return (time.perf_counter_ns() - start) / n
 
 
+def python_trivial_call_ns(endpoint, n):
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        endpoint.device_id()
+    return (time.perf_counter_ns() - start) / n
+
+
 def main():
     alice, bob = setup()
     python_round_trip_ns(alice, bob, 200)  # warm up
@@ -55,6 +67,11 @@ def main():
     binding = min(r[1] for r in rows)
     print(f"best of 3: native {native / 1000:.2f} us, Python {binding / 1000:.2f} us per "
           f"encrypt+decrypt, {binding / native:.2f}x")
+    trivial = min(python_trivial_call_ns(alice, TRIVIAL_CALLS) for _ in range(3))
+    print(f"best of 3: Endpoint.device_id() from Python {trivial:.0f} ns per call")
+    print(f"RESULT python trivial_call {trivial:.1f}")
+    print(f"RESULT python event_round_trip {binding:.1f}")
+    print(f"RESULT python native_event_round_trip {native:.1f}")
 
 
 if __name__ == "__main__":
