@@ -82,6 +82,7 @@ server="$run/server"      # everything Synapse writes: config, database, logs (t
 mkdir -p "$server" "$run/secrets" "$run/work"
 pid=""
 port=""
+scenario_pid=""
 status=0
 
 stop_server() {
@@ -107,6 +108,11 @@ stop_server() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$scenario_pid" ] && kill -0 "$scenario_pid" 2>/dev/null; then
+    echo "e2e-synapse: stopping the scenario (process group $scenario_pid)" >&2
+    kill -TERM -- "-$scenario_pid" 2>/dev/null || true
+    wait "$scenario_pid" 2>/dev/null || true
+  fi
   stop_server || rc=1
   if [ "$rc" -ne 0 ] && [ -f "$server/homeserver.log" ]; then
     echo "--- last lines of the Synapse log ($server/homeserver.log) ---" >&2
@@ -247,9 +253,14 @@ say "registered ${user_names[*]} and e2e-admin; planted the self-check strings"
 # --- The scenario ------------------------------------------------------------------------------
 say "scenario: ${scenario[*]}"
 t=$SECONDS
+# In its own process group, in the background: the shell's `wait` returns at once on INT/TERM
+# (a foreground child would delay the trap until it ended), and cleanup stops the whole group.
 E2E_HOMESERVER="$homeserver" E2E_SERVER_NAME=localhost E2E_USERS_FILE="$run/users.json" \
   E2E_SECRETS_DIR="$run/secrets" E2E_WORK_DIR="$run/work" \
-  "${scenario[@]}" || status=$?
+  setsid "${scenario[@]}" &
+scenario_pid=$!
+wait "$scenario_pid" || status=$?
+scenario_pid=""
 t_scenario=$(elapsed "$t")
 [ "$status" -eq 0 ] || { echo "e2e-synapse: the scenario failed (exit $status)" >&2; exit "$status"; }
 
