@@ -5,6 +5,7 @@
 #   scripts/e2e-synapse.sh CMD [ARGS...]        # any scenario command instead
 #   E2E_SCENARIO='CMD ARGS' scripts/e2e-synapse.sh
 #   E2E_KEEP_RUN=1 scripts/e2e-synapse.sh       # keep the run directory (config, database, logs)
+#   E2E_TIMEOUT=900 scripts/e2e-synapse.sh      # the scenario's time limit in seconds (default 600)
 #
 # Steps: a virtual environment with the pinned Synapse (reused when present), the Element
 # client's npm packages (npm ci, reused while package-lock.json is unchanged), a fresh run
@@ -27,7 +28,7 @@
 #                     object a line, {"label": ..., "text": ...} or {"label": ..., "bytes_b64": ...}
 #                     (see tests/synapse/leak_check.py); the leak check fails if it finds one
 #   E2E_WORK_DIR      an empty scratch directory for the scenario
-# It must exit 0 on success; any other status fails the run.
+# It must exit 0 on success; any other status fails the run (124: it ran out of time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -43,7 +44,7 @@ say() { echo "== e2e-synapse: $*"; }
 fail() { echo "e2e-synapse: $*" >&2; exit 1; }
 elapsed() { echo $((SECONDS - $1)); }
 
-for tool in python3 node npm; do
+for tool in python3 node npm setsid timeout sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is required"
 done
 if [ $# -gt 0 ]; then
@@ -55,23 +56,31 @@ else
 fi
 
 # --- Install (outside any run: nothing here is started or needs cleaning up) ----------------
+# Each install is reused while the file that pins it is unchanged: a stamp holding that file's
+# sha256 is written only once the install has succeeded, so a half-finished one is redone.
+sum_of() { sha256sum "$1" | cut -d' ' -f1; }
+is_current() { [ "$(cat "$1/.e2e-stamp" 2>/dev/null)" = "$(sum_of "$2")" ]; }
 t=$SECONDS
-if [ -x "$venv/bin/python" ] &&
-   [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null)" = "$SYNAPSE_VERSION" ]; then
+if is_current "$venv" "$element_dir/requirements.txt"; then
   say "reusing $venv"
 else
   say "installing Synapse $SYNAPSE_VERSION into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$element_dir/requirements.txt"
+  # Wheels only (no compiler needed, fails fast otherwise); no byte-compiling (Python does it on import).
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+    -r "$element_dir/requirements.txt"
+  installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))')"
+  [ "$installed" = "$SYNAPSE_VERSION" ] ||
+    fail "tests/synapse/requirements.txt pins matrix-synapse $installed, this script expects $SYNAPSE_VERSION"
+  sum_of "$element_dir/requirements.txt" > "$venv/.e2e-stamp"
 fi
-lock_sum="$(sha256sum "$element_dir/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$element_dir/node_modules/.e2e-lock-sha256" 2>/dev/null)" = "$lock_sum" ]; then
+if is_current "$element_dir/node_modules" "$element_dir/package-lock.json"; then
   say "reusing tests/synapse/node_modules"
 else
   say "installing the Element client's packages (npm ci)"
   (cd "$element_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$lock_sum" > "$element_dir/node_modules/.e2e-lock-sha256"
+  sum_of "$element_dir/package-lock.json" > "$element_dir/node_modules/.e2e-stamp"
 fi
 t_install=$(elapsed "$t")
 
@@ -245,10 +254,12 @@ done
 t_start=$(elapsed "$t")
 homeserver="http://127.0.0.1:$port"
 
+t=$SECONDS
 read -r -a user_names <<< "${E2E_USER_NAMES:-alice bob carol dave}"
 "${harness[@]}" register "$homeserver" "$(cat "$run/shared_secret")" "$run/users.json" "${user_names[@]}"
 "${harness[@]}" plant "$homeserver" "$run/users.json" "$run/secrets"
 say "registered ${user_names[*]} and e2e-admin; planted the self-check strings"
+t_users=$(elapsed "$t")
 
 # --- The scenario ------------------------------------------------------------------------------
 say "scenario: ${scenario[*]}"
@@ -257,11 +268,14 @@ t=$SECONDS
 # (a foreground child would delay the trap until it ended), and cleanup stops the whole group.
 E2E_HOMESERVER="$homeserver" E2E_SERVER_NAME=localhost E2E_USERS_FILE="$run/users.json" \
   E2E_SECRETS_DIR="$run/secrets" E2E_WORK_DIR="$run/work" \
-  setsid "${scenario[@]}" &
+  setsid timeout --kill-after=10 "${E2E_TIMEOUT:-600}" "${scenario[@]}" &
 scenario_pid=$!
 wait "$scenario_pid" || status=$?
 scenario_pid=""
 t_scenario=$(elapsed "$t")
+if [ "$status" -eq 124 ]; then
+  echo "e2e-synapse: the scenario ran out of time (E2E_TIMEOUT=${E2E_TIMEOUT:-600} s)" >&2
+fi
 [ "$status" -eq 0 ] || { echo "e2e-synapse: the scenario failed (exit $status)" >&2; exit "$status"; }
 
 # --- Stop, then search what the server kept -----------------------------------------------------
@@ -269,4 +283,4 @@ stop_server
 t=$SECONDS
 python3 "$element_dir/leak_check.py" "$server" "$run/secrets"
 t_leak=$(elapsed "$t")
-say "timings: install ${t_install}s, Synapse start ${t_start}s, scenario ${t_scenario}s, leak check ${t_leak}s"
+say "timings: install ${t_install}s, Synapse start ${t_start}s, users and plants ${t_users}s, scenario ${t_scenario}s, leak check ${t_leak}s"
