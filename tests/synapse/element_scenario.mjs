@@ -6,8 +6,10 @@
 // rotates and ALICE2 gets none of the new keys. BOB2, a new device, joins: it reads what was
 // sent after it joined and, of the history the server shows it, nothing (a typed error each).
 // Then the server misbehaves through its admin API (a device the user never made, with and
-// without keys; a to-device message and a room event delivered twice) and every client must
-// refuse or ignore it and keep working. Every plaintext and room key goes to the leak check.
+// without keys; a to-device message and a room event delivered twice; an event re-sent under
+// another sender; a device's keys swapped) and every client must refuse or ignore it and keep
+// working. One exception, checked and reported: Element's engine decrypts a replayed room event
+// again (it has no Megolm replay detection). Every plaintext and room key goes to the leak check.
 import { randomBytes } from "node:crypto";
 import { ElementClient, Homeserver, HttpError, newTxnId, sdk } from "./element_client.mjs";
 import { scenarioEnv, SecretLog } from "./scenario_env.mjs";
@@ -323,6 +325,37 @@ for (const c of honest) {
 check(replayVerdicts["accepted (same plaintext as the original)"] === honest.length,
   `expected Element's engine to decrypt the replayed copy to the original plaintext, got ${JSON.stringify(replayVerdicts)}; update this check and the README`);
 step(`misbehaviour 4: a room event delivered twice (same ciphertext, new event id): Element's engine ACCEPTS the copy on all ${honest.length} devices (no Megolm replay detection; known gap, content unchanged)`);
+
+// 5e. An event attributed to the wrong sender: the server re-sends alice's ciphertext as bob.
+const bobPuppet = (await adminApi("POST", `/_synapse/admin/v1/users/${enc(BOB)}/login`, {})).json.access_token;
+const misattributed = (await hs.call("PUT", `/rooms/${enc(room)}/send/m.room.encrypted/${enc(newTxnId())}`, { token: bobPuppet, body: originalContent })).json.event_id;
+for (const c of honest) {
+  const r = await c.decrypt(room, await eventOf(c, room, misattributed));
+  check(!r.ok && r.code === "MismatchedSender",
+    `${c.name} must refuse alice's ciphertext sent as bob (got ${r.ok ? `plaintext from ${r.sender}` : r.code})`);
+  refused(r.code);
+}
+step("misbehaviour 5: alice's ciphertext re-sent as bob (admin API: a token to act as bob): every engine refuses it (MismatchedSender)");
+
+// 5f. The server swaps the keys of an existing device: it logs in as bob on BOB1 (with the reset
+// password) and uploads other device keys for BOB1 (Synapse overwrites them and tells everyone).
+const bob1Ed25519 = bob1.machine.identityKeys.ed25519.toBase64();
+const swap = await hs.login("bob", stolen, "BOB1");
+const impostor = await sdk.OlmMachine.initialize(new sdk.UserId(BOB), new sdk.DeviceId("BOB1"));
+const upload = (await impostor.outgoingRequests()).find((r) => r.type === sdk.RequestType.KeysUpload);
+const impostorKeys = JSON.parse(upload.body).device_keys;
+await hs.call("POST", "/keys/upload", { token: swap.access_token, body: { device_keys: impostorKeys } });
+const servedBob1 = (await alice1.api("POST", "/keys/query", { body: { device_keys: { [BOB]: ["BOB1"] } } })).json.device_keys[BOB].BOB1;
+check(servedBob1.keys["ed25519:BOB1"] !== bob1Ed25519, "Synapse now serves other keys for BOB1");
+await syncAll(honest);
+for (const c of honest) {
+  await c.queryKeys([BOB]);
+  const d = await c.machine.getDevice(new sdk.UserId(BOB), new sdk.DeviceId("BOB1"));
+  check(d?.ed25519Key?.toBase64() === bob1Ed25519 && d.isCrossSignedByOwner(),
+    `${c.name} must keep BOB1's original, cross-signed keys and ignore the server's new ones`);
+}
+impostor.close();
+step("misbehaviour 6: the server swapped BOB1's device keys (login on BOB1 + /keys/upload; Synapse overwrote them): every engine ignores the new keys and keeps BOB1's original ones");
 
 // --- 6. Everyone keeps working ---------------------------------------------------------------------
 
