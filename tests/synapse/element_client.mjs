@@ -124,7 +124,7 @@ export class ElementClient {
     this.timelines = new Map(); // room id -> [event], in server order, no duplicates
     this.invites = new Set();
     this.toDeviceSent = []; // every to-device request this device sent: {eventType, txnId, body}
-    this.toDeviceReceived = []; // every to-device event /sync gave it, with the engine's verdict
+    this.toDeviceReceived = []; // every to-device event /sync gave it: {raw, kind: ProcessedToDeviceEventType}
   }
 
   get name() {
@@ -201,7 +201,8 @@ export class ElementClient {
       new Map(Object.entries(json.device_one_time_keys_count ?? {})),
       new Set(json.device_unused_fallback_key_types ?? []),
     );
-    processed.forEach((p, i) => this.toDeviceReceived.push({ raw: toDevice[i], kind: p.type, processed: p }));
+    // rawEvent: the event as received (undecryptable, plaintext) or as decrypted.
+    for (const p of processed) this.toDeviceReceived.push({ raw: JSON.parse(p.rawEvent), kind: p.type });
     for (const [roomId, room] of Object.entries(json.rooms?.join ?? {})) {
       // A room seen for the first time may come "limited"; a gap in a known room would hide events.
       if (room.timeline?.limited && this.timelines.has(roomId)) {
