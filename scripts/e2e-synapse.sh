@@ -84,6 +84,12 @@ else
 fi
 t_install=$(elapsed "$t")
 
+if ! unit="$(python3 "$element_dir/test_leak_check.py" 2>&1)"; then
+  echo "$unit" >&2
+  fail "the leak check's unit tests failed (python3 tests/synapse/test_leak_check.py)"
+fi
+say "leak check unit tests: $(grep '^Ran ' <<< "$unit"), OK"
+
 # --- One run: its own directory, server, and cleanup ------------------------------------------
 mkdir -p "$state/runs"
 run="$(mktemp -d "$state/runs/$(date +%Y%m%d-%H%M%S)-XXXX")"

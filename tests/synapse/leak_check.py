@@ -6,7 +6,7 @@
 SECRETS_DIR holds *.jsonl files, one secret a line:
 
     {"label": "alice msg 3", "text": "..."}            a plaintext (searched as UTF-8 and JSON-escaped)
-    {"label": "room key ...", "bytes_b64": "..."}      binary key material (standard base64 of the bytes)
+    {"label": "room key ...", "bytes_b64": "..."}      binary key material, 14 bytes or more (standard base64)
     optional "expect": "absent" (default) or "present" (a planted secret, the self-check)
     optional "where": ["database", "log"]            for "present": every source that must hold it
 
@@ -28,6 +28,7 @@ import os
 import sys
 
 MIN_PATTERN = 16  # shorter derived patterns would match by chance
+MIN_BINARY = 14  # from 14 bytes on, base64 at every alignment leaves a core of MIN_PATTERN characters
 
 
 def base64_cores(data):
@@ -103,6 +104,10 @@ def main(server_dir, secrets_dir):
     if not any(src == "log" for _, src, _ in files):
         failures.append("no log file found under " + server_dir)
     for s in secrets:
+        if "bytes_b64" in s and len(base64.b64decode(s["bytes_b64"])) < MIN_BINARY:
+            failures.append(f"{s['label']} ({s['origin']}) is shorter than {MIN_BINARY} bytes: "
+                            "too short to search for inside base64")
+            continue
         pats = patterns(s)
         hits = {}
         for rel, src, data in files:
