@@ -7,8 +7,8 @@
 #   E2E_KEEP_RUN=1 scripts/e2e-synapse.sh       # keep the run directory (config, database, logs)
 #   E2E_TIMEOUT=900 scripts/e2e-synapse.sh      # the scenario's time limit in seconds (default 600)
 #
-# Steps: a virtual environment with the pinned Synapse (reused when present), the Element
-# client's npm packages (npm ci, reused while package-lock.json is unchanged), a fresh run
+# Steps: a virtual environment with the pinned Synapse and the Element client's npm packages
+# (npm ci), each reused while the file pinning it is unchanged; the leak check's unit tests; a fresh run
 # directory with a generated config (SQLite, 127.0.0.1 on a free port picked now, registration
 # by a throwaway shared secret, no federation, raised rate limits, logs in the run directory),
 # Synapse in the background, users registered by shared secret, planted strings for the leak
@@ -36,8 +36,8 @@ root="$PWD"
 SYNAPSE_VERSION=1.163.2           # keep in step with tests/synapse/requirements.txt
 state="$root/.e2e-synapse"        # gitignored: the virtual environment and the run directories
 venv="$state/venv-synapse-$SYNAPSE_VERSION"
-element_dir="$root/tests/synapse"
-harness=(python3 "$element_dir/harness.py")
+suite="$root/tests/synapse"          # the harness helpers, the leak check, the Element client
+harness=(python3 "$suite/harness.py")
 SECONDS=0
 
 say() { echo "== e2e-synapse: $*"; }
@@ -52,7 +52,7 @@ if [ $# -gt 0 ]; then
 elif [ -n "${E2E_SCENARIO:-}" ]; then
   scenario=(bash -c "$E2E_SCENARIO")
 else
-  scenario=(node "$element_dir/element_scenario.mjs")
+  scenario=(node "$suite/element_scenario.mjs")
 fi
 
 # --- Install (outside any run: nothing here is started or needs cleaning up) ----------------
@@ -61,7 +61,7 @@ fi
 sum_of() { sha256sum "$1" | cut -d' ' -f1; }
 is_current() { [ "$(cat "$1/.e2e-stamp" 2>/dev/null)" = "$(sum_of "$2")" ]; }
 t=$SECONDS
-if is_current "$venv" "$element_dir/requirements.txt"; then
+if is_current "$venv" "$suite/requirements.txt"; then
   say "reusing $venv"
 else
   say "installing Synapse $SYNAPSE_VERSION into $venv"
@@ -69,22 +69,22 @@ else
   python3 -m venv "$venv"
   # Wheels only (no compiler needed, fails fast otherwise); no byte-compiling (Python does it on import).
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
-    -r "$element_dir/requirements.txt"
+    -r "$suite/requirements.txt"
   installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))')"
   [ "$installed" = "$SYNAPSE_VERSION" ] ||
     fail "tests/synapse/requirements.txt pins matrix-synapse $installed, this script expects $SYNAPSE_VERSION"
-  sum_of "$element_dir/requirements.txt" > "$venv/.e2e-stamp"
+  sum_of "$suite/requirements.txt" > "$venv/.e2e-stamp"
 fi
-if is_current "$element_dir/node_modules" "$element_dir/package-lock.json"; then
+if is_current "$suite/node_modules" "$suite/package-lock.json"; then
   say "reusing tests/synapse/node_modules"
 else
   say "installing the Element client's packages (npm ci)"
-  (cd "$element_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  sum_of "$element_dir/package-lock.json" > "$element_dir/node_modules/.e2e-stamp"
+  (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error)
+  sum_of "$suite/package-lock.json" > "$suite/node_modules/.e2e-stamp"
 fi
 t_install=$(elapsed "$t")
 
-if ! unit="$(python3 "$element_dir/test_leak_check.py" 2>&1)"; then
+if ! unit="$(python3 "$suite/test_leak_check.py" 2>&1)"; then
   echo "$unit" >&2
   fail "the leak check's unit tests failed (python3 tests/synapse/test_leak_check.py)"
 fi
@@ -239,15 +239,18 @@ t=$SECONDS
 for attempt in 1 2 3; do
   port="$("${harness[@]}" free-port)"
   write_config
-  if [ ! -f "$server/localhost.signing.key" ]; then
-    "$venv/bin/python" -m synapse.app.homeserver --config-path "$server/homeserver.yaml" \
-      --generate-keys >/dev/null
-  fi
+  # The server's signing key, in Synapse's format ("ed25519 <key id> <unpadded base64 seed>"):
+  # 32 random bytes, written here rather than by a second Synapse start (--generate-keys).
+  [ -f "$server/localhost.signing.key" ] || python3 -c '
+import base64, secrets, sys
+seed = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+open(sys.argv[1], "w").write(f"ed25519 a_{secrets.token_hex(2)} {seed}\n")' "$server/localhost.signing.key"
   say "starting Synapse on 127.0.0.1:$port (attempt $attempt)"
   "$venv/bin/python" -m synapse.app.homeserver --config-path "$server/homeserver.yaml" \
     >"$server/stdout.log" 2>&1 &
   pid=$!
-  if "${harness[@]}" wait-up "http://127.0.0.1:$port" "$pid" 60; then
+  # Generous: the first start after an install compiles Synapse's modules, slow on a busy machine.
+  if "${harness[@]}" wait-up "http://127.0.0.1:$port" "$pid" 180; then
     break
   fi
   stop_server || true
@@ -287,6 +290,6 @@ fi
 # --- Stop, then search what the server kept -----------------------------------------------------
 stop_server
 t=$SECONDS
-python3 "$element_dir/leak_check.py" "$server" "$run/secrets"
+python3 "$suite/leak_check.py" "$server" "$run/secrets"
 t_leak=$(elapsed "$t")
 say "timings: install ${t_install}s, Synapse start ${t_start}s, users and plants ${t_users}s, scenario ${t_scenario}s, leak check ${t_leak}s"
