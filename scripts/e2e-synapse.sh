@@ -56,12 +56,12 @@ else
 fi
 
 # --- Install (outside any run: nothing here is started or needs cleaning up) ----------------
-# Each install is reused while the file that pins it is unchanged: a stamp holding that file's
-# sha256 is written only once the install has succeeded, so a half-finished one is redone.
-sum_of() { sha256sum "$1" | cut -d' ' -f1; }
-is_current() { [ "$(cat "$1/.e2e-stamp" 2>/dev/null)" = "$(sum_of "$2")" ]; }
+# Each install is reused while the file that pins it and the interpreter are unchanged: a stamp
+# holding both is written only once the install has succeeded, so a half-finished one is redone.
+pins_of() { echo "$(sha256sum "$1" | cut -d' ' -f1) $("$2" --version 2>&1)"; }
+is_current() { [ "$(cat "$1/.e2e-stamp" 2>/dev/null)" = "$(pins_of "$2" "$3")" ]; }
 t=$SECONDS
-if is_current "$venv" "$suite/requirements.txt"; then
+if is_current "$venv" "$suite/requirements.txt" python3; then
   say "reusing $venv"
 else
   say "installing Synapse $SYNAPSE_VERSION into $venv"
@@ -73,14 +73,14 @@ else
   installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))')"
   [ "$installed" = "$SYNAPSE_VERSION" ] ||
     fail "tests/synapse/requirements.txt pins matrix-synapse $installed, this script expects $SYNAPSE_VERSION"
-  sum_of "$suite/requirements.txt" > "$venv/.e2e-stamp"
+  pins_of "$suite/requirements.txt" python3 > "$venv/.e2e-stamp"
 fi
-if is_current "$suite/node_modules" "$suite/package-lock.json"; then
+if is_current "$suite/node_modules" "$suite/package-lock.json" node; then
   say "reusing tests/synapse/node_modules"
 else
   say "installing the Element client's packages (npm ci)"
   (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error)
-  sum_of "$suite/package-lock.json" > "$suite/node_modules/.e2e-stamp"
+  pins_of "$suite/package-lock.json" node > "$suite/node_modules/.e2e-stamp"
 fi
 t_install=$(elapsed "$t")
 
