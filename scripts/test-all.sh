@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, in one command (the README's test command).
-# Needs: a Rust toolchain (cargo), python3 and npm; on first use
-# scripts/kotlin.sh installs the Kotlin compiler (npm, into .tools/), JNA and,
-# if missing, a Java runtime (apt). .ci/run installs what a fresh machine
-# lacks and then calls this script.
+# Needs: a Rust toolchain (cargo), python3, and Node.js 20 with npm. On first
+# use the scripts install, into gitignored directories: the Kotlin compiler
+# (npm, .tools/), JNA and, if missing, a Java runtime (apt), Element's crypto
+# engine (npm) and Synapse (PyPI). .ci/run installs what a fresh machine lacks
+# and then calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,8 @@ echo "== Kotlin bindings: the scenario compiled with kotlinc and run on the JVM 
 
 echo "== Swift bindings (no Swift compiler here): C symbols against libroomseal.a, the C header in a C program"
 ./scripts/swift-check.sh
+
+echo "== End to end against a real Synapse on 127.0.0.1 (Element's crypto engine under Node; leak check)"
+./scripts/e2e-synapse.sh
 
 echo "== All tests passed"
