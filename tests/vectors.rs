@@ -276,7 +276,13 @@ fn generate() -> Value {
     let bob_one_time_keys = bob.one_time_keys();
     let bob_fallback_key = bob.unpublished_fallback_key().unwrap();
     rec.step("bob: mark_keys_as_published(one_time_keys, fallback_key)");
-    bob.mark_keys_as_published(&[&bob_one_time_keys[..], &[bob_fallback_key.clone()]].concat());
+    bob.mark_keys_as_published(
+        &[
+            &bob_one_time_keys[..],
+            std::slice::from_ref(&bob_fallback_key),
+        ]
+        .concat(),
+    );
 
     rec.pickle("alice_account", "account", "after creation", |r| {
         alice.pickle_with_rng(&key, r)
