@@ -75,11 +75,7 @@ fn share_chat_leave_rotate_and_late_join() {
     assert_eq!(outcome.messages.len(), 2);
     assert!(outcome.missing_sessions.is_empty());
     assert!(outcome.messages.iter().all(|m| m.message.is_pre_key()));
-    deliver(
-        alice.user_id(),
-        &outcome,
-        &mut [&mut bob, &mut carol],
-    );
+    deliver(alice.user_id(), &outcome, &mut [&mut bob, &mut carol]);
     // Until confirmed as sent, the devices are served again.
     assert_eq!(
         alice.share_room_key(ROOM, &members).unwrap().messages.len(),
