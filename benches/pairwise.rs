@@ -27,7 +27,9 @@ use aes_gcm::Tag;
 use criterion::{BatchSize, Criterion, criterion_group};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand::rngs::ChaCha20Rng;
-use roomseal::{Account, DeviceMessage, PickleKey, PreKeyMessage, SelfSignedDevice, Session};
+use roomseal::{
+    Account, DeviceMessage, PickleKey, Plaintext, PreKeyMessage, SelfSignedDevice, Session,
+};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -80,9 +82,13 @@ fn split32(okm: &[u8]) -> ([u8; 32], [u8; 32]) {
     (a, b)
 }
 
-fn message_key(seed: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-    hkdf44(seed, L_MESSAGE_KEY)
+fn message_key(seed: &[u8; 32], salt: &[u8; 16]) -> ([u8; 32], [u8; 12]) {
+    hkdf44(salt, seed, L_MESSAGE_KEY)
 }
+
+/// The salt a received message carries (any 16 bytes: the receiver draws
+/// nothing).
+const RECEIVED_SALT: [u8; 16] = [0x5a; 16];
 
 /// A sealed message for the open floor: key, nonce, ciphertext, tag.
 struct Sealed {
@@ -93,7 +99,7 @@ struct Sealed {
 }
 
 fn sealed(len: usize, aad: &[u8]) -> Sealed {
-    let (key, nonce) = message_key(&[7u8; 32]);
+    let (key, nonce) = message_key(&[7u8; 32], &RECEIVED_SALT);
     let mut ciphertext = vec![0x5a; len];
     let tag = aes_seal(&key, &nonce, aad, &mut ciphertext);
     Sealed {
@@ -145,7 +151,7 @@ fn established_pair(rng: &mut ChaCha20Rng) -> Pair {
     let mut bob_account = Account::new_with_rng(rng);
     bob_account.generate_one_time_keys_with_rng(1, rng);
     let otk = bob_account.one_time_keys().remove(0);
-    bob_account.mark_keys_as_published();
+    bob_account.mark_keys_as_published(std::slice::from_ref(&otk));
     let mut alice = alice_account
         .create_outbound_session_with_rng(&verified(&bob_account), &otk, rng)
         .expect("outbound");
@@ -286,7 +292,7 @@ fn bench_session_digests(g: &mut criterion::BenchmarkGroup<'_, criterion::measur
         b.iter(|| sha256(&[L_SESSION_ID, &identity, &key, black_box(&key)]))
     });
     g.bench_function("sha256_ad_binding", |b| {
-        b.iter(|| sha256(&[L_SESSION_AD, &[1], &key, &identity, black_box(&identity)]))
+        b.iter(|| sha256(&[L_SESSION_AD, &[2], &key, &identity, black_box(&identity)]))
     });
 }
 
@@ -367,7 +373,7 @@ impl Inbound {
         let mut bob = Account::new_with_rng(r);
         bob.generate_one_time_keys_with_rng(1, r);
         let otk = bob.one_time_keys().remove(0);
-        bob.mark_keys_as_published();
+        bob.mark_keys_as_published(std::slice::from_ref(&otk));
         let bob_pickle = bob.pickle_with_rng(&key, r);
         let mut alice_session = alice
             .create_outbound_session_with_rng(&verified(&bob), &otk, r)
@@ -395,7 +401,7 @@ impl Inbound {
             split32(&hkdf::<64>(None, &ikm, &info)).1
         };
         let (seed, _) = hmac_pair(&first_chain);
-        let (message_key, nonce) = message_key(&seed);
+        let (message_key, nonce) = message_key(&seed, &RECEIVED_SALT);
         let mut ciphertext = vec![0xab; 256];
         let tag = aes_seal(&message_key, &nonce, &aad, &mut ciphertext);
         Self {
@@ -446,7 +452,7 @@ impl Inbound {
         let shared = x25519_dh(&ratchet_secret, &self.their_ratchet);
         let next = hkdf::<64>(Some(&root0), &shared, L_ROOT);
         let (seed, next_chain) = hmac_pair(&chain0);
-        let (key, nonce) = message_key(&seed);
+        let (key, nonce) = message_key(&seed, &RECEIVED_SALT);
         let mut buf = [0u8; 256];
         buf.copy_from_slice(&self.first.ciphertext);
         aes_open(&key, &nonce, &self.aad, &mut buf, &self.first.tag);
@@ -456,13 +462,19 @@ impl Inbound {
 
 /// The symmetric half of a message on the sending side: chain step, message
 /// key, seal. Returns the next chain key.
-fn floor_send<const N: usize>(chain: &[u8; 32], aad: &[u8], pt: &[u8]) -> ([u8; 32], [u8; N], Tag) {
+/// Also returns the message's salt (drawn from the operating system).
+fn floor_send<const N: usize>(
+    chain: &[u8; 32],
+    aad: &[u8],
+    pt: &[u8],
+) -> ([u8; 32], [u8; N], Tag, [u8; 16]) {
     let (seed, next) = hmac_pair(chain);
-    let (key, nonce) = message_key(&seed);
+    let salt = salt_draw();
+    let (key, nonce) = message_key(&seed, &salt);
     let mut buf = [0u8; N];
     buf.copy_from_slice(pt);
     let tag = aes_seal(&key, &nonce, aad, &mut buf);
-    (next, buf, tag)
+    (next, buf, tag, salt)
 }
 
 /// The symmetric half on the receiving side: chain step, message key, open.
@@ -471,9 +483,10 @@ fn floor_receive<const N: usize>(
     aad: &[u8],
     ct: &[u8; N],
     tag: &Tag,
+    salt: &[u8; 16],
 ) -> ([u8; 32], [u8; N]) {
     let (seed, next) = hmac_pair(chain);
-    let (key, nonce) = message_key(&seed);
+    let (key, nonce) = message_key(&seed, salt);
     let mut buf = *ct;
     aes_open(&key, &nonce, aad, &mut buf, tag);
     (next, buf)
@@ -500,7 +513,7 @@ impl Symmetric {
         }
     }
 
-    fn op(&mut self) -> Vec<u8> {
+    fn op(&mut self) -> Plaintext {
         let m = self
             .pair
             .alice
@@ -510,9 +523,10 @@ impl Symmetric {
     }
 
     fn floor(&mut self) -> [u8; 256] {
-        let (next, ct, tag) = floor_send::<256>(&self.send_chain, &self.aad, black_box(&self.pt));
+        let (next, ct, tag, salt) =
+            floor_send::<256>(&self.send_chain, &self.aad, black_box(&self.pt));
         self.send_chain = next;
-        let (next, out) = floor_receive::<256>(&self.receive_chain, &self.aad, &ct, &tag);
+        let (next, out) = floor_receive::<256>(&self.receive_chain, &self.aad, &ct, &tag, &salt);
         self.receive_chain = next;
         out
     }
@@ -537,13 +551,14 @@ impl FloorParty {
         aad: &[u8],
         ct: &[u8; 256],
         tag: &Tag,
+        salt: &[u8; 16],
     ) -> [u8; 256] {
         let (root, receiving) = split32(&hkdf::<64>(
             Some(&self.root),
             &x25519_dh(&self.ratchet, theirs),
             L_ROOT,
         ));
-        let (_next_receiving, pt) = floor_receive::<256>(&receiving, aad, ct, tag);
+        let (_next_receiving, pt) = floor_receive::<256>(&receiving, aad, ct, tag, salt);
         let (secret, public) = x25519_keygen(r);
         let (root, sending) = split32(&hkdf::<64>(
             Some(&root),
@@ -599,7 +614,7 @@ impl PingPong {
         }
     }
 
-    fn op(&mut self, r: &mut ChaCha20Rng) -> Vec<u8> {
+    fn op(&mut self, r: &mut ChaCha20Rng) -> Plaintext {
         let pair = &mut self.pair;
         let m = pair.alice.encrypt(black_box(&self.pt)).expect("encrypt");
         black_box(pair.bob.decrypt_with_rng(&m, r).expect("decrypt"));
@@ -607,7 +622,7 @@ impl PingPong {
         pair.alice.decrypt_with_rng(&m, r).expect("decrypt")
     }
 
-    fn op_os_rng(&mut self) -> Vec<u8> {
+    fn op_os_rng(&mut self) -> Plaintext {
         let pair = &mut self.pair;
         let m = pair.alice.encrypt(black_box(&self.pt)).expect("encrypt");
         black_box(pair.bob.decrypt(&m).expect("decrypt"));
@@ -616,19 +631,20 @@ impl PingPong {
     }
 
     fn floor(&mut self, r: &mut ChaCha20Rng) -> [u8; 256] {
-        let (next, ct, tag) =
+        let (next, ct, tag, salt) =
             floor_send::<256>(&self.alice.sending, &self.aad, black_box(&self.pt));
         self.alice.sending = next;
         let alice_key = self.alice.ratchet_public;
         black_box(
             self.bob
-                .receive_new_chain(r, &alice_key, &self.aad, &ct, &tag),
+                .receive_new_chain(r, &alice_key, &self.aad, &ct, &tag, &salt),
         );
-        let (next, ct, tag) = floor_send::<256>(&self.bob.sending, &self.aad, black_box(&self.pt));
+        let (next, ct, tag, salt) =
+            floor_send::<256>(&self.bob.sending, &self.aad, black_box(&self.pt));
         self.bob.sending = next;
         let bob_key = self.bob.ratchet_public;
         self.alice
-            .receive_new_chain(r, &bob_key, &self.aad, &ct, &tag)
+            .receive_new_chain(r, &bob_key, &self.aad, &ct, &tag, &salt)
     }
 }
 
@@ -663,7 +679,7 @@ impl Fanout {
         self.chains
             .iter_mut()
             .map(|chain| {
-                let (next, ct, tag) = floor_send::<200>(chain, aad, black_box(pt));
+                let (next, ct, tag, _salt) = floor_send::<200>(chain, aad, black_box(pt));
                 *chain = next;
                 (ct, tag)
             })
@@ -782,7 +798,9 @@ fn inbound(c: &mut Criterion) {
         b.iter(|| hkdf::<64>(Some(&root), black_box(&shared), L_ROOT))
     });
     g.bench_function("hmac_pair", |b| b.iter(|| hmac_pair(black_box(&chain))));
-    g.bench_function("hkdf44_msg", |b| b.iter(|| message_key(black_box(&chain))));
+    g.bench_function("hkdf44_msg", |b| {
+        b.iter(|| message_key(black_box(&chain), black_box(&RECEIVED_SALT)))
+    });
     g.bench_function("aes256gcm_open_256B", |b| {
         b.iter(|| open_copy::<256>(black_box(&s256), &[3u8; AAD_PRE_KEY_LEN]))
     });
@@ -799,10 +817,13 @@ fn symmetric_primitives(
 ) {
     let chain = [0x66u8; 32];
     let aad = [3u8; AAD_LEN];
-    let (key, nonce) = message_key(&chain);
+    let (key, nonce) = message_key(&chain, &RECEIVED_SALT);
     let pt = vec![0x61u8; pt_len];
     g.bench_function("hmac_pair", |b| b.iter(|| hmac_pair(black_box(&chain))));
-    g.bench_function("hkdf44_msg", |b| b.iter(|| message_key(black_box(&chain))));
+    g.bench_function("salt_draw", |b| b.iter(salt_draw));
+    g.bench_function("hkdf44_msg", |b| {
+        b.iter(|| message_key(black_box(&chain), black_box(&RECEIVED_SALT)))
+    });
     match pt_len {
         256 => g.bench_function("aes256gcm_seal_256B", |b| {
             b.iter(|| seal_copy::<256>(&key, &nonce, &aad, black_box(&pt)))
@@ -874,9 +895,10 @@ fn pickles(c: &mut Criterion) {
     let session_pickle = session.pickle_with_rng(&key, &mut r);
     let account_bytes = base64_len_to_bytes(&account_pickle);
     let session_bytes = base64_len_to_bytes(&session_pickle);
-    // Version byte, nonce and tag around the encrypted contents.
-    let account_contents = account_bytes - 1 - 12 - 16;
-    let session_contents = session_bytes - 1 - 12 - 16;
+    // Version byte, generation, nonce and tag around the encrypted contents.
+    let account_contents = account_bytes - 1 - 8 - 12 - 16;
+    let session_contents = session_bytes - 1 - 8 - 12 - 16;
+    let owner = session.local_identity();
     println!(
         "pickle sizes: account with 50 one-time keys: {account_bytes} bytes binary \
          ({account_contents} bytes contents), {} bytes base64 text; established session: \
@@ -895,11 +917,11 @@ fn pickles(c: &mut Criterion) {
         b.iter(|| session.pickle_with_rng(&key, &mut r))
     });
     g.bench_function("session_unpickle", |b| {
-        b.iter(|| Session::from_pickle(black_box(&session_pickle), &key).expect("pickle"))
+        b.iter(|| Session::from_pickle(black_box(&session_pickle), &key, &owner).expect("pickle"))
     });
 
     let aad = [0u8; 27];
-    let (k, nonce) = message_key(&[1u8; 32]);
+    let (k, nonce) = message_key(&[1u8; 32], &RECEIVED_SALT);
     for (name, len) in [("account", account_contents), ("session", session_contents)] {
         let plain = vec![0x21u8; len];
         g.bench_function(format!("aes256gcm_seal_{name}"), |b| {

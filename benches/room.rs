@@ -95,12 +95,20 @@ const L_GROUP_MESSAGE_AD: &[u8] = b"roomseal/v2/group/message-ad";
 const L_GROUP_MESSAGE_SIGNATURE: &[u8] = b"roomseal/v2/group/message-signature";
 const L_GROUP_SESSION_KEY: &[u8] = b"roomseal/v2/group/session-key";
 
+/// A message salt for floors that open or seal with a fixed key (senders
+/// draw theirs: `salt_draw`).
+const SALT: [u8; 16] = [0x5a; 16];
+
+/// The sender's ids, in every share (12.1).
+const ALICE_USER: &str = "@alice:example.org";
+const ALICE_DEVICE: &str = "ALICE";
+
 /// Group message associated data (11.4): label, room id with its length,
 /// session id, version, index.
 const GROUP_AD_LEN: usize = 28 + 2 + ROOM.len() + 32 + 1 + 4;
 /// Bytes before the ciphertext in the signed bytes of a group message:
-/// label, version, index.
-const SIGNED_PREFIX: usize = 35 + 1 + 4;
+/// label, version, index, salt.
+const SIGNED_PREFIX: usize = 35 + 1 + 4 + 16;
 /// Bytes a group message signature covers for an `n`-byte plaintext.
 const fn signed_len(n: usize) -> usize {
     SIGNED_PREFIX + n + 16
@@ -108,10 +116,12 @@ const fn signed_len(n: usize) -> usize {
 /// Bytes the session key signature covers (11.6): label, export, creator,
 /// room id with its length.
 const SESSION_KEY_SIGNED_LEN: usize = 29 + 165 + 64 + 2 + ROOM.len();
-/// The room-key share payload (12.1) for `ROOM`.
-const SHARE_LEN: usize = 427 + 2 * ROOM.len();
-/// Associated data of a normal pairwise message (as in `pairwise.rs`).
-const PAIRWISE_AAD_LEN: usize = 32 + 1 + 32 + 4 + 4;
+/// The room-key share payload (12.1) for `ROOM` from `ALICE_USER`'s
+/// `ALICE_DEVICE`.
+const SHARE_LEN: usize = 427 + 2 * ROOM.len() + 2 + ALICE_USER.len() + 2 + ALICE_DEVICE.len();
+/// Associated data of a normal pairwise message (as in `pairwise.rs`):
+/// binding, kind, ratchet key, counters, salt.
+const PAIRWISE_AAD_LEN: usize = 32 + 1 + 32 + 4 + 4 + 16;
 /// The jump benchmarked by `group_decrypt_jump_100k`.
 const JUMP: u32 = 100_000;
 /// HMACs of a jump from 0 to `JUMP` = 0x000186A0 (11.2): one advance of R1
@@ -175,9 +185,10 @@ impl FloorRatchet {
         hmacs
     }
 
-    /// Key and nonce of the message at the current index (11.3).
-    fn message_key(&self) -> ([u8; 32], [u8; 12]) {
-        hkdf44(self.parts.as_flattened(), L_GROUP_MESSAGE_KEY)
+    /// Key and nonce of the message at the current index that carries
+    /// `salt` (11.3).
+    fn message_key(&self, salt: &[u8; 16]) -> ([u8; 32], [u8; 12]) {
+        hkdf44(salt, self.parts.as_flattened(), L_GROUP_MESSAGE_KEY)
     }
 }
 
@@ -190,7 +201,7 @@ fn group_aad(session_id: &[u8; 32], index: u32) -> [u8; GROUP_AD_LEN] {
         &(ROOM.len() as u16).to_be_bytes(),
         ROOM.as_bytes(),
         session_id,
-        &[1],
+        &[2],
         &index.to_be_bytes(),
     ] {
         aad[at..at + part.len()].copy_from_slice(part);
@@ -203,6 +214,7 @@ fn group_aad(session_id: &[u8; 32], index: u32) -> [u8; GROUP_AD_LEN] {
 /// (label and everything before the signature), the signature, the
 /// ciphertext and its tag.
 struct Received {
+    salt: [u8; 16],
     signed: Vec<u8>,
     signature: Signature,
     ciphertext: Vec<u8>,
@@ -214,8 +226,10 @@ impl Received {
     fn new(message: &GroupMessage) -> Self {
         let wire = message.to_bytes();
         let (body, signature) = wire.split_at(wire.len() - 64);
-        let (ciphertext, tag) = body[5..].split_at(body.len() - 5 - 16);
+        // Version, index, salt, then the ciphertext and its tag (11.5).
+        let (ciphertext, tag) = body[21..].split_at(body.len() - 21 - 16);
         Self {
+            salt: body[5..21].try_into().expect("16 bytes"),
             signed: [L_GROUP_MESSAGE_SIGNATURE, body].concat(),
             signature: Signature::from_slice(signature).expect("64 bytes"),
             ciphertext: ciphertext.to_vec(),
@@ -237,7 +251,8 @@ fn session_key_parts(key: &SessionKey) -> (FloorRatchet, [u8; 32]) {
 // ---------------------------------------------------------------------------
 
 /// The encryption floor: the message is built in place in its signed-bytes
-/// buffer (label, version, index, ciphertext, tag), sealed, then signed.
+/// buffer (label, version, index, salt, ciphertext, tag), sealed, then
+/// signed.
 struct EncryptFloor {
     signing: SigningKey,
     ratchet: FloorRatchet,
@@ -262,28 +277,30 @@ impl EncryptFloor {
         }
     }
 
-    fn seal_sign(&self, key: &([u8; 32], [u8; 12]), index: u32) -> Signature {
+    fn seal_sign(&self, key: &([u8; 32], [u8; 12]), index: u32, salt: &[u8; 16]) -> Signature {
         let mut buf = [0u8; signed_len(1024)];
         buf[..35].copy_from_slice(L_GROUP_MESSAGE_SIGNATURE);
-        buf[35] = 1;
+        buf[35] = 2;
         buf[36..40].copy_from_slice(&index.to_be_bytes());
-        buf[40..40 + 1024].copy_from_slice(black_box(&self.pt));
+        buf[40..56].copy_from_slice(salt);
+        buf[56..56 + 1024].copy_from_slice(black_box(&self.pt));
         let aad = group_aad(&self.session_id, index);
-        let tag = aes_seal(&key.0, &key.1, &aad, &mut buf[40..40 + 1024]);
-        buf[40 + 1024..].copy_from_slice(&tag);
+        let tag = aes_seal(&key.0, &key.1, &aad, &mut buf[56..56 + 1024]);
+        buf[56 + 1024..].copy_from_slice(&tag);
         self.signing.sign(&buf)
     }
 
     /// The floor: one signature and one seal.
     fn sign_aes(&self) -> Signature {
-        self.seal_sign(&self.fixed_key, self.ratchet.index)
+        self.seal_sign(&self.fixed_key, self.ratchet.index, &SALT)
     }
 
-    /// Everything the operation computes: message key from the ratchet,
-    /// seal, sign, step the ratchet.
+    /// Everything the operation computes: a salt from the operating system,
+    /// message key from the ratchet, seal, sign, step the ratchet.
     fn full(&mut self) -> Signature {
         let index = self.ratchet.index;
-        let signature = self.seal_sign(&self.ratchet.message_key(), index);
+        let salt = salt_draw();
+        let signature = self.seal_sign(&self.ratchet.message_key(&salt), index, &salt);
         self.ratchet.advance_to(index + 1);
         signature
     }
@@ -344,7 +361,7 @@ fn ratchet_primitives(g: &mut BenchmarkGroup<'_, WallTime>) {
     });
     let parts = [0x18u8; 128];
     g.bench_function("hkdf44_group", |b| {
-        b.iter(|| hkdf44(black_box(&parts), L_GROUP_MESSAGE_KEY))
+        b.iter(|| hkdf44(black_box(&SALT), black_box(&parts), L_GROUP_MESSAGE_KEY))
     });
 }
 
@@ -371,7 +388,7 @@ impl DecryptFloor {
         at.advance_to(received.index);
         let floor = Self {
             verifying: VerifyingKey::from_bytes(session_id).expect("valid key"),
-            key: at.message_key(),
+            key: at.message_key(&received.salt),
             aad: group_aad(session_id, received.index),
             received,
             ratchet,
@@ -407,7 +424,7 @@ impl DecryptFloor {
         self.verify();
         let index = self.ratchet.index;
         self.ratchet.advance_to(index + 1);
-        black_box(self.ratchet.message_key());
+        black_box(self.ratchet.message_key(&self.received.salt));
         self.open(&self.key)
     }
 
@@ -417,7 +434,7 @@ impl DecryptFloor {
         self.verify();
         let mut ratchet = self.ratchet.clone();
         ratchet.advance_to(self.received.index);
-        self.open(&ratchet.message_key())
+        self.open(&ratchet.message_key(&self.received.salt))
     }
 }
 
@@ -499,7 +516,7 @@ impl Jump {
         let signing = SigningKey::generate(r);
         let id = signing.verifying_key().to_bytes();
         let creator = Account::new_with_rng(r).identity_keys();
-        let mut key_bytes = vec![1, 0, 0, 0, 0];
+        let mut key_bytes = vec![2, 0, 0, 0, 0];
         let mut parts = [0u8; 128];
         r.fill_bytes(&mut parts);
         key_bytes.extend_from_slice(&parts);
@@ -516,9 +533,10 @@ impl Jump {
         let start = FloorRatchet::from_export(&key_bytes);
         let mut at = start.clone();
         assert_eq!(at.advance_to(JUMP), JUMP_HMACS);
-        let (k, nonce) = at.message_key();
-        let mut wire = vec![1];
+        let (k, nonce) = at.message_key(&SALT);
+        let mut wire = vec![2];
         wire.extend_from_slice(&JUMP.to_be_bytes());
+        wire.extend_from_slice(&SALT);
         let mut body = [0x63u8; 1024];
         let tag = aes_seal(&k, &nonce, &group_aad(&id, JUMP), &mut body);
         wire.extend_from_slice(&body);
@@ -591,9 +609,8 @@ struct Sharer {
 
 impl Sharer {
     fn new(n: usize, r: &mut ChaCha20Rng) -> Self {
-        let mut alice =
-            Endpoint::from_account("@alice:example.org", "ALICE", Account::new_with_rng(r))
-                .expect("ids");
+        let mut alice = Endpoint::from_account(ALICE_USER, ALICE_DEVICE, Account::new_with_rng(r))
+            .expect("ids");
         alice.set_rng(Box::new(rng(r.next_u64())));
         let alice_device = alice
             .device_keys()
@@ -611,7 +628,7 @@ impl Sharer {
             .expect("ids");
             peer.set_rng(Box::new(rng(r.next_u64())));
             let keys = peer.keys_to_publish(1);
-            peer.mark_keys_as_published();
+            peer.mark_keys_as_published(&keys);
             devices.push(
                 alice
                     .establish_session(&keys.device_keys, &keys.one_time_keys[0])
@@ -627,7 +644,8 @@ impl Sharer {
         assert_eq!(outcome.messages.len(), n);
         for m in &outcome.messages {
             let peer = peers.get_mut(&m.recipient_key).expect("a peer");
-            peer.receive_device_message(&alice_key, &m.message)
+            assert_eq!(m.sender_key, alice_key);
+            peer.receive_device_message(ALICE_USER, &m.sender_key, &m.message)
                 .expect("receive");
             let reply = peer
                 .share_room_key("!reply:example.org", std::slice::from_ref(&alice_device))
@@ -635,7 +653,7 @@ impl Sharer {
             let m = &reply.messages[0];
             assert!(!m.message.is_pre_key());
             alice
-                .receive_device_message(&peer.identity_keys().curve25519, &m.message)
+                .receive_device_message(peer.user_id(), &m.sender_key, &m.message)
                 .expect("receive");
         }
         let key = PickleKey::random_with_rng(r);
@@ -716,6 +734,8 @@ fn check_share_len(r: &mut ChaCha20Rng) {
     let outbound = OutboundGroupSession::new_with_rng(ROOM, ids, r).expect("valid room id");
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: ALICE_USER.to_owned(),
+        sender_device_id: ALICE_DEVICE.to_owned(),
         session_key: outbound.session_key(),
         sender: ids,
         recipient: ids,
@@ -775,7 +795,7 @@ impl ShareFloor {
 fn pairwise_send(chain: &mut [u8; 32], aad: &[u8], pt: &[u8; SHARE_LEN]) -> ([u8; SHARE_LEN], Tag) {
     let (seed, next) = hmac_pair(chain);
     *chain = next;
-    let (key, nonce) = hkdf44(&seed, L_MESSAGE_KEY);
+    let (key, nonce) = hkdf44(&salt_draw(), &seed, L_MESSAGE_KEY);
     let mut buf = *black_box(pt);
     let tag = aes_seal(&key, &nonce, aad, &mut buf);
     (buf, tag)
@@ -803,11 +823,11 @@ fn share(c: &mut Criterion, n: usize, fx: &mut Sharer, floor: &mut ShareFloor) {
         let chain = [0x66u8; 32];
         g.bench_function("hmac_pair", |b| b.iter(|| hmac_pair(black_box(&chain))));
         g.bench_function("hkdf44_msg", |b| {
-            b.iter(|| hkdf44(black_box(&chain), L_MESSAGE_KEY))
+            b.iter(|| hkdf44(black_box(&SALT), black_box(&chain), L_MESSAGE_KEY))
         });
         let aad = floor.aad;
         let pt = floor.pt;
-        let (key, nonce) = hkdf44(&chain, L_MESSAGE_KEY);
+        let (key, nonce) = hkdf44(&SALT, &chain, L_MESSAGE_KEY);
         g.bench_function(format!("aes256gcm_seal_{SHARE_LEN}B"), |b| {
             b.iter(|| {
                 let mut buf = *black_box(&pt);
@@ -873,21 +893,21 @@ fn event_plaintext_len(event: &EncryptedEvent) -> usize {
 
 impl Events {
     fn new(pt_len: usize, r: &mut ChaCha20Rng) -> Self {
-        let mut alice =
-            Endpoint::from_account("@alice:example.org", "ALICE", Account::new_with_rng(r))
-                .expect("ids");
+        let mut alice = Endpoint::from_account(ALICE_USER, ALICE_DEVICE, Account::new_with_rng(r))
+            .expect("ids");
         let mut bob = Endpoint::from_account("@bob:example.org", "BOB", Account::new_with_rng(r))
             .expect("ids");
         alice.set_rng(Box::new(rng(r.next_u64())));
         bob.set_rng(Box::new(rng(r.next_u64())));
         let keys = bob.keys_to_publish(1);
-        bob.mark_keys_as_published();
+        bob.mark_keys_as_published(&keys);
         let bob_device = alice
             .establish_session(&keys.device_keys, &keys.one_time_keys[0])
             .expect("session");
         let outcome = alice.share_room_key(ROOM, &[bob_device]).expect("share");
         bob.receive_device_message(
-            &alice.identity_keys().curve25519,
+            ALICE_USER,
+            &outcome.messages[0].sender_key,
             &outcome.messages[0].message,
         )
         .expect("receive");
@@ -1003,36 +1023,44 @@ impl EventFloor {
         send_key: &([u8; 32], [u8; 12]),
         receive_key: &([u8; 32], [u8; 12]),
         index: u32,
+        salt: &[u8; 16],
     ) -> [u8; 256] {
         let mut buf = [0u8; signed_len(256)];
         buf[..35].copy_from_slice(L_GROUP_MESSAGE_SIGNATURE);
-        buf[35] = 1;
+        buf[35] = 2;
         buf[36..40].copy_from_slice(&index.to_be_bytes());
-        buf[40..40 + 256].copy_from_slice(black_box(&self.pt));
+        buf[40..56].copy_from_slice(salt);
+        buf[56..56 + 256].copy_from_slice(black_box(&self.pt));
         let aad = group_aad(&self.session_id, index);
-        let tag = aes_seal(&send_key.0, &send_key.1, &aad, &mut buf[40..40 + 256]);
-        buf[40 + 256..].copy_from_slice(&tag);
+        let tag = aes_seal(&send_key.0, &send_key.1, &aad, &mut buf[56..56 + 256]);
+        buf[56 + 256..].copy_from_slice(&tag);
         let signature = self.signing.sign(&buf);
         let buf = black_box(buf);
         self.verifying
             .verify_strict(&buf, &signature)
             .expect("valid");
         let mut out = [0u8; 256];
-        out.copy_from_slice(&buf[40..40 + 256]);
-        let tag = Tag::try_from(&buf[40 + 256..]).expect("16 bytes");
+        out.copy_from_slice(&buf[56..56 + 256]);
+        let tag = Tag::try_from(&buf[56 + 256..]).expect("16 bytes");
         aes_open(&receive_key.0, &receive_key.1, &aad, &mut out, &tag);
         out
     }
 
     /// The floor: sign, verify, seal, open.
     fn sign_verify_aes(&self) -> [u8; 256] {
-        self.round_trip(&self.fixed_key, &self.fixed_key, self.send.index)
+        self.round_trip(&self.fixed_key, &self.fixed_key, self.send.index, &SALT)
     }
 
     /// Plus each side's ratchet step and message-key HKDF.
     fn full(&mut self) -> [u8; 256] {
         let index = self.send.index;
-        let out = self.round_trip(&self.send.message_key(), &self.receive.message_key(), index);
+        let salt = salt_draw();
+        let out = self.round_trip(
+            &self.send.message_key(&salt),
+            &self.receive.message_key(&salt),
+            index,
+            &salt,
+        );
         self.send.advance_to(index + 1);
         self.receive.advance_to(index + 1);
         out
@@ -1178,7 +1206,7 @@ impl Backlog {
         let mut buf = vec![0u8; self.pt_len];
         for (m, aad) in self.received.iter().zip(&self.aads) {
             ratchet.advance_to(m.index);
-            let (key, nonce) = ratchet.message_key();
+            let (key, nonce) = ratchet.message_key(&m.salt);
             buf.copy_from_slice(&m.ciphertext);
             aes_open(&key, &nonce, aad, &mut buf, &m.tag);
             black_box(&buf);
@@ -1194,7 +1222,7 @@ impl Backlog {
                 .verify_strict(&m.signed, &m.signature)
                 .expect("valid");
             ratchet.advance_to(m.index);
-            let (key, nonce) = ratchet.message_key();
+            let (key, nonce) = ratchet.message_key(&m.salt);
             buf.copy_from_slice(&m.ciphertext);
             aes_open(&key, &nonce, aad, &mut buf, &m.tag);
             black_box(&buf);

@@ -875,7 +875,11 @@ fn no_secret_bytes_in_debug_output() {
     assert!(!format!("{:?}", w.decrypted.plaintext).contains(EVENT_BODY));
     // The stored-key listing (for backup and clean-up) holds no key bytes.
     assert_debug_hides("StoredRoomKey", &w.store.keys(), &as_refs(&key_secrets));
-    assert_debug_hides("StoredRoomKey", &w.endpoint.room_keys(), &as_refs(&endpoint));
+    assert_debug_hides(
+        "StoredRoomKey",
+        &w.endpoint.room_keys(),
+        &as_refs(&endpoint),
+    );
     // `DecryptedEvent` shows neither the event content (what was said) nor
     // anything of the key that decrypted it.
     assert!(!format!("{:?}", w.event).contains(EVENT_BODY));

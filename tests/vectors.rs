@@ -1,14 +1,16 @@
-//! Known-answer vectors for the native protocol, version 1.
+//! Known-answer vectors for the native protocol, version 2.
 //!
-//! `tests/vectors/pairwise_v1.json` freezes the bytes of a whole pairwise
+//! `tests/vectors/pairwise_v2.json` freezes the bytes of a whole pairwise
 //! conversation: two accounts, Bob's signed device keys, one-time keys and
 //! fallback key, an app-message signature, the session id, every message in
 //! both directions (pre-key and normal, one delivered out of order) and the
-//! pickles of both accounts and of both sessions at several points. Every
-//! random input comes from `ChaCha20Rng::from_seed([seed; 32])`, a fresh
-//! generator per operation, with the seed recorded in the file. The module
+//! pickles of both accounts and of both sessions at several points (with
+//! their generations, and the account each session pickle is bound to).
+//! Every random input (message salts included) comes from
+//! `ChaCha20Rng::from_seed([seed; 32])`, a fresh generator per operation,
+//! with the seed recorded in the file. The module
 //! `group` (`tests/vectors/group.rs`) does the same for a group session and
-//! the room-layer formats, in `tests/vectors/group_v1.json`.
+//! the room-layer formats, in `tests/vectors/group_v2.json`.
 //!
 //! Three tests per file:
 //!
@@ -50,11 +52,11 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use roomseal::{
     Account, DeviceKeys, DeviceMessage, Ed25519Signature, IdentityKeys, PickleKey, Session,
-    SignedOneTimeKey,
+    SignedOneTimeKey, pickle_generation,
 };
 use serde_json::{Value, json};
 
-/// The group-session and room-layer vectors (`group_v1.json`).
+/// The group-session and room-layer vectors (`group_v2.json`).
 #[path = "vectors/group.rs"]
 mod group;
 
@@ -80,7 +82,13 @@ mod seed {
     /// `DECRYPT[i]` seeds the `decrypt_with_rng` call that receives message
     /// `m{i}` (entry 0 is unused: m0 creates Bob's session).
     pub(super) const DECRYPT: [u8; 8] = [0, 7, 8, 9, 10, 11, 12, 13];
+    /// `SALT[i]` seeds the `encrypt_with_rng` call that makes message
+    /// `m{i}` (its 16-byte salt).
+    pub(super) const SALT: [u8; 8] = [30, 31, 32, 33, 34, 35, 36, 37];
 }
+
+/// When Bob's fallback key was made current (milliseconds since the epoch).
+const BOB_FALLBACK_AT_MS: u64 = 1_700_000_000_000;
 
 /// Number of one-time keys Bob generates and publishes.
 const BOB_ONE_TIME_KEY_COUNT: usize = 3;
@@ -99,7 +107,7 @@ fn rng(seed: u8) -> ChaCha20Rng {
 }
 
 fn vector_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/pairwise_v1.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/pairwise_v2.json")
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -134,15 +142,21 @@ impl Recorder {
         self.script.push(text.into());
     }
 
-    /// Records message `m{index}`; returns it for delivery.
+    /// Encrypts and records message `m{index}` (its salt drawn from
+    /// `seed::SALT[index]`); returns it for delivery.
     fn message(
         &mut self,
         from: &str,
         to: &str,
         plaintext: &str,
-        message: DeviceMessage,
+        session: &mut Session,
     ) -> DeviceMessage {
-        let name = format!("m{}", self.messages.len());
+        let index = self.messages.len();
+        let salt_seed = seed::SALT[index];
+        let message = session
+            .encrypt_with_rng(plaintext.as_bytes(), &mut rng(salt_seed))
+            .unwrap();
+        let name = format!("m{index}");
         self.step(format!("{from} encrypts {name}: {plaintext:?}"));
         let normal = message.normal();
         let mut entry = json!({
@@ -154,6 +168,8 @@ impl Recorder {
             "ratchet_key": normal.ratchet_key().to_base64(),
             "previous_counter": normal.previous_counter(),
             "counter": normal.counter(),
+            "salt_rng_seed": salt_seed,
+            "salt": b64(&wire_salt(&message)),
             "length": message.to_bytes().len(),
             "base64": message.to_base64(),
         });
@@ -176,7 +192,8 @@ impl Recorder {
         self.step(format!("{by} receives {name} ({how})"));
     }
 
-    /// Pickles with the next nonce seed (100, 101, ...).
+    /// Pickles with the next nonce seed (100, 101, ...); a session pickle
+    /// names its owner (the account it is bound to).
     fn pickle(
         &mut self,
         name: &str,
@@ -188,14 +205,31 @@ impl Recorder {
         self.next_pickle_seed += 1;
         let text = pickle(&mut rng(seed));
         self.step(format!("pickle {name}"));
-        self.pickles.push(json!({
+        let mut entry = json!({
             "name": name,
             "kind": kind,
             "when": when,
             "nonce_rng_seed": seed,
+            "generation": pickle_generation(&text).unwrap(),
             "pickle": text,
-        }));
+        });
+        if kind == "session" {
+            entry["owner"] = json!(name.split('_').next().unwrap());
+        }
+        self.pickles.push(entry);
     }
+}
+
+/// The 16-byte salt of a pairwise message (7.1: after the ratchet key and
+/// the two counters).
+fn wire_salt(message: &DeviceMessage) -> [u8; 16] {
+    let bytes = message.to_bytes();
+    let body = if message.is_pre_key() {
+        &bytes[2 + 192..]
+    } else {
+        &bytes[2..]
+    };
+    body[40..56].try_into().unwrap()
 }
 
 /// Decrypts message `index` with its recorded seed and checks the plaintext.
@@ -228,9 +262,11 @@ fn generate() -> Value {
     let generated = bob
         .generate_one_time_keys_with_rng(BOB_ONE_TIME_KEY_COUNT, &mut rng(seed::BOB_ONE_TIME_KEYS));
     assert!(generated.removed.is_empty());
-    rec.step("bob: generate_fallback_key_with_rng");
+    rec.step(format!(
+        "bob: rotate_fallback_key_with_rng({BOB_FALLBACK_AT_MS})"
+    ));
     assert_eq!(
-        bob.generate_fallback_key_with_rng(&mut rng(seed::BOB_FALLBACK_KEY)),
+        bob.rotate_fallback_key_with_rng(BOB_FALLBACK_AT_MS, &mut rng(seed::BOB_FALLBACK_KEY)),
         None
     );
     let alice_device_keys = alice.device_keys(ALICE_USER, ALICE_DEVICE).unwrap();
@@ -239,8 +275,14 @@ fn generate() -> Value {
     let bob_device_keys = bob.device_keys(BOB_USER, BOB_DEVICE).unwrap();
     let bob_one_time_keys = bob.one_time_keys();
     let bob_fallback_key = bob.unpublished_fallback_key().unwrap();
-    rec.step("bob: mark_keys_as_published");
-    bob.mark_keys_as_published();
+    rec.step("bob: mark_keys_as_published(one_time_keys, fallback_key)");
+    bob.mark_keys_as_published(
+        &[
+            &bob_one_time_keys[..],
+            std::slice::from_ref(&bob_fallback_key),
+        ]
+        .concat(),
+    );
 
     rec.pickle("alice_account", "account", "after creation", |r| {
         alice.pickle_with_rng(&key, r)
@@ -270,13 +312,8 @@ fn generate() -> Value {
         |r| a.pickle_with_rng(&key, r),
     );
 
-    let m0 = rec.message(
-        "alice",
-        "bob",
-        "Hello, Bob",
-        a.encrypt(b"Hello, Bob").unwrap(),
-    );
-    let m1 = rec.message("alice", "bob", "", a.encrypt(b"").unwrap());
+    let m0 = rec.message("alice", "bob", "Hello, Bob", &mut a);
+    let m1 = rec.message("alice", "bob", "", &mut a);
 
     let DeviceMessage::PreKey(p0) = &m0 else {
         panic!("m0 must be a pre-key message")
@@ -307,19 +344,14 @@ fn generate() -> Value {
     );
 
     receive(&mut rec, &mut b, 1, &m1, "bob", "");
-    let m2 = rec.message("bob", "alice", "Hi Alice", b.encrypt(b"Hi Alice").unwrap());
+    let m2 = rec.message("bob", "alice", "Hi Alice", &mut b);
     receive(&mut rec, &mut a, 2, &m2, "alice", "Hi Alice");
-    let m3 = rec.message(
-        "alice",
-        "bob",
-        "How are you?",
-        a.encrypt(b"How are you?").unwrap(),
-    );
+    let m3 = rec.message("alice", "bob", "How are you?", &mut a);
     let m4 = rec.message(
         "alice",
         "bob",
         "This one overtakes the previous one.",
-        a.encrypt(b"This one overtakes the previous one.").unwrap(),
+        &mut a,
     );
     rec.pickle(
         "alice_session_mid",
@@ -335,12 +367,7 @@ fn generate() -> Value {
         "bob",
         "This one overtakes the previous one.",
     );
-    let m5 = rec.message(
-        "bob",
-        "alice",
-        "Fine, thanks.",
-        b.encrypt(b"Fine, thanks.").unwrap(),
-    );
+    let m5 = rec.message("bob", "alice", "Fine, thanks.", &mut b);
     rec.pickle(
         "bob_session_skipped",
         "session",
@@ -355,14 +382,9 @@ fn generate() -> Value {
         |r| a.pickle_with_rng(&key, r),
     );
     receive(&mut rec, &mut b, 3, &m3, "bob", "How are you?");
-    let m6 = rec.message(
-        "alice",
-        "bob",
-        "Good to hear.",
-        a.encrypt(b"Good to hear.").unwrap(),
-    );
+    let m6 = rec.message("alice", "bob", "Good to hear.", &mut a);
     receive(&mut rec, &mut b, 6, &m6, "bob", "Good to hear.");
-    let m7 = rec.message("bob", "alice", "Bye.", b.encrypt(b"Bye.").unwrap());
+    let m7 = rec.message("bob", "alice", "Bye.", &mut b);
     receive(&mut rec, &mut a, 7, &m7, "alice", "Bye.");
     rec.pickle(
         "alice_session_final",
@@ -378,10 +400,10 @@ fn generate() -> Value {
     );
 
     json!({
-        "about": "Known-answer vectors of the roomseal native pairwise protocol, version 1. \
+        "about": "Known-answer vectors of the roomseal native pairwise protocol, version 2. \
                   Checked byte for byte by tests/vectors.rs; see PROTOCOL.md, section \
                   \"Test vectors\". A changed vector is a protocol change.",
-        "protocol_version": 1,
+        "protocol_version": 2,
         "rng": "rand 0.10 ChaCha20Rng::from_seed([seed; 32]), a fresh generator per operation",
         "seeds": {
             "alice_account": seed::ALICE_ACCOUNT,
@@ -408,6 +430,7 @@ fn generate() -> Value {
             "device_keys": serde_json::to_value(&bob_device_keys).unwrap(),
             "one_time_keys": serde_json::to_value(&bob_one_time_keys).unwrap(),
             "fallback_key": serde_json::to_value(&bob_fallback_key).unwrap(),
+            "fallback_key_current_since_ms": BOB_FALLBACK_AT_MS,
         },
         "session": {
             "session_id": a.session_id().to_base64(),
@@ -506,7 +529,7 @@ fn assert_regenerates(name: &str, frozen: &Value, fresh: &Value) {
 
 #[test]
 fn regenerated_vectors_match_the_frozen_file() {
-    assert_regenerates("pairwise_v1.json", &load_frozen(), &generate());
+    assert_regenerates("pairwise_v2.json", &load_frozen(), &generate());
 }
 
 // ---------------------------------------------------------------------------
@@ -570,8 +593,28 @@ impl Frozen {
         frozen_pickle(&self.0, name)
     }
 
+    /// The identity keys of `who` ("alice" or "bob").
+    fn identity(&self, who: &str) -> IdentityKeys {
+        serde_json::from_value(self.0[who]["identity_keys"].clone()).unwrap()
+    }
+
+    /// The pickle entry `name`.
+    fn entry(&self, name: &str) -> &Value {
+        self.0["pickles"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("frozen file lacks pickle {name}"))
+    }
+
+    /// The account a frozen session pickle is bound to.
+    fn owner(&self, name: &str) -> IdentityKeys {
+        self.identity(self.entry(name)["owner"].as_str().unwrap())
+    }
+
     fn session(&self, name: &str) -> Session {
-        Session::from_pickle(self.pickle(name), &pickle_key())
+        Session::from_pickle(self.pickle(name), &pickle_key(), &self.owner(name))
             .unwrap_or_else(|e| panic!("frozen pickle {name} no longer restores: {e}"))
     }
 
@@ -607,6 +650,7 @@ fn frozen_messages_decrypt_with_frozen_state() {
         let text = entry["base64"].as_str().unwrap();
         let message = frozen.decoded(name);
         assert_eq!(message.to_base64(), text, "{name} re-encodes differently");
+        assert_eq!(b64(&wire_salt(&message)), entry["salt"], "{name}.salt");
         assert_eq!(
             message.to_bytes().len() as u64,
             entry["length"].as_u64().unwrap()
@@ -670,16 +714,47 @@ fn frozen_messages_decrypt_with_frozen_state() {
             .unwrap_or_else(|e| panic!("frozen key {} no longer verifies: {e}", key_entry.key_id));
     }
 
-    // Pickles restore and re-pickle to the same bytes with the same nonce seed.
+    // Pickles restore at their generation and re-pickle to the same bytes
+    // (same generation: same state) with the same nonce seed; a session
+    // pickle restores only as one of its own account.
     for entry in frozen.0["pickles"]["entries"].as_array().unwrap() {
         let name = entry["name"].as_str().unwrap();
         let text = entry["pickle"].as_str().unwrap();
         let seed = u8::try_from(entry["nonce_rng_seed"].as_u64().unwrap()).unwrap();
-        let again = match entry["kind"].as_str().unwrap() {
-            "account" => frozen.account(name).pickle_with_rng(&key, &mut rng(seed)),
-            "session" => frozen.session(name).pickle_with_rng(&key, &mut rng(seed)),
+        let generation = entry["generation"].as_u64().unwrap();
+        assert_eq!(pickle_generation(text), Ok(generation), "{name}.generation");
+        let (again, restored_at) = match entry["kind"].as_str().unwrap() {
+            "account" => {
+                let account = frozen.account(name);
+                (
+                    account.pickle_with_rng(&key, &mut rng(seed)),
+                    account.pickle_generation(),
+                )
+            }
+            "session" => {
+                let session = frozen.session(name);
+                let other = if entry["owner"] == "alice" {
+                    "bob"
+                } else {
+                    "alice"
+                };
+                assert_eq!(
+                    Session::from_pickle(text, &key, &frozen.identity(other)).err(),
+                    Some(roomseal::PickleError::Decryption),
+                    "{name} restores under the other account"
+                );
+                assert_eq!(session.local_identity(), frozen.owner(name));
+                (
+                    session.pickle_with_rng(&key, &mut rng(seed)),
+                    session.pickle_generation(),
+                )
+            }
             other => panic!("unknown pickle kind {other}"),
         };
+        assert_eq!(
+            restored_at, generation,
+            "{name}: generation after re-pickling"
+        );
         assert_eq!(
             again, text,
             "pickle {name} does not round-trip byte for byte"
@@ -710,11 +785,15 @@ fn frozen_messages_decrypt_with_frozen_state() {
         bob_keys
     );
 
-    // Frozen state re-encrypts to the frozen bytes (encryption draws no
-    // randomness).
+    // Frozen state re-encrypts to the frozen bytes with the recorded salt
+    // seed (the salt is the only randomness encryption draws)...
+    let salt_seed =
+        |name: &str| u8::try_from(frozen.message(name)["salt_rng_seed"].as_u64().unwrap()).unwrap();
     let mut alice_new = frozen.session("alice_session_new");
     for name in ["m0", "m1"] {
-        let again = alice_new.encrypt(frozen.plaintext(name)).unwrap();
+        let again = alice_new
+            .encrypt_with_rng(frozen.plaintext(name), &mut rng(salt_seed(name)))
+            .unwrap();
         assert_eq!(
             again.to_base64(),
             frozen.message(name)["base64"],
@@ -722,11 +801,34 @@ fn frozen_messages_decrypt_with_frozen_state() {
         );
     }
     let mut bob_new = frozen.session("bob_session_new");
-    let again = bob_new.encrypt(frozen.plaintext("m2")).unwrap();
+    let again = bob_new
+        .encrypt_with_rng(frozen.plaintext("m2"), &mut rng(salt_seed("m2")))
+        .unwrap();
     assert_eq!(
         again.to_base64(),
         frozen.message("m2")["base64"],
         "re-encrypting m2"
+    );
+    // ...and with another salt the same state (the same chain position)
+    // seals under another key and nonce: same header up to the salt,
+    // another ciphertext, and the peer still reads it.
+    let mut rolled_back = frozen.session("bob_session_new");
+    let other = rolled_back
+        .encrypt_with_rng(frozen.plaintext("m2"), &mut rng(0xF0))
+        .unwrap();
+    let frozen_m2 = frozen.decoded("m2");
+    assert_eq!(other.to_bytes()[..2 + 40], frozen_m2.to_bytes()[..2 + 40]);
+    assert_ne!(wire_salt(&other), wire_salt(&frozen_m2));
+    assert_ne!(other.to_bytes()[2 + 56..], frozen_m2.to_bytes()[2 + 56..]);
+    check_decrypts(
+        &frozen,
+        &mut frozen.session("alice_session_new"),
+        "m2",
+        "alice_session_new",
+    );
+    assert_eq!(
+        frozen.session("alice_session_new").decrypt(&other).unwrap(),
+        frozen.plaintext("m2")
     );
 
     // m0 creates Bob's session from the published account.
@@ -785,7 +887,7 @@ fn frozen_messages_decrypt_with_frozen_state() {
             "{name} replays"
         );
     }
-    assert_eq!(frozen.u64("/protocol_version"), 1);
+    assert_eq!(frozen.u64("/protocol_version"), 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -815,6 +917,7 @@ mod spec {
     pub(super) const DEVICE_KEYS: &[u8] = b"roomseal/v2/device-keys";
     pub(super) const APP_MESSAGE: &[u8] = b"roomseal/v2/app-message";
     pub(super) const PICKLE: &[u8] = b"roomseal/v2/pickle/";
+    pub(super) const PICKLE_KEY: &[u8] = b"roomseal/v2/pickle-key/";
 
     pub(super) fn arr<const N: usize>(bytes: &[u8]) -> [u8; N] {
         bytes.try_into().unwrap()
@@ -879,9 +982,10 @@ mod spec {
         (hmac(chain, CHAIN_MESSAGE), hmac(chain, CHAIN_NEXT))
     }
 
-    /// Message seed -> (AES key, nonce).
-    pub(super) fn message_key(seed: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-        let okm: [u8; 44] = hkdf(None, seed, MESSAGE_KEY);
+    /// Message seed and the message's salt (HKDF's salt) -> (AES key,
+    /// nonce).
+    pub(super) fn message_key(seed: &[u8; 32], salt: &[u8; 16]) -> ([u8; 32], [u8; 12]) {
+        let okm: [u8; 44] = hkdf(Some(salt), seed, MESSAGE_KEY);
         (arr(&okm[..32]), arr(&okm[32..]))
     }
 
@@ -922,13 +1026,28 @@ mod spec {
         }
     }
 
-    /// Opens a pickle envelope: version 1, 12-byte nonce, ciphertext and tag,
-    /// associated data `PICKLE || kind || 0x01`.
-    pub(super) fn open_pickle(text: &str, key: &[u8; 32], kind: &str) -> Vec<u8> {
+    /// Opens a pickle envelope (8.1): version 2, BE64 generation, 12-byte
+    /// nonce, ciphertext and tag under the type's subkey
+    /// `HKDF(no salt, key, PICKLE_KEY || kind)`, associated data
+    /// `PICKLE || kind || 0x02 || generation || owner` (the owner's identity
+    /// keys for a session pickle, nothing otherwise).
+    pub(super) fn open_owned_pickle(
+        text: &str,
+        key: &[u8; 32],
+        kind: &str,
+        owner: &[u8],
+    ) -> Vec<u8> {
         let bytes = super::unb64(text);
-        assert_eq!(bytes[0], 1, "pickle version byte");
-        let aad = [PICKLE, kind.as_bytes(), &[1]].concat();
-        open(key, &arr(&bytes[1..13]), &aad, &bytes[13..])
+        assert_eq!(bytes[0], 2, "pickle version byte");
+        let subkey: [u8; 32] = hkdf(None, key, &[PICKLE_KEY, kind.as_bytes()].concat());
+        assert_ne!(&subkey, key, "the subkey is not the pickle key");
+        let aad = [PICKLE, kind.as_bytes(), &[2], &bytes[1..9], owner].concat();
+        open(&subkey, &arr(&bytes[9..21]), &aad, &bytes[21..])
+    }
+
+    /// [`open_owned_pickle`] for a pickle of no owner.
+    pub(super) fn open_pickle(text: &str, key: &[u8; 32], kind: &str) -> Vec<u8> {
+        open_owned_pickle(text, key, kind, &[])
     }
 
     /// One private key entry of an account pickle.
@@ -938,13 +1057,21 @@ mod spec {
         pub(super) secret: [u8; 32],
     }
 
+    /// A fallback key entry: the key, when it was retired (`u64::MAX` while
+    /// current), and the sessions created from it.
+    pub(super) struct FallbackKey {
+        pub(super) key: PrivateKey,
+        pub(super) retired_at: u64,
+        pub(super) sessions: Vec<[u8; 32]>,
+    }
+
     pub(super) struct AccountContents {
         pub(super) signing_seed: [u8; 32],
         pub(super) identity_secret: [u8; 32],
         pub(super) next_key_id: u64,
         pub(super) one_time_keys: Vec<PrivateKey>,
-        pub(super) fallback: Option<PrivateKey>,
-        pub(super) previous_fallback: Option<PrivateKey>,
+        pub(super) fallback: Option<FallbackKey>,
+        pub(super) previous_fallback: Option<FallbackKey>,
     }
 
     /// Account pickle contents, alone.
@@ -965,13 +1092,24 @@ mod spec {
                 secret: c.a32(),
             }
         }
+        fn fallback_key(c: &mut Cursor<'_>) -> FallbackKey {
+            let key = key(c);
+            let retired_at = c.u64();
+            let count = c.u16();
+            let sessions = (0..count).map(|_| c.a32()).collect();
+            FallbackKey {
+                key,
+                retired_at,
+                sessions,
+            }
+        }
         let signing_seed = c.a32();
         let identity_secret = c.a32();
         let next_key_id = c.u64();
         let count = c.u16();
         let one_time_keys = (0..count).map(|_| key(c)).collect();
-        let fallback = c.flag().then(|| key(c));
-        let previous_fallback = c.flag().then(|| key(c));
+        let fallback = c.flag().then(|| fallback_key(c));
+        let previous_fallback = c.flag().then(|| fallback_key(c));
         AccountContents {
             signing_seed,
             identity_secret,
@@ -982,15 +1120,16 @@ mod spec {
         }
     }
 
-    /// One-time key, base key, our Ed25519 key, our X25519 key, binding
-    /// signature.
-    pub(super) type PreKeyState = ([u8; 32], [u8; 32], [u8; 32], [u8; 32], Vec<u8>);
+    /// One-time key, base key, binding signature (the initiator's identity
+    /// keys are the session's own).
+    pub(super) type PreKeyState = ([u8; 32], [u8; 32], Vec<u8>);
 
     pub(super) struct SessionContents {
         pub(super) version: u8,
         pub(super) session_id: [u8; 32],
         pub(super) role: u8,
-        pub(super) ad_binding: [u8; 32],
+        pub(super) local_ed25519: [u8; 32],
+        pub(super) local_curve: [u8; 32],
         pub(super) peer_ed25519: [u8; 32],
         pub(super) peer_curve: [u8; 32],
         pub(super) pre_key: Option<PreKeyState>,
@@ -1016,12 +1155,11 @@ mod spec {
         let version = c.u8();
         let session_id = c.a32();
         let role = c.u8();
-        let ad_binding = c.a32();
+        let local_ed25519 = c.a32();
+        let local_curve = c.a32();
         let peer_ed25519 = c.a32();
         let peer_curve = c.a32();
-        let pre_key = c
-            .flag()
-            .then(|| (c.a32(), c.a32(), c.a32(), c.a32(), c.take(64)));
+        let pre_key = c.flag().then(|| (c.a32(), c.a32(), c.take(64)));
         let root = c.a32();
         let ratchet_secret = c.a32();
         let sending_chain = c.a32();
@@ -1034,7 +1172,8 @@ mod spec {
             version,
             session_id,
             role,
-            ad_binding,
+            local_ed25519,
+            local_curve,
             peer_ed25519,
             peer_curve,
             pre_key,
@@ -1051,10 +1190,11 @@ mod spec {
     /// The fields of a binary DeviceMessage, at the offsets PROTOCOL.md gives.
     pub(super) struct Wire {
         pub(super) pre_key: Option<PreKeyFields>,
-        pub(super) header: [u8; 40],
+        pub(super) header: [u8; 56],
         pub(super) ratchet_key: [u8; 32],
         pub(super) previous_counter: u32,
         pub(super) counter: u32,
+        pub(super) salt: [u8; 16],
         pub(super) sealed: Vec<u8>,
     }
 
@@ -1067,7 +1207,7 @@ mod spec {
     }
 
     pub(super) fn wire(bytes: &[u8]) -> Wire {
-        assert_eq!(bytes[0], 1, "version byte");
+        assert_eq!(bytes[0], 2, "version byte");
         let (pre_key, body) = match bytes[1] {
             0 => (
                 Some(PreKeyFields {
@@ -1084,11 +1224,12 @@ mod spec {
         };
         Wire {
             pre_key,
-            header: arr(&body[..40]),
+            header: arr(&body[..56]),
             ratchet_key: arr(&body[..32]),
             previous_counter: u32::from_be_bytes(arr(&body[32..36])),
             counter: u32::from_be_bytes(arr(&body[36..40])),
-            sealed: body[40..].to_vec(),
+            salt: arr(&body[40..56]),
+            sealed: body[56..].to_vec(),
         }
     }
 
@@ -1115,7 +1256,7 @@ mod spec {
     /// pre-key message its binding signature.
     pub(super) fn associated_data(
         ad_binding: &[u8; 32],
-        header: &[u8; 40],
+        header: &[u8; 56],
         binding: Option<&[u8]>,
     ) -> Vec<u8> {
         match binding {
@@ -1170,6 +1311,10 @@ fn frozen_vectors_follow_protocol_md() {
     assert_eq!(alice.next_key_id, 0);
     assert_eq!(bob.next_key_id, BOB_ONE_TIME_KEY_COUNT as u64 + 1);
     assert!(bob.previous_fallback.is_none());
+    // The current fallback key: no retirement time, no session yet.
+    let bob_fallback = bob.fallback.as_ref().unwrap();
+    assert_eq!(bob_fallback.retired_at, u64::MAX);
+    assert!(bob_fallback.sessions.is_empty());
 
     // Signed one-time and fallback keys: label || key id || key.
     let one_time_keys = frozen.0["bob"]["one_time_keys"].as_array().unwrap();
@@ -1188,7 +1333,7 @@ fn frozen_vectors_follow_protocol_md() {
         );
     }
     let fallback = &frozen.0["bob"]["fallback_key"];
-    let fallback_private = bob.fallback.as_ref().unwrap();
+    let fallback_private = &bob.fallback.as_ref().unwrap().key;
     let id = fallback["key_id"].as_u64().unwrap();
     let public = key32(fallback["key"].as_str().unwrap());
     assert_eq!(fallback["fallback"], true);
@@ -1277,7 +1422,7 @@ fn frozen_vectors_follow_protocol_md() {
     // both devices' identity keys, initiator first), the message kind, the
     // header and, for a pre-key message, its binding signature.
     let ad_binding = spec::ad_binding(
-        1,
+        2,
         &session_id,
         (&alice_ed, &alice_curve),
         (&bob_ed, &bob_curve),
@@ -1289,16 +1434,24 @@ fn frozen_vectors_follow_protocol_md() {
             w.pre_key.as_ref().map(|p| p.binding.as_slice()),
         )
     };
-    assert_eq!(aad(&m0).len(), 32 + 1 + 40 + 64);
+    assert_eq!(aad(&m0).len(), 32 + 1 + 56 + 64);
     let open = |seed: &[u8; 32], w: &spec::Wire| {
-        let (key, nonce) = spec::message_key(seed);
+        let (key, nonce) = spec::message_key(seed, &w.salt);
         spec::open(&key, &nonce, &aad(w), &w.sealed)
     };
+    for entry in frozen.messages() {
+        let w = wire(entry["name"].as_str().unwrap());
+        assert_eq!(b64(&w.salt), entry["salt"], "salt at 7.1's offset");
+    }
     let (seed0, chain1) = spec::step(&chain0);
     assert_eq!(open(&seed0, &m0), frozen.plaintext("m0"), "m0 by the spec");
     // The inner message of a pre-key message does not open as a normal
     // message, nor with another binding signature.
-    let (key0, nonce0) = spec::message_key(&seed0);
+    let (key0, nonce0) = spec::message_key(&seed0, &m0.salt);
+    // The same seed under another salt is another key and nonce.
+    let (other_key, other_nonce) = spec::message_key(&seed0, &[0u8; 16]);
+    assert!(other_key != key0 && other_nonce != nonce0);
+    assert!(spec::try_open(&other_key, &other_nonce, &aad(&m0), &m0.sealed).is_none());
     let as_normal = spec::associated_data(&ad_binding, &m0.header, None);
     assert!(spec::try_open(&key0, &nonce0, &as_normal, &m0.sealed).is_none());
     let mut other_binding = pre.binding.clone();
@@ -1311,21 +1464,30 @@ fn frozen_vectors_follow_protocol_md() {
     let (seed1, _) = spec::step(&chain1);
     assert_eq!(open(&seed1, &m1), frozen.plaintext("m1"), "m1 by the spec");
 
+    // Session pickles are bound to their account: the owner in the
+    // associated data is the account's identity keys (Ed25519, X25519).
+    let alice_owner = [alice_ed, alice_curve].concat();
+    let bob_owner = [bob_ed, bob_curve].concat();
+    let session_pickle = |name: &str, owner: &[u8]| {
+        spec::session(&spec::open_owned_pickle(
+            frozen.pickle(name),
+            &pk,
+            "session",
+            owner,
+        ))
+    };
     // Alice's new session: the initiator's state right after the 3DH.
-    let a_new = spec::session(&spec::open_pickle(
-        frozen.pickle("alice_session_new"),
-        &pk,
-        "session",
-    ));
-    assert_eq!((a_new.version, a_new.session_id), (1, session_id));
+    let a_new = session_pickle("alice_session_new", &alice_owner);
+    assert_eq!((a_new.version, a_new.session_id), (2, session_id));
     assert_eq!(a_new.role, 0);
     assert_eq!(
-        (a_new.ad_binding, a_new.peer_ed25519, a_new.peer_curve),
-        (ad_binding, bob_ed, bob_curve)
+        (a_new.local_ed25519, a_new.local_curve),
+        (alice_ed, alice_curve)
     );
-    let (p_otk, p_base, p_ed, p_curve, p_binding) = a_new.pre_key.as_ref().unwrap();
+    assert_eq!((a_new.peer_ed25519, a_new.peer_curve), (bob_ed, bob_curve));
+    let (p_otk, p_base, p_binding) = a_new.pre_key.as_ref().unwrap();
     assert_eq!(
-        (p_otk, p_base, p_ed, p_curve),
+        (p_otk, p_base, &a_new.local_ed25519, &a_new.local_curve),
         (&pre.one_time_key, &pre.base_key, &alice_ed, &alice_curve)
     );
     assert_eq!(p_binding, &pre.binding);
@@ -1338,18 +1500,19 @@ fn frozen_vectors_follow_protocol_md() {
     assert!(a_new.receiving.is_none() && a_new.skipped.is_empty());
 
     // Bob's new session: the eager root step and its first sending chain.
-    let b_new = spec::session(&spec::open_pickle(
-        frozen.pickle("bob_session_new"),
-        &pk,
-        "session",
-    ));
+    let b_new = session_pickle("bob_session_new", &bob_owner);
     assert_eq!(
         (b_new.version, b_new.session_id, b_new.role),
-        (1, session_id, 1)
+        (2, session_id, 1)
     );
     assert_eq!(
-        (b_new.ad_binding, b_new.peer_ed25519, b_new.peer_curve),
-        (ad_binding, alice_ed, alice_curve)
+        (
+            b_new.local_ed25519,
+            b_new.local_curve,
+            b_new.peer_ed25519,
+            b_new.peer_curve
+        ),
+        (bob_ed, bob_curve, alice_ed, alice_curve)
     );
     assert!(b_new.pre_key.is_none());
     let okm: [u8; 64] = spec::hkdf(
@@ -1377,17 +1540,22 @@ fn frozen_vectors_follow_protocol_md() {
     assert_eq!(m2.ratchet_key, spec::x25519_public(&b_new.ratchet_secret));
     assert_eq!((m2.previous_counter, m2.counter), (0, 0));
     let (seed, _) = spec::step(&b_new.sending_chain);
-    assert_eq!(aad(&m2).len(), 32 + 1 + 40);
+    assert_eq!(aad(&m2).len(), 32 + 1 + 56);
     assert_eq!(open(&seed, &m2), frozen.plaintext("m2"), "m2 by the spec");
 
     // The skipped key of m3 in Bob's pickle opens m3.
-    let skipped = spec::session(&spec::open_pickle(
-        frozen.pickle("bob_session_skipped"),
-        &pk,
-        "session",
-    ));
+    let skipped = session_pickle("bob_session_skipped", &bob_owner);
     let m3 = wire("m3");
-    assert_eq!(skipped.ad_binding, ad_binding);
+    // The AD binding is not stored: it follows from the two identities.
+    assert_eq!(
+        spec::ad_binding(
+            skipped.version,
+            &skipped.session_id,
+            (&skipped.peer_ed25519, &skipped.peer_curve),
+            (&skipped.local_ed25519, &skipped.local_curve),
+        ),
+        ad_binding
+    );
     assert_eq!(skipped.skipped.len(), 1);
     let (chain_key, counter, seed) = skipped.skipped[0];
     assert_eq!((chain_key, counter), (m3.ratchet_key, 0));

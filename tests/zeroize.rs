@@ -121,7 +121,10 @@ fn secret_encodings_are_zeroizing() {
 /// bytes can only be taken out in a wiping buffer.
 fn wiping(plaintext: Plaintext, expected: &[u8]) {
     assert_eq!(plaintext, expected);
-    assert_eq!(format!("{plaintext:?}"), format!("Plaintext({} bytes)", expected.len()));
+    assert_eq!(
+        format!("{plaintext:?}"),
+        format!("Plaintext({} bytes)", expected.len())
+    );
     let mut bytes: Zeroizing<Vec<u8>> = is_zeroizing(plaintext.into_zeroizing());
     assert_eq!(bytes.as_slice(), expected);
     bytes.zeroize();

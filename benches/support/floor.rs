@@ -29,9 +29,19 @@ pub(crate) fn hkdf<const N: usize>(salt: Option<&[u8]>, ikm: &[u8], info: &[u8])
     okm
 }
 
-/// A message key and nonce: 44 bytes of HKDF without salt, split 32 + 12.
-pub(crate) fn hkdf44(ikm: &[u8], info: &[u8]) -> ([u8; 32], [u8; 12]) {
-    let okm = hkdf::<44>(None, ikm, info);
+/// The 16 fresh bytes every message mixes into its key (PROTOCOL.md 8.4,
+/// "Cost of the salt"), drawn from the operating system as the crate does.
+pub(crate) fn salt_draw() -> [u8; 16] {
+    use rand::Rng;
+    let mut salt = [0u8; 16];
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut salt);
+    salt
+}
+
+/// A message key and nonce: 44 bytes of HKDF with the message's salt as
+/// HKDF's salt, split 32 + 12.
+pub(crate) fn hkdf44(salt: &[u8; 16], ikm: &[u8], info: &[u8]) -> ([u8; 32], [u8; 12]) {
+    let okm = hkdf::<44>(Some(salt), ikm, info);
     let mut key = [0u8; 32];
     let mut nonce = [0u8; 12];
     key.copy_from_slice(&okm[..32]);

@@ -181,7 +181,10 @@ pub fn inbound_session(data: &[u8]) {
             assert_eq!(created.session.peer_identity(), pre_key.identity_keys());
             assert!(created.session.has_received_message());
             assert!(
-                fixture.sent_plaintexts.iter().any(|p| created.plaintext == *p),
+                fixture
+                    .sent_plaintexts
+                    .iter()
+                    .any(|p| created.plaintext == *p),
                 "a pre-key message that was never sent started a session: {pre_key:?}"
             );
             let after = account_state(&account);
@@ -367,7 +370,11 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "short_ciphertext.bin",
             short_ciphertext,
         ),
-        ("decode_device_message", "unknown_kind.bin", vec![VERSION, 7]),
+        (
+            "decode_device_message",
+            "unknown_kind.bin",
+            vec![VERSION, 7],
+        ),
         ("decode_device_message", "old_version.bin", old_version),
         ("session_decrypt", "unread_pre_key.bin", bytes(&a1.message)),
         ("session_decrypt", "unread_skipped.bin", bytes(&a2.message)),
@@ -448,8 +455,16 @@ fn pairwise_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("unpickle", "zero_mask.bin", vec![0; 8]),
         ("unpickle", "version_flip.bin", vec![0x03]),
         // The envelope (PROTOCOL.md 8.1): version, generation [8], nonce.
-        ("unpickle", "generation_flip.bin", vec![0, 0, 0, 0, 0, 0, 0, 0, 0x01]),
-        ("unpickle", "nonce_flip.bin", [&[0u8; 9][..], &[0x80]].concat()),
+        (
+            "unpickle",
+            "generation_flip.bin",
+            vec![0, 0, 0, 0, 0, 0, 0, 0, 0x01],
+        ),
+        (
+            "unpickle",
+            "nonce_flip.bin",
+            [&[0u8; 9][..], &[0x80]].concat(),
+        ),
         ("unpickle", "short.txt", b"AQID".to_vec()),
     ]
 }
@@ -573,7 +588,7 @@ fn build_fixture() -> Fixture {
     bob.rotate_fallback_key_with_rng(0, r);
     let signed = bob.one_time_keys();
     let fallback = bob.fallback_key().expect("a fallback key was generated");
-    bob.mark_keys_as_published(&[&signed[..], &[fallback.clone()]].concat());
+    bob.mark_keys_as_published(&[&signed[..], std::slice::from_ref(&fallback)].concat());
     let bob_device = bob
         .device_keys("@bob:example.org", "BOBDEVICE")
         .and_then(|keys| keys.check_self_signature())

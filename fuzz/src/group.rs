@@ -251,9 +251,15 @@ fn check_export(f: &GroupFixture, export: &ExportedSessionKey, data: &[u8]) {
     let early = merged.decrypt(ROOM, &f.early);
     if adds_prefix {
         let early = early.unwrap_or_else(|e| panic!("a genuine prefix does not decrypt: {e}"));
-        assert!(!early.authenticated, "an unsigned prefix decrypted as authenticated");
+        assert!(
+            !early.authenticated,
+            "an unsigned prefix decrypted as authenticated"
+        );
     } else {
-        assert!(early.is_err(), "message 0 decrypted without a genuine prefix");
+        assert!(
+            early.is_err(),
+            "message 0 decrypted without a genuine prefix"
+        );
     }
 }
 

@@ -194,7 +194,10 @@ pub fn endpoint_receive(data: &[u8]) {
             assert_eq!(received.sender_device_id, ALICE_DEVICE);
             assert_eq!(received.first_index, accepted.first_index);
             assert_eq!(received.added, accepted.added);
-            assert!(received.evicted.is_empty(), "a key was evicted far below the bounds");
+            assert!(
+                received.evicted.is_empty(),
+                "a key was evicted far below the bounds"
+            );
             let event = bob
                 .decrypt_event(accepted.room_id, CHECK_EVENT_ID, &accepted.event)
                 .unwrap_or_else(|e| panic!("the received room key does not decrypt: {e}"));
@@ -278,9 +281,7 @@ fn raw_event(
         algorithm: ROOM_ALGORITHM.to_owned(),
         sender_key: sender,
         session_id: session.session_id(),
-        ciphertext: session
-            .encrypt_with_rng(plaintext, salts)
-            .expect("encrypt"),
+        ciphertext: session.encrypt_with_rng(plaintext, salts).expect("encrypt"),
     }
 }
 
@@ -324,7 +325,12 @@ impl StoreFixture {
                 .expect("the fixture's inbound pickles restore")
         };
         let added = store
-            .add_shared(ROOM, restored(&self.alice_session), ALICE_USER, ALICE_DEVICE)
+            .add_shared(
+                ROOM,
+                restored(&self.alice_session),
+                ALICE_USER,
+                ALICE_DEVICE,
+            )
             .expect("Alice's signed key");
         assert_eq!(added, KeyAdded::New);
         let added = store
@@ -558,7 +564,8 @@ fn build_endpoint_fixture() -> EndpointFixture {
     bob_account.rotate_fallback_key_with_rng(0, r);
     let one_time_keys = bob_account.one_time_keys();
     let fallback = bob_account.fallback_key().expect("a fallback key");
-    bob_account.mark_keys_as_published(&[&one_time_keys[..], &[fallback.clone()]].concat());
+    bob_account
+        .mark_keys_as_published(&[&one_time_keys[..], std::slice::from_ref(&fallback)].concat());
     let mut bob = Endpoint::from_account(BOB_USER, BOB_DEVICE, bob_account).expect("valid ids");
     let bob_device = bob
         .device_keys()
@@ -776,7 +783,11 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(SHARE, "long_user_id.bin", with_id(user, &[b'@'; 255]));
     add(SHARE, "user_id_not_utf8.bin", with_id(user, b"@\xff:x"));
     add(SHARE, "empty_device_id.bin", with_id(device, b""));
-    add(SHARE, "too_long_device_id.bin", with_id(device, &[b'D'; 256]));
+    add(
+        SHARE,
+        "too_long_device_id.bin",
+        with_id(device, &[b'D'; 256]),
+    );
     let mut wrong_type = genuine.clone();
     wrong_type[1] = 2;
     add(SHARE, "wrong_payload_type.bin", wrong_type);

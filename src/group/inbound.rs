@@ -563,7 +563,8 @@ impl InboundGroupSession {
             None
         };
         let latest = match (&authenticated, &prefix) {
-            (Some(a), Some(p)) if p.index() < a.index() => a.clone(),
+            // A prefix must lead to the signed ratchet, as `merge` keeps it.
+            (Some(a), Some(p)) if p.index() < a.index() && leads_to(p, a) => a.clone(),
             (Some(a), None) => a.clone(),
             (None, Some(p)) => p.clone(),
             _ => return Err(DecodeError::InvalidValue("group session ratchets")),

@@ -75,11 +75,7 @@ fn share_chat_leave_rotate_and_late_join() {
     assert_eq!(outcome.messages.len(), 2);
     assert!(outcome.missing_sessions.is_empty());
     assert!(outcome.messages.iter().all(|m| m.message.is_pre_key()));
-    deliver(
-        &alice.user_id().to_owned(),
-        &outcome,
-        &mut [&mut bob, &mut carol],
-    );
+    deliver(alice.user_id(), &outcome, &mut [&mut bob, &mut carol]);
     // Until confirmed as sent, the devices are served again.
     assert_eq!(
         alice.share_room_key(ROOM, &members).unwrap().messages.len(),
@@ -115,7 +111,7 @@ fn share_chat_leave_rotate_and_late_join() {
     assert!(outcome.rotated);
     assert_ne!(outcome.session_id, old_session);
     assert_eq!(outcome.messages.len(), 1);
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     alice.mark_room_key_sent(&outcome);
     let after = alice
         .encrypt_event(ROOM, "m.room.message", &json!({"body": "carol is gone"}))
@@ -138,7 +134,7 @@ fn share_chat_leave_rotate_and_late_join() {
         .unwrap();
     assert!(!outcome.rotated);
     assert_eq!(outcome.messages.len(), 1);
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut dave]);
+    deliver(alice.user_id(), &outcome, &mut [&mut dave]);
     let err = dave.decrypt_event(ROOM, "$e2", &after).unwrap_err();
     assert!(
         matches!(
@@ -170,7 +166,7 @@ fn missing_sessions_are_reported_and_shared_later() {
     let outcome = alice.share_room_key(ROOM, &[verified(&bob_keys)]).unwrap();
     assert_eq!(outcome.messages.len(), 1);
     assert!(!outcome.rotated);
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
 }
 
 /// Alice and Bob share a room key; returns both and Bob's verified device.
@@ -182,7 +178,7 @@ fn room_pair() -> (Endpoint, Endpoint, SelfSignedDevice) {
     let outcome = alice
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     assert_eq!(alice.mark_room_key_sent(&outcome), 1);
     (alice, bob, bob_device)
 }
@@ -209,7 +205,7 @@ fn envelope_moved_to_another_room_fails() {
     let (mut alice, mut bob, bob_device) = room_pair();
     let other = "!other:example.org";
     let outcome = alice.share_room_key(other, &[bob_device]).unwrap();
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     let event = alice
         .encrypt_event(ROOM, "m.room.message", &json!({}))
         .unwrap();
@@ -332,7 +328,7 @@ fn rotation_by_message_count_and_age() {
         .share_room_key(ROOM, std::slice::from_ref(&bob_device))
         .unwrap();
     assert_eq!(outcome.rotation_reason, Some(RotationReason::ClockWentBack));
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     for _ in 0..3 {
         alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
     }
@@ -345,7 +341,7 @@ fn rotation_by_message_count_and_age() {
         .unwrap();
     assert!(outcome.rotated);
     assert_eq!(outcome.rotation_reason, Some(RotationReason::MessageLimit));
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     alice.encrypt_event(ROOM, "m", &json!({})).unwrap();
     clock.0.store(60_000, Ordering::SeqCst);
     assert_eq!(
@@ -388,7 +384,7 @@ fn pickle_round_trip_mid_conversation() {
     );
     alice.rotate_room_key(ROOM);
     let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut bob]);
+    deliver(alice.user_id(), &outcome, &mut [&mut bob]);
     let third = alice.encrypt_event(ROOM, "m", &json!({"n": 3})).unwrap();
     assert_eq!(
         bob.decrypt_event(ROOM, "$3", &third).unwrap().content["n"],
@@ -466,7 +462,7 @@ fn pre_key_replay_and_unknown_sender() {
     let reply = bob
         .share_room_key("!bobs:x", &[verified(&alice_keys)])
         .unwrap();
-    deliver(&bob.user_id().to_owned(), &reply, &mut [&mut alice]);
+    deliver(bob.user_id(), &reply, &mut [&mut alice]);
     let normal = alice.encrypt_raw(&bob.identity_keys().curve25519, b"x");
     assert!(!normal.is_pre_key());
     assert_eq!(
@@ -548,7 +544,7 @@ fn a_member_cannot_reshare_another_devices_key_as_its_own() {
     let outcome = alice
         .share_room_key(ROOM, &[verified(&mallory_keys)])
         .unwrap();
-    deliver(&alice.user_id().to_owned(), &outcome, &mut [&mut mallory]);
+    deliver(alice.user_id(), &outcome, &mut [&mut mallory]);
     // Mallory holds Alice's signed key and claims it as hers when passing it on.
     let stolen = RoomKeyShare {
         room_id: ROOM.to_owned(),
@@ -737,7 +733,7 @@ fn peers_and_shared_keys_from_outside_are_bounded() {
     }
     // Strangers beyond their bound evict the stranger unused for longest.
     for (sender, outcome) in &senders[..3] {
-        deliver(&sender.user_id().to_owned(), outcome, &mut [&mut bob]);
+        deliver(sender.user_id(), outcome, &mut [&mut bob]);
     }
     assert_eq!(bob.peer_count(), 2);
     let first_key = senders[0].0.identity_keys().curve25519;
@@ -776,7 +772,7 @@ fn peers_and_shared_keys_from_outside_are_bounded() {
     let carol_device = bob
         .share_room_key("!carols:x", &[verified(&carol_keys)])
         .unwrap();
-    deliver(&bob.user_id().to_owned(), &carol_device, &mut [&mut carol]);
+    deliver(bob.user_id(), &carol_device, &mut [&mut carol]);
     let mut sent = Vec::new();
     for room in ["!c1:x", "!c2:x", "!c3:x"] {
         let share = carol
@@ -879,7 +875,7 @@ fn memory_budget_holds_at_the_bounds() {
     let share = alice
         .share_room_key(&room, std::slice::from_ref(&carol_device))
         .unwrap();
-    deliver(&alice.user_id().to_owned(), &share, &mut [&mut carol]);
+    deliver(alice.user_id(), &share, &mut [&mut carol]);
     alice.mark_room_key_sent(&share);
     let first = alice.encrypt_event(&room, "m", &json!({})).unwrap();
     connect(&mut alice, &mut bob_keys);
@@ -887,7 +883,7 @@ fn memory_budget_holds_at_the_bounds() {
     let share = alice
         .share_room_key(&room, &[carol_device, bob_device])
         .unwrap();
-    deliver(&alice.user_id().to_owned(), &share, &mut [&mut bob]);
+    deliver(alice.user_id(), &share, &mut [&mut bob]);
     // A session holding 100 skipped keys (Alice's messages 1..=100 lost).
     for _ in 0..crate::consts::MAX_SKIPPED_MESSAGE_KEYS {
         alice.encrypt_raw(&bob_key, b"lost");

@@ -683,7 +683,16 @@ impl Session {
         key: &PickleKey,
         owner: &IdentityKeys,
     ) -> Result<Self, PickleError> {
-        Self::restore(pickle, key, &owner.to_bytes())
+        let session = Self::restore(pickle, key, &owner.to_bytes())?;
+        // The owner is bound by the associated data; the contents must name
+        // the same account (only a holder of the pickle key could make them
+        // differ, and then the session would not be that account's).
+        if session.local != *owner {
+            return Err(PickleError::Contents(DecodeError::InvalidValue(
+                "session owner",
+            )));
+        }
+        Ok(session)
     }
 
     /// [`Session::from_pickle`], refusing a pickle older than `newest`, the
@@ -694,7 +703,11 @@ impl Session {
         owner: &IdentityKeys,
         newest: u64,
     ) -> Result<Self, PickleError> {
-        Self::restore_no_older_than(pickle, key, &owner.to_bytes(), newest)
+        let found = crate::pickle::pickle_generation(pickle)?;
+        if found < newest {
+            return Err(PickleError::Stale { found, newest });
+        }
+        Self::from_pickle(pickle, key, owner)
     }
 
     /// The generation of the pickle this session was restored from or last

@@ -26,12 +26,13 @@ def setup():
     alice = rs.Endpoint("@alice:bench", "A")
     bob = rs.Endpoint("@bob:bench", "B")
     upload = bob.keys_to_publish(1)
-    bob.mark_keys_as_published()
+    bob.mark_keys_as_published(upload)
     device = alice.establish_session(upload.device_keys_json, upload.one_time_keys_json[0])
     alice.set_rotation_policy(2**32 - 1, 10**9)
     outcome = alice.share_room_key(ROOM, [device])
     for m in outcome.messages:
-        bob.receive_device_message(alice.identity().curve25519, m.message)
+        bob.receive_device_message(alice.user_id(), m.sender_key, m.message)
+    alice.mark_room_key_sent(outcome)
     return alice, bob
 
 

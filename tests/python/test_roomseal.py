@@ -14,7 +14,8 @@ ROOM = "!room:example.org"
 
 
 class Relay:
-    """A stand-in server: stores published keys and pending device messages."""
+    """A stand-in server: stores published keys and pending device messages
+    (with the user it authenticated as their sender)."""
 
     def __init__(self):
         self.bundles = {}
@@ -26,32 +27,39 @@ class Relay:
         key = endpoint.identity().curve25519
         self.bundles[key] = upload.device_keys_json
         self.one_time_keys.setdefault(key, []).extend(upload.one_time_keys_json)
-        endpoint.mark_keys_as_published()
-        return rs.Device.from_json(upload.device_keys_json)
+        endpoint.mark_keys_as_published(upload)
+        # Exactly what was uploaded is published: nothing is listed again.
+        again = endpoint.keys_to_publish(0)
+        assert again.one_time_keys_json == [] and again.fallback_key_json is None
+        return rs.SelfSignedDevice.from_json(upload.device_keys_json)
 
     def claim(self, device):
         key = device.identity().curve25519
         return self.bundles[key], self.one_time_keys[key].pop()
 
-    def send(self, sender, outcome):
+    def send(self, sender, outcome, confirm=True):
         for m in outcome.messages:
-            self.inbox.setdefault(m.recipient_key, []).append((sender.identity().curve25519, m.message))
+            assert m.sender_key == sender.identity().curve25519
+            self.inbox.setdefault(m.recipient_key, []).append((sender.user_id(), m.sender_key, m.message))
+        if confirm:
+            assert sender.mark_room_key_sent(outcome) == len(outcome.messages)
 
     def deliver(self, endpoint):
         received = []
-        for sender_key, message in self.inbox.pop(endpoint.identity().curve25519, []):
-            received.append(endpoint.receive_device_message(sender_key, message))
+        for user, sender_key, message in self.inbox.pop(endpoint.identity().curve25519, []):
+            received.append(endpoint.receive_device_message(user, sender_key, message))
         return received
 
 
-def share(relay, sender, devices):
-    """Shares `sender`'s room key with `devices`, starting sessions as needed."""
+def share(relay, sender, devices, confirm=True):
+    """Shares `sender`'s room key with `devices`, starting sessions as needed,
+    sends the messages and (unless told not to) confirms them as sent."""
     outcome = sender.share_room_key(ROOM, devices)
     if outcome.missing_sessions:
         for device in outcome.missing_sessions:
             sender.establish_session(*relay.claim(device))
         outcome = sender.share_room_key(ROOM, devices)
-    relay.send(sender, outcome)
+    relay.send(sender, outcome, confirm)
     return outcome
 
 
@@ -69,11 +77,17 @@ class TwoAndThreeDevices(unittest.TestCase):
     def test_share_and_events_both_ways(self):
         outcome = share(self.relay, self.alice, [self.bob_dev])
         self.assertFalse(outcome.rotated)
+        self.assertIsNone(outcome.rotation_reason)
         self.assertEqual(len(outcome.messages), 1)
         [received] = self.relay.deliver(self.bob)
         self.assertEqual(received.room_id, ROOM)
         self.assertEqual(received.sender, self.alice.identity())
+        self.assertEqual((received.sender_user_id, received.sender_device_id), ("@alice:x", "A"))
         self.assertEqual(received.first_index, 0)
+        self.assertEqual(received.status, rs.KeyStatus.NEW)
+        self.assertEqual(received.evicted_session_ids, [])
+        # Confirmed as sent: the next share serves nobody again.
+        self.assertEqual(self.alice.share_room_key(ROOM, [self.bob_dev]).messages, [])
 
         envelope = self.alice.encrypt_event(ROOM, "m.room.message", json.dumps({"body": "hi bob"}))
         self.assertNotIn("hi bob", envelope)
@@ -82,6 +96,7 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertEqual(json.loads(event.content_json), {"body": "hi bob"})
         self.assertTrue(event.authenticated)
         self.assertEqual(event.sender, self.alice.identity())
+        self.assertEqual((event.sender_user_id, event.sender_device_id), ("@alice:x", "A"))
 
         share(self.relay, self.bob, [self.alice_dev])
         self.relay.deliver(self.alice)
@@ -101,6 +116,7 @@ class TwoAndThreeDevices(unittest.TestCase):
         # Carol leaves: the key rotates and she cannot read what follows.
         second = share(self.relay, self.alice, [self.bob_dev])
         self.assertTrue(second.rotated)
+        self.assertEqual(second.rotation_reason, "a device that held the room key left")
         self.assertNotEqual(second.session_id, first.session_id)
         self.relay.deliver(self.bob)
         self.assertEqual(self.relay.deliver(carol), [])
@@ -143,12 +159,13 @@ class TwoAndThreeDevices(unittest.TestCase):
         alice_key = self.alice.identity().curve25519
 
         cases = [
-            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message(alice_key, "%%%")),
-            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message("short", "AQE")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message("@alice:x", alice_key, "%%%")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message("@alice:x", "short", "AQE")),
+            (rs.RoomsealError.InvalidInput, lambda: self.bob.receive_device_message("", alice_key, "AQE")),
             (rs.RoomsealError.InvalidInput, lambda: self.bob.decrypt_event(ROOM, "$1", "{not json")),
             (rs.RoomsealError.InvalidInput, lambda: self.bob.decrypt_event(ROOM, "", envelope)),
             (rs.RoomsealError.InvalidInput, lambda: self.alice.encrypt_event(ROOM, "m", "[unclosed")),
-            (rs.RoomsealError.InvalidInput, lambda: rs.Device.from_json("{}")),
+            (rs.RoomsealError.InvalidInput, lambda: rs.SelfSignedDevice.from_json("{}")),
             (rs.RoomsealError.InvalidInput, lambda: self.bob.pickle(b"short")),
             (rs.RoomsealError.Pickle, lambda: rs.Endpoint.from_pickle("AAAA", bytes(32))),
             (rs.RoomsealError.UnknownRoomKey, lambda: self.alice.decrypt_event("!other:x", "$1", envelope)),
@@ -174,10 +191,94 @@ class TwoAndThreeDevices(unittest.TestCase):
         bundle = json.loads(self.relay.bundles[self.bob.identity().curve25519])
         bundle["device_id"] = "EVIL"
         with self.assertRaises(rs.RoomsealError.Authentication):
-            rs.Device.from_json(json.dumps(bundle))
+            rs.SelfSignedDevice.from_json(json.dumps(bundle))
         # Wrong argument types are rejected by the binding itself.
         with self.assertRaises(TypeError):
             self.bob.pickle("not bytes")
+
+    def test_unconfirmed_shares_are_served_again_and_resharing(self):
+        first = share(self.relay, self.alice, [self.bob_dev], confirm=False)
+        self.assertEqual(len(first.messages), 1)
+        # Never confirmed (say, the app crashed before sending): the next
+        # share serves Bob again, with the same key.
+        again = self.alice.share_room_key(ROOM, [self.bob_dev])
+        self.assertEqual(again.session_id, first.session_id)
+        self.assertEqual(len(again.messages), 1)
+        self.relay.send(self.alice, again)
+        received = self.relay.deliver(self.bob)
+        self.assertEqual([r.status for r in received], [rs.KeyStatus.NEW, rs.KeyStatus.UNCHANGED])
+        self.assertEqual(self.alice.share_room_key(ROOM, [self.bob_dev]).messages, [])
+        # Bob reports the key missing: a reshare for him alone; none for a
+        # device never offered the key.
+        message = self.alice.reshare_room_key(ROOM, self.bob_dev)
+        self.assertIsNotNone(message)
+        self.assertEqual(message.recipient_key, self.bob.identity().curve25519)
+        carol, carol_dev = make(self.relay, "@carol:x", "C")
+        self.assertIsNone(self.alice.reshare_room_key(ROOM, carol_dev))
+
+    def test_spoofed_sender_user_is_refused(self):
+        outcome = self.alice.share_room_key(ROOM, [self.bob_dev])
+        for device in outcome.missing_sessions:
+            self.alice.establish_session(*self.relay.claim(device))
+        outcome = self.alice.share_room_key(ROOM, [self.bob_dev])
+        [m] = outcome.messages
+        # The server says another user sent it: refused, nothing changed.
+        with self.assertRaises(rs.RoomsealError.Authentication):
+            self.bob.receive_device_message("@mallory:x", m.sender_key, m.message)
+        received = self.bob.receive_device_message("@alice:x", m.sender_key, m.message)
+        self.assertEqual(received.sender_user_id, "@alice:x")
+
+    def test_room_keys_listing_and_forgetting_one(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        [stored] = self.bob.room_keys()
+        self.assertEqual(stored.room_id, ROOM)
+        self.assertEqual(stored.sender, self.alice.identity())
+        self.assertEqual((stored.sender_user_id, stored.sender_device_id), ("@alice:x", "A"))
+        self.assertEqual((stored.first_index, stored.authenticated_from), (0, 0))
+        self.assertGreater(stored.size_bytes, 0)
+        self.assertTrue(self.bob.forget_room_key(ROOM, stored.session_id))
+        self.assertFalse(self.bob.forget_room_key(ROOM, stored.session_id))
+        self.assertEqual(self.bob.room_keys(), [])
+
+    def test_generations_rollback_and_recovery(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        key = bytes(range(32))
+        old = self.alice.pickle(key)
+        old_generation = self.alice.pickle_generation()
+        # Same state, same generation; a new state, a higher one.
+        self.alice.pickle(key)
+        self.assertEqual(self.alice.pickle_generation(), old_generation)
+        self.alice.encrypt_event(ROOM, "m", json.dumps({"n": 1}))
+        new = self.alice.pickle(key)
+        newest = self.alice.pickle_generation()
+        self.assertGreater(newest, old_generation)
+        restored = rs.Endpoint.from_pickle_no_older_than(new, key, newest)
+        self.assertEqual(restored.pickle_generation(), newest)
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.Endpoint.from_pickle_no_older_than(old, key, newest)
+        # Continuing from the old copy anyway: recover first. The room key
+        # is dropped (the next share rotates for the rollback) and sending
+        # needs a new pairwise session.
+        rolled_back = rs.Endpoint.from_pickle(old, key)
+        rolled_back.recover_from_rollback()
+        with self.assertRaises(rs.RoomsealError.ShareRequired) as caught:
+            rolled_back.encrypt_event(ROOM, "m", "{}")
+        self.assertIn("rolled back", str(caught.exception))
+        outcome = rolled_back.share_room_key(ROOM, [self.bob_dev])
+        self.assertTrue(outcome.rotated)
+        self.assertEqual(outcome.rotation_reason, "the state was rolled back")
+        self.assertEqual(outcome.messages, [])
+        self.assertEqual(len(outcome.missing_sessions), 1)
+        # New keys to publish: the one-time keys were all forgotten and the
+        # fallback key replaced.
+        upload = rolled_back.keys_to_publish(3)
+        self.assertEqual(len(upload.one_time_keys_json), 3)
+        self.assertIsNotNone(upload.fallback_key_json)
+        rolled_back.mark_keys_as_published(upload)
+        rolled_back.rotate_fallback_key()
+        self.assertIsNotNone(rolled_back.keys_to_publish(0).fallback_key_json)
 
     def test_a_panic_becomes_an_exception_not_an_abort(self):
         # The suite runs against a build with the test-only panic probes

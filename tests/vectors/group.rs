@@ -1,5 +1,5 @@
 //! Known-answer vectors for group sessions (room keys) and the room layer's
-//! byte formats, version 1: `tests/vectors/group_v1.json`.
+//! byte formats, version 2: `tests/vectors/group_v2.json`.
 //!
 //! The scenario: Alice's device creates an outbound group session for one
 //! room from a seeded generator (naming her identity keys, derived from the
@@ -11,8 +11,10 @@
 //! at index 0 must jump (ratchet part R2 ticks twice, R3 once). An inbound
 //! session built from the key at index 0 exports the key at index 1 and at
 //! index 0x01020304 (every part of the ratchet moves). The file also holds
-//! outbound and inbound pickles (one imported, one merged, one advanced), a
-//! room-key share from Alice to Bob carrying the key at index 3, and the
+//! outbound and inbound pickles (one imported, one merged: a signed key
+//! with an unsigned prefix before it, one advanced), a room-key share from
+//! Alice's device (with her user and device ids) to Bob carrying the key at
+//! index 3, and the
 //! JSON envelope of `g0`. Endpoint-level values draw from the operating
 //! system's generator and are not vectored.
 //!
@@ -29,11 +31,13 @@ use std::sync::OnceLock;
 use roomseal::{
     Account, DecodeError, EncryptedEvent, Endpoint, ExportedSessionKey, GroupError, GroupMessage,
     IdentityKeys, InboundGroupSession, InboundKeyStore, OutboundGroupSession, ROOM_ALGORITHM,
-    RoomError, RoomKeyShare, RotationPolicy, SessionKey,
+    RoomError, RoomKeyShare, RotationPolicy, SessionKey, pickle_generation,
 };
 use serde_json::{Value, json};
 
-use super::{b64, identity_json, pickle_key, pickle_key_bytes, rng, spec, unb64};
+use super::{
+    ALICE_DEVICE, ALICE_USER, b64, identity_json, pickle_key, pickle_key_bytes, rng, spec, unb64,
+};
 
 const ROOM: &str = "!room:example.org";
 
@@ -60,10 +64,15 @@ mod seed {
     /// `OutboundGroupSession::new_with_rng`: 32 bytes of Ed25519 seed, then
     /// 128 bytes of ratchet.
     pub(super) const OUTBOUND_SESSION: u8 = 20;
+    /// `SALT[i]` seeds the `encrypt_with_rng` call that makes `g{i}` (its
+    /// 16-byte salt).
+    pub(super) const SALT: [u8; 4] = [40, 41, 42, 43];
+    /// One generator for the salts of every filler message.
+    pub(super) const FILLER_SALTS: u8 = 49;
 }
 
 fn vector_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/group_v1.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/group_v2.json")
 }
 
 // ---------------------------------------------------------------------------
@@ -85,8 +94,15 @@ impl Recorder {
         self.script.push(text.into());
     }
 
-    fn message(&mut self, plaintext: &str, message: GroupMessage) -> GroupMessage {
-        let name = format!("g{}", self.messages.len());
+    /// Encrypts and records `g{index}` (its salt drawn from
+    /// `seed::SALT[index]`).
+    fn message(&mut self, plaintext: &str, out: &mut OutboundGroupSession) -> GroupMessage {
+        let index = self.messages.len();
+        let salt_seed = seed::SALT[index];
+        let message = out
+            .encrypt_with_rng(plaintext.as_bytes(), &mut rng(salt_seed))
+            .unwrap();
+        let name = format!("g{index}");
         self.step(format!(
             "alice encrypts {name} at index {}: {plaintext:?}",
             message.message_index()
@@ -95,6 +111,8 @@ impl Recorder {
             "name": name,
             "index": message.message_index(),
             "plaintext": plaintext,
+            "salt_rng_seed": salt_seed,
+            "salt": b64(&message.to_bytes()[5..21]),
             "length": message.to_bytes().len(),
             "base64": message.to_base64(),
         }));
@@ -126,12 +144,14 @@ impl Recorder {
         let seed = 100 + self.next_pickle_seed;
         self.next_pickle_seed += 1;
         self.step(format!("pickle {name}"));
+        let text = text(seed);
         self.pickles.push(json!({
             "name": name,
             "kind": kind,
             "when": when,
             "nonce_rng_seed": seed,
-            "pickle": text(seed),
+            "generation": pickle_generation(&text).unwrap(),
+            "pickle": text,
         }));
     }
 }
@@ -156,9 +176,9 @@ fn generate() -> Value {
     let key0 = out.session_key();
     rec.session_key("session_key_0", &key0);
 
-    rec.message(EVENT_JSON, out.encrypt(EVENT_JSON.as_bytes()).unwrap());
-    rec.message("Second message", out.encrypt(b"Second message").unwrap());
-    rec.message("", out.encrypt(b"").unwrap());
+    rec.message(EVENT_JSON, &mut out);
+    rec.message("Second message", &mut out);
+    rec.message("", &mut out);
     let key3 = out.session_key();
     rec.session_key("session_key_3", &key3);
     rec.step(format!(
@@ -166,10 +186,11 @@ fn generate() -> Value {
         String::from_utf8_lossy(FILLER),
         JUMP_INDEX - 1
     ));
+    let filler_salts = &mut rng(seed::FILLER_SALTS);
     while out.message_index() < JUMP_INDEX {
-        out.encrypt(FILLER).unwrap();
+        out.encrypt_with_rng(FILLER, filler_salts).unwrap();
     }
-    rec.message("After a jump", out.encrypt(b"After a jump").unwrap());
+    rec.message("After a jump", &mut out);
     rec.pickle(
         "outbound_after_g3",
         "outbound-group-session",
@@ -205,7 +226,8 @@ fn generate() -> Value {
     rec.pickle(
         "inbound_merged",
         "inbound-group-session",
-        "export_1 merged with session_key_3: authenticated, first known index 1",
+        "export_1 merged with session_key_3: an unsigned prefix from index 1, authenticated \
+         from index 3",
         |s| merged.pickle_with_rng(&key, &mut rng(s)),
     );
     rec.step("new(session_key_0).advance_to(2)");
@@ -218,9 +240,11 @@ fn generate() -> Value {
         |s| advanced.pickle_with_rng(&key, &mut rng(s)),
     );
 
-    rec.step("RoomKeyShare from alice to bob carrying session_key_3");
+    rec.step("RoomKeyShare from alice's device to bob carrying session_key_3");
     let share = RoomKeyShare {
         room_id: ROOM.to_owned(),
+        sender_user_id: ALICE_USER.to_owned(),
+        sender_device_id: ALICE_DEVICE.to_owned(),
         session_key: key3,
         sender: alice,
         recipient: bob,
@@ -238,15 +262,16 @@ fn generate() -> Value {
 
     json!({
         "about": "Known-answer vectors of roomseal group sessions (room keys) and room-layer \
-                  formats, protocol version 1. Checked byte for byte by tests/vectors.rs (module \
+                  formats, protocol version 2. Checked byte for byte by tests/vectors.rs (module \
                   group); see PROTOCOL.md, section \"Test vectors\". A changed vector is a \
                   protocol change.",
-        "protocol_version": 1,
+        "protocol_version": 2,
         "rng": "rand 0.10 ChaCha20Rng::from_seed([seed; 32]), a fresh generator per operation",
         "seeds": {
             "alice_account": seed::ALICE_ACCOUNT,
             "bob_account": seed::BOB_ACCOUNT,
             "outbound_session": seed::OUTBOUND_SESSION,
+            "filler_salts": seed::FILLER_SALTS,
         },
         "room_id": ROOM,
         "alice": { "identity_keys": identity_json(alice) },
@@ -262,6 +287,8 @@ fn generate() -> Value {
         "exports": rec.exports,
         "room_key_share": {
             "room_id": ROOM,
+            "sender_user_id": ALICE_USER,
+            "sender_device_id": ALICE_DEVICE,
             "sender": "alice",
             "recipient": "bob",
             "session_key": "session_key_3",
@@ -288,7 +315,7 @@ fn load_frozen() -> Value {
 
 #[test]
 fn regenerated_vectors_match_the_frozen_file() {
-    super::assert_regenerates("group_v1.json", &load_frozen(), &generate());
+    super::assert_regenerates("group_v2.json", &load_frozen(), &generate());
 }
 
 // ---------------------------------------------------------------------------
@@ -388,6 +415,11 @@ fn frozen_messages_decrypt_with_frozen_state() {
         assert_eq!(message.to_base64(), entry["base64"], "{name} re-encodes");
         assert_eq!(message.message_index(), entry["index"], "{name}.index");
         assert_eq!(message.to_bytes().len() as u64, entry["length"], "{name}");
+        assert_eq!(
+            b64(&message.to_bytes()[5..21]),
+            entry["salt"],
+            "{name}.salt"
+        );
     }
     for entry in frozen.0["session_keys"].as_array().unwrap() {
         let name = entry["name"].as_str().unwrap();
@@ -467,29 +499,60 @@ fn frozen_messages_decrypt_with_frozen_state() {
     assert_eq!(far.first_known_index(), FAR_INDEX);
     assert!(!far.is_authenticated());
 
-    // Pickles restore and re-pickle to the same text with the same seed.
+    // Pickles restore at their generation and re-pickle to the same text
+    // (and generation) with the same seed.
     for entry in frozen.0["pickles"]["entries"].as_array().unwrap() {
         let name = entry["name"].as_str().unwrap();
         let seed = u8::try_from(entry["nonce_rng_seed"].as_u64().unwrap()).unwrap();
-        let again = match entry["kind"].as_str().unwrap() {
-            "outbound-group-session" => frozen.outbound(name).pickle_with_rng(&key, &mut rng(seed)),
-            "inbound-group-session" => frozen.inbound(name).pickle_with_rng(&key, &mut rng(seed)),
+        let generation = entry["generation"].as_u64().unwrap();
+        let text = entry["pickle"].as_str().unwrap();
+        assert_eq!(pickle_generation(text), Ok(generation), "{name}.generation");
+        let (again, at) = match entry["kind"].as_str().unwrap() {
+            "outbound-group-session" => {
+                let session = frozen.outbound(name);
+                (
+                    session.pickle_with_rng(&key, &mut rng(seed)),
+                    session.pickle_generation(),
+                )
+            }
+            "inbound-group-session" => {
+                let session = frozen.inbound(name);
+                (
+                    session.pickle_with_rng(&key, &mut rng(seed)),
+                    session.pickle_generation(),
+                )
+            }
             other => panic!("unknown pickle kind {other}"),
         };
-        assert_eq!(again, entry["pickle"], "pickle {name} does not round-trip");
+        assert_eq!(again, text, "pickle {name} does not round-trip");
+        assert_eq!(at, generation, "{name}: generation after re-pickling");
     }
-    for (name, first_known, authenticated) in [
-        ("inbound_session_key_0", 0, true),
-        ("inbound_imported_far", FAR_INDEX, false),
-        ("inbound_merged", 1, true),
-        ("inbound_advanced_to_2", 2, true),
+    for (name, first_known, authenticated_from) in [
+        ("inbound_session_key_0", 0, Some(0)),
+        ("inbound_imported_far", FAR_INDEX, None),
+        ("inbound_merged", 1, Some(3)),
+        ("inbound_advanced_to_2", 2, Some(2)),
     ] {
         let session = frozen.inbound(name);
         assert_eq!(session.first_known_index(), first_known, "{name}");
-        assert_eq!(session.is_authenticated(), authenticated, "{name}");
+        assert_eq!(session.authenticated_from(), authenticated_from, "{name}");
+        assert_eq!(
+            session.is_authenticated(),
+            authenticated_from.is_some(),
+            "{name}"
+        );
         assert_eq!(session.session_id().to_base64(), session_id, "{name}");
+        if authenticated_from.is_some() {
+            assert_eq!(session.creator(), Some(frozen.identity("alice")), "{name}");
+            assert_eq!(session.room_id(), Some(ROOM), "{name}");
+        }
     }
-    check_decrypts(&frozen, &mut frozen.inbound("inbound_merged"), "g1", true);
+    // The merged key: the unsigned prefix reads g1 and g2 as not
+    // authenticated, the signed key reads g3 as authenticated.
+    let mut merged = frozen.inbound("inbound_merged");
+    check_decrypts(&frozen, &mut merged, "g1", false);
+    check_decrypts(&frozen, &mut merged, "g2", false);
+    check_decrypts(&frozen, &mut merged, "g3", true);
     let mut advanced = frozen.inbound("inbound_advanced_to_2");
     assert_eq!(
         advanced.decrypt(ROOM, &messages[1]).unwrap_err(),
@@ -498,8 +561,9 @@ fn frozen_messages_decrypt_with_frozen_state() {
     check_decrypts(&frozen, &mut advanced, "g2", true);
 
     // The fresh outbound pickle gives back the signed key at index 0 and
-    // re-encrypts g0 to g2 to the same bytes (encryption and signing draw no
-    // randomness); the later one continues at index 514.
+    // re-encrypts g0 to g2 to the same bytes with the recorded salt seeds
+    // (the salt is the only randomness encryption draws; signing draws
+    // none); the later one continues at index 514.
     let mut out = frozen.outbound("outbound_new");
     assert_eq!((out.room_id(), out.message_index()), (ROOM, 0));
     assert_eq!(out.creator(), frozen.identity("alice"));
@@ -509,7 +573,15 @@ fn frozen_messages_decrypt_with_frozen_state() {
         *frozen.session_key("session_key_0").to_base64()
     );
     for name in ["g0", "g1", "g2"] {
-        let again = out.encrypt(frozen.plaintext(name)).unwrap();
+        let salt_seed = frozen.named("messages", name)["salt_rng_seed"]
+            .as_u64()
+            .unwrap();
+        let again = out
+            .encrypt_with_rng(
+                frozen.plaintext(name),
+                &mut rng(u8::try_from(salt_seed).unwrap()),
+            )
+            .unwrap();
         assert_eq!(
             again.to_base64(),
             frozen.message(name).to_base64(),
@@ -535,6 +607,13 @@ fn frozen_messages_decrypt_with_frozen_state() {
     let share_bytes = unb64(frozen.str("/room_key_share/base64"));
     let share = RoomKeyShare::from_bytes(&share_bytes).unwrap();
     assert_eq!(share.room_id, ROOM);
+    assert_eq!(
+        (
+            share.sender_user_id.as_str(),
+            share.sender_device_id.as_str()
+        ),
+        (ALICE_USER, ALICE_DEVICE)
+    );
     assert_eq!((share.sender, share.recipient), (alice, bob));
     assert_eq!(
         *share.session_key.to_base64(),
@@ -606,10 +685,11 @@ fn frozen_messages_decrypt_with_frozen_state() {
     assert_eq!(envelope.ciphertext, messages[0]);
     let mut store = InboundKeyStore::new();
     store
-        .add(
+        .add_shared(
             ROOM,
-            alice,
             InboundGroupSession::new(&frozen.session_key("session_key_0")).unwrap(),
+            ALICE_USER,
+            ALICE_DEVICE,
         )
         .unwrap();
     let event_id = frozen.str("/encrypted_event/event_id");
@@ -621,6 +701,8 @@ fn frozen_messages_decrypt_with_frozen_state() {
             json!({"body": "Hello, room", "msgtype": "m.text"})
         );
         assert_eq!((event.sender, event.message_index), (alice, 0));
+        assert_eq!(event.sender_user_id.as_deref(), Some(ALICE_USER));
+        assert_eq!(event.sender_device_id.as_deref(), Some(ALICE_DEVICE));
         assert!(event.authenticated);
     }
     assert_eq!(
@@ -642,7 +724,7 @@ fn frozen_messages_decrypt_with_frozen_state() {
         live.ciphertext.to_bytes().len(),
         messages[0].to_bytes().len()
     );
-    assert_eq!(frozen.0["protocol_version"], 1);
+    assert_eq!(frozen.0["protocol_version"], 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -736,14 +818,15 @@ mod group_spec {
             self.index = target;
         }
 
-        /// HKDF(no salt, R0 || R1 || R2 || R3, GROUP_MESSAGE_KEY, 44).
-        pub(super) fn message_key(&self) -> ([u8; 32], [u8; 12]) {
-            let okm: [u8; 44] = spec::hkdf(None, &self.bytes(), GROUP_MESSAGE_KEY);
+        /// HKDF(salt = the message's salt, R0 || R1 || R2 || R3,
+        /// GROUP_MESSAGE_KEY, 44).
+        pub(super) fn message_key(&self, salt: &[u8; 16]) -> ([u8; 32], [u8; 12]) {
+            let okm: [u8; 44] = spec::hkdf(Some(salt), &self.bytes(), GROUP_MESSAGE_KEY);
             (arr(&okm[..32]), arr(&okm[32..]))
         }
     }
 
-    /// GROUP_MESSAGE_AD || BE16(len) || room id || session id || 0x01 ||
+    /// GROUP_MESSAGE_AD || BE16(len) || room id || session id || 0x02 ||
     /// BE32(index).
     pub(super) fn associated_data(room: &str, session_id: &[u8; 32], index: u32) -> Vec<u8> {
         [
@@ -751,7 +834,7 @@ mod group_spec {
             &(room.len() as u16).to_be_bytes(),
             room.as_bytes(),
             session_id,
-            &[1],
+            &[2],
             &index.to_be_bytes(),
         ]
         .concat()
@@ -765,7 +848,7 @@ mod group_spec {
 
     pub(super) fn export(bytes: &[u8]) -> Export {
         assert_eq!(bytes.len(), 165, "export length");
-        assert_eq!(bytes[0], 1, "export version");
+        assert_eq!(bytes[0], 2, "export version");
         Export {
             ratchet: Ratchet::new(&bytes[5..133], u32::from_be_bytes(arr(&bytes[1..5]))),
             signing_key: arr(&bytes[133..165]),
@@ -804,15 +887,17 @@ mod group_spec {
         }
     }
 
-    /// A group message: version || BE32(index) || ciphertext and tag ||
-    /// signature over GROUP_MESSAGE_SIGNATURE || everything before it.
+    /// A group message: version || BE32(index) || salt [16] || ciphertext
+    /// and tag || signature over GROUP_MESSAGE_SIGNATURE || everything
+    /// before it (the salt included).
     pub(super) struct Message {
         pub(super) index: u32,
+        pub(super) salt: [u8; 16],
         pub(super) sealed: Vec<u8>,
     }
 
     pub(super) fn message(bytes: &[u8], signing_key: &[u8; 32]) -> Message {
-        assert_eq!(bytes[0], 1, "group message version");
+        assert_eq!(bytes[0], 2, "group message version");
         let body = bytes.len() - 64;
         spec::verify(
             signing_key,
@@ -821,25 +906,54 @@ mod group_spec {
         );
         Message {
             index: u32::from_be_bytes(arr(&bytes[1..5])),
-            sealed: bytes[5..body].to_vec(),
+            salt: arr(&bytes[5..21]),
+            sealed: bytes[21..body].to_vec(),
         }
     }
 
-    /// Inbound pickle contents: key || trust flag || BE32(first index) ||
-    /// ratchet.
-    pub(super) fn inbound(contents: &[u8]) -> ([u8; 32], bool, Ratchet) {
+    /// A short (BE16-length-prefixed) UTF-8 id of 1 to 255 bytes.
+    pub(super) fn id(c: &mut spec::Cursor<'_>) -> String {
+        let len = c.u16();
+        assert!((1..=255).contains(&len), "id length");
+        String::from_utf8(c.take(usize::from(len))).unwrap()
+    }
+
+    /// Inbound pickle contents: key, then the authenticated ratchet (flag;
+    /// BE32 index, ratchet, the creator's identity keys and short(room id)
+    /// its signed key named) and the unsigned prefix before it (flag;
+    /// BE32 index, ratchet).
+    pub(super) struct Inbound {
+        pub(super) key: [u8; 32],
+        pub(super) authenticated: Option<(Ratchet, [u8; 64], String)>,
+        pub(super) prefix: Option<Ratchet>,
+    }
+
+    pub(super) fn inbound(contents: &[u8]) -> Inbound {
         let mut c = spec::Cursor(contents);
         let inbound = read_inbound(&mut c);
         c.end();
         inbound
     }
 
-    pub(super) fn read_inbound(c: &mut spec::Cursor<'_>) -> ([u8; 32], bool, Ratchet) {
+    pub(super) fn read_inbound(c: &mut spec::Cursor<'_>) -> Inbound {
+        fn ratchet(c: &mut spec::Cursor<'_>) -> Ratchet {
+            let index = c.u32();
+            Ratchet::new(&c.take(128), index)
+        }
         let key = c.a32();
-        let authenticated = c.flag();
-        let index = c.u32();
-        let ratchet = Ratchet::new(&c.take(128), index);
-        (key, authenticated, ratchet)
+        let authenticated = c.flag().then(|| (ratchet(c), arr(&c.take(64)), id(c)));
+        let prefix = c.flag().then(|| ratchet(c));
+        if let (Some((a, ..)), Some(p)) = (&authenticated, &prefix) {
+            assert!(
+                p.index < a.index,
+                "the prefix comes before the signed ratchet"
+            );
+        }
+        Inbound {
+            key,
+            authenticated,
+            prefix,
+        }
     }
 
     /// Outbound pickle contents: short(room id) || creator's identity keys
@@ -875,12 +989,15 @@ mod group_spec {
         }
     }
 
-    /// A room-key share: version 1, payload type 1, short(room id), sender
-    /// [64], recipient [64], session key. Its consistency rules (12.1): the
-    /// session key names the share's sender as its creator and the share's
-    /// room as its room.
+    /// A room-key share: version 2, payload type 1, short(room id),
+    /// short(sender user id), short(sender device id), sender [64],
+    /// recipient [64], session key. Its consistency rules (12.1): the session
+    /// key names the share's sender as its creator and the share's room as
+    /// its room.
     pub(super) struct Share {
         pub(super) room: String,
+        pub(super) user_id: String,
+        pub(super) device_id: String,
         pub(super) sender: [u8; 64],
         pub(super) recipient: [u8; 64],
         pub(super) session_key: SessionKey,
@@ -888,35 +1005,70 @@ mod group_spec {
 
     pub(super) fn share(bytes: &[u8]) -> Share {
         let mut c = spec::Cursor(bytes);
-        assert_eq!((c.u8(), c.u8()), (1, 1), "share version and payload type");
-        let len = c.u16();
-        let room = String::from_utf8(c.take(usize::from(len))).unwrap();
+        assert_eq!((c.u8(), c.u8()), (2, 1), "share version and payload type");
+        let room = id(&mut c);
+        let user_id = id(&mut c);
+        let device_id = id(&mut c);
         let sender = arr(&c.take(64));
         let recipient = arr(&c.take(64));
         let session_key = session_key(c.0);
-        assert_eq!(bytes.len(), 427 + 2 * room.len(), "share length");
+        assert_eq!(
+            bytes.len(),
+            427 + 2 * room.len() + 2 + user_id.len() + 2 + device_id.len(),
+            "share length"
+        );
         Share {
             room,
+            user_id,
+            device_id,
             sender,
             recipient,
             session_key,
         }
     }
 
+    /// An optional id: flag, then a short id.
+    fn optional_id(c: &mut spec::Cursor<'_>) -> Option<String> {
+        c.flag().then(|| id(c))
+    }
+
     /// A stored room key inside an endpoint pickle.
     pub(super) struct StoredKey {
         pub(super) room: String,
         pub(super) sender: [u8; 64],
-        pub(super) session: ([u8; 32], bool, Ratchet),
+        pub(super) user_id: Option<String>,
+        pub(super) device_id: Option<String>,
+        pub(super) session: Inbound,
         pub(super) floor: u32,
         pub(super) replay: Vec<(u32, [u8; 32])>,
+    }
+
+    /// A device an outbound room's key was offered to.
+    pub(super) struct Recipient {
+        pub(super) identity: [u8; 64],
+        pub(super) user_id: String,
+        pub(super) device_id: String,
+        pub(super) first_index: u32,
+        pub(super) sent: bool,
     }
 
     /// An outbound room inside an endpoint pickle.
     pub(super) struct OutboundRoom {
         pub(super) session: Outbound,
         pub(super) created_ms: u64,
-        pub(super) shared_with: Vec<[u8; 32]>,
+        pub(super) recipients: Vec<Recipient>,
+        /// The signed session keys offered (as 11.6 encodes them).
+        pub(super) offered: Vec<SessionKey>,
+    }
+
+    /// A peer device inside an endpoint pickle.
+    pub(super) struct Peer {
+        pub(super) identity: [u8; 64],
+        pub(super) user_id: Option<String>,
+        pub(super) device_id: Option<String>,
+        pub(super) known: bool,
+        pub(super) needs_new_session: bool,
+        pub(super) sessions: Vec<spec::SessionContents>,
     }
 
     /// Endpoint pickle contents (12.6).
@@ -924,49 +1076,74 @@ mod group_spec {
         pub(super) user_id: String,
         pub(super) device_id: String,
         pub(super) account: spec::AccountContents,
-        pub(super) peers: Vec<([u8; 32], Vec<spec::SessionContents>)>,
+        pub(super) peers: Vec<Peer>,
         pub(super) outbound: Vec<OutboundRoom>,
         pub(super) keys: Vec<StoredKey>,
+        pub(super) discarded: Vec<(String, u8)>,
+        pub(super) policy: (u32, u64),
     }
 
     pub(super) fn endpoint(contents: &[u8]) -> Endpoint {
-        fn id(c: &mut spec::Cursor<'_>) -> String {
-            let len = c.u16();
-            assert!((1..=255).contains(&len), "id length");
-            String::from_utf8(c.take(usize::from(len))).unwrap()
-        }
         let mut c = spec::Cursor(contents);
         let user_id = id(&mut c);
         let device_id = id(&mut c);
         let account = spec::read_account(&mut c);
         let peers = (0..c.u32())
             .map(|_| {
-                let key = c.a32();
+                let identity = arr(&c.take(64));
+                let user_id = optional_id(&mut c);
+                let device_id = optional_id(&mut c);
+                let known = c.flag();
+                let needs_new_session = c.flag();
                 let count = c.u16();
                 assert!((1..=8).contains(&count), "sessions per peer");
                 let sessions = (0..count).map(|_| spec::read_session(&mut c)).collect();
-                (key, sessions)
+                Peer {
+                    identity,
+                    user_id,
+                    device_id,
+                    known,
+                    needs_new_session,
+                    sessions,
+                }
             })
             .collect();
         let outbound = (0..c.u32())
             .map(|_| OutboundRoom {
                 session: read_outbound(&mut c),
                 created_ms: c.u64(),
-                shared_with: (0..c.u32()).map(|_| c.a32()).collect(),
+                recipients: (0..c.u32())
+                    .map(|_| Recipient {
+                        identity: arr(&c.take(64)),
+                        user_id: id(&mut c),
+                        device_id: id(&mut c),
+                        first_index: c.u32(),
+                        sent: c.flag(),
+                    })
+                    .collect(),
+                offered: (0..c.u32())
+                    .map(|_| {
+                        let len = c.u32() as usize;
+                        session_key(&c.take(len))
+                    })
+                    .collect(),
             })
             .collect();
         let keys = (0..c.u32())
             .map(|_| StoredKey {
                 room: id(&mut c),
                 sender: arr(&c.take(64)),
+                user_id: optional_id(&mut c),
+                device_id: optional_id(&mut c),
                 session: read_inbound(&mut c),
                 floor: c.u32(),
                 replay: (0..c.u32()).map(|_| (c.u32(), c.a32())).collect(),
             })
             .collect();
-        // Rooms whose outbound session was discarded and not yet replaced.
-        let discarded: Vec<String> = (0..c.u32()).map(|_| id(&mut c)).collect();
-        assert!(discarded.is_empty(), "no rotation is pending in this test");
+        // Rooms whose outbound session was dropped, with the reason's code.
+        let discarded = (0..c.u32()).map(|_| (id(&mut c), c.u8())).collect();
+        // The rotation policy: messages, then the age in milliseconds.
+        let policy = (c.u32(), c.u64());
         c.end();
         Endpoint {
             user_id,
@@ -975,6 +1152,8 @@ mod group_spec {
             peers,
             outbound,
             keys,
+            discarded,
+            policy,
         }
     }
 }
@@ -1065,8 +1244,12 @@ fn frozen_vectors_follow_protocol_md() {
         assert_eq!(message.index, entry["index"], "{name}.index");
         let mut ratchet = start.clone();
         ratchet.jump(message.index);
-        let (key, nonce) = ratchet.message_key();
+        assert_eq!(b64(&message.salt), entry["salt"], "{name}.salt");
+        let (key, nonce) = ratchet.message_key(&message.salt);
         let aad = group_spec::associated_data(ROOM, &session_id, message.index);
+        // The same ratchet under another salt: another key and nonce.
+        let (other_key, other_nonce) = ratchet.message_key(&[0u8; 16]);
+        assert!(spec::try_open(&other_key, &other_nonce, &aad, &message.sealed).is_none());
         assert_eq!(
             spec::open(&key, &nonce, &aad, &message.sealed),
             frozen.plaintext(name),
@@ -1114,40 +1297,61 @@ fn frozen_vectors_follow_protocol_md() {
         (expected.parts, expected.index)
     );
 
-    // Inbound pickles: key, trust flag, first known index and ratchet.
+    // Inbound pickles: key, the authenticated ratchet with the creator and
+    // room its signed key named, and the unsigned prefix before it.
     let mut at_2 = start.clone();
     at_2.jump(2);
-    for (name, authenticated, ratchet) in [
-        ("inbound_session_key_0", true, &start),
-        ("inbound_imported_far", false, &to_far),
-        ("inbound_merged", true, &one),
-        ("inbound_advanced_to_2", true, &at_2),
+    let same =
+        |a: &group_spec::Ratchet, b: &group_spec::Ratchet| (a.parts, a.index) == (b.parts, b.index);
+    for (name, authenticated, prefix) in [
+        ("inbound_session_key_0", Some(&start), None),
+        ("inbound_imported_far", None, Some(&to_far)),
+        ("inbound_merged", Some(&stepped), Some(&one)),
+        ("inbound_advanced_to_2", Some(&at_2), None),
     ] {
-        let (key, flag, stored) = group_spec::inbound(&pickle(name, "inbound-group-session"));
-        assert_eq!((key, flag), (session_id, authenticated), "{name}");
-        assert_eq!(
-            (stored.parts, stored.index),
-            (ratchet.parts, ratchet.index),
-            "{name}"
-        );
+        let stored = group_spec::inbound(&pickle(name, "inbound-group-session"));
+        assert_eq!(stored.key, session_id, "{name}");
+        match (&stored.authenticated, authenticated) {
+            (Some((ratchet, creator, room)), Some(expected)) => {
+                assert!(same(ratchet, expected), "{name}: authenticated ratchet");
+                assert_eq!((creator, room.as_str()), (&alice, ROOM), "{name}");
+            }
+            (None, None) => {}
+            _ => panic!("{name}: authenticated ratchet present or not"),
+        }
+        match (&stored.prefix, prefix) {
+            (Some(ratchet), Some(expected)) => assert!(same(ratchet, expected), "{name}: prefix"),
+            (None, None) => {}
+            _ => panic!("{name}: prefix present or not"),
+        }
     }
 
-    // The room-key share: version, payload type 1, short(room id), sender
-    // and recipient identity keys, signed session key; its sender is the
-    // session key's creator and its room the session key's room.
+    // The room-key share: version, payload type 1, short(room id), the
+    // sender's short(user id) and short(device id), sender and recipient
+    // identity keys, signed session key; its sender is the session key's
+    // creator and its room the session key's room.
     let share = unb64(frozen.str("/room_key_share/base64"));
+    let short = |id: &str| [&(id.len() as u16).to_be_bytes()[..], id.as_bytes()].concat();
     let expected_share = [
-        &[1u8, 1][..],
-        &(ROOM.len() as u16).to_be_bytes(),
-        ROOM.as_bytes(),
+        &[2u8, 1][..],
+        &short(ROOM),
+        &short(ALICE_USER),
+        &short(ALICE_DEVICE),
         &alice,
         &identity("bob"),
         &bytes_of("session_keys", "session_key_3"),
     ]
     .concat();
     assert_eq!(share, expected_share);
-    assert_eq!(share.len(), 2 + 2 + ROOM.len() + 128 + 295 + ROOM.len());
+    assert_eq!(
+        share.len(),
+        2 + 2 + ROOM.len() + 2 + ALICE_USER.len() + 2 + ALICE_DEVICE.len() + 128 + 295 + ROOM.len()
+    );
     let parsed = group_spec::share(&share);
+    assert_eq!(
+        (parsed.user_id.as_str(), parsed.device_id.as_str()),
+        (ALICE_USER, ALICE_DEVICE)
+    );
     assert_eq!((parsed.sender, parsed.recipient), (alice, identity("bob")));
     assert_eq!(parsed.sender, parsed.session_key.creator);
     assert_eq!(parsed.room, parsed.session_key.room);
@@ -1195,7 +1399,7 @@ fn endpoint_pickles_follow_protocol_md() {
         (frozen.identity("alice"), frozen.identity("bob"))
     );
     let published = bob.keys_to_publish(2);
-    bob.mark_keys_as_published();
+    bob.mark_keys_as_published(&published);
     let bob_device = alice
         .establish_session(&published.device_keys, &published.one_time_keys[0])
         .unwrap();
@@ -1204,10 +1408,19 @@ fn endpoint_pickles_follow_protocol_md() {
         max_age: std::time::Duration::MAX,
     });
     let outcome = alice.share_room_key(ROOM, &[bob_device]).unwrap();
+    assert_eq!(alice.mark_room_key_sent(&outcome), 1);
     let received = bob
-        .receive_device_message(&alice_keys.curve25519, &outcome.messages[0].message)
+        .receive_device_message(
+            "@alice:example.org",
+            &outcome.messages[0].sender_key,
+            &outcome.messages[0].message,
+        )
         .unwrap();
     assert_eq!(received.sender, alice_keys);
+    // A second room, shared with nobody and then discarded (a rotation is
+    // pending for it).
+    alice.share_room_key("!second:example.org", &[]).unwrap();
+    assert!(alice.rotate_room_key("!second:example.org"));
     let tracked = roomseal::consts::MAX_TRACKED_INDICES;
     let content = json!({"body": "hi"});
     for i in 0..=tracked {
@@ -1226,9 +1439,11 @@ fn endpoint_pickles_follow_protocol_md() {
         spec::arr(&[*keys.ed25519.as_bytes(), *keys.curve25519.as_bytes()].concat())
     };
 
-    // Alice: one peer (Bob, one session), one outbound room shared with
-    // Bob, and her own inbound copy of the room key (authenticated, from
-    // index 0, no replay record).
+    // Alice: one peer (Bob: named, his bundle's ids, one session), one
+    // outbound room with Bob as a confirmed recipient from index 0 and the
+    // signed key he was offered, her own inbound copies of both rooms' keys
+    // (authenticated, from index 0, no ids, no replay record), the
+    // discarded room, and her policy.
     let a = parse(&alice);
     assert_eq!(
         (a.user_id.as_str(), a.device_id.as_str()),
@@ -1239,9 +1454,28 @@ fn endpoint_pickles_follow_protocol_md() {
         *alice_keys.ed25519.as_bytes()
     );
     assert_eq!(a.peers.len(), 1);
-    assert_eq!(a.peers[0].0, *bob_keys.curve25519.as_bytes());
-    assert_eq!(a.peers[0].1.len(), 1);
-    assert_eq!(a.peers[0].1[0].peer_curve, a.peers[0].0);
+    let peer = &a.peers[0];
+    assert_eq!(peer.identity, identity(bob_keys));
+    assert_eq!(
+        (peer.user_id.as_deref(), peer.device_id.as_deref()),
+        (Some("@bob:example.org"), Some("BOBPHONE"))
+    );
+    assert!(peer.known && !peer.needs_new_session);
+    assert_eq!(peer.sessions.len(), 1);
+    assert_eq!(
+        (peer.sessions[0].peer_ed25519, peer.sessions[0].peer_curve),
+        (
+            *bob_keys.ed25519.as_bytes(),
+            *bob_keys.curve25519.as_bytes()
+        )
+    );
+    assert_eq!(
+        (peer.sessions[0].local_ed25519, peer.sessions[0].local_curve),
+        (
+            *alice_keys.ed25519.as_bytes(),
+            *alice_keys.curve25519.as_bytes()
+        )
+    );
     assert_eq!(a.outbound.len(), 1);
     let room = &a.outbound[0];
     assert_eq!(
@@ -1252,25 +1486,60 @@ fn endpoint_pickles_follow_protocol_md() {
     assert_eq!(session_id, *outcome.session_id.as_bytes());
     assert_eq!(room.session.ratchet.index, tracked as u32 + 1);
     assert!(room.created_ms > 0);
-    assert_eq!(room.shared_with, vec![*bob_keys.curve25519.as_bytes()]);
-    assert_eq!(a.keys.len(), 1);
-    let own = &a.keys[0];
+    assert_eq!(room.recipients.len(), 1);
+    let recipient = &room.recipients[0];
+    assert_eq!(recipient.identity, identity(bob_keys));
     assert_eq!(
-        (own.room.as_str(), own.sender),
-        (ROOM, identity(alice_keys))
+        (recipient.user_id.as_str(), recipient.device_id.as_str()),
+        ("@bob:example.org", "BOBPHONE")
+    );
+    assert_eq!((recipient.first_index, recipient.sent), (0, true));
+    assert_eq!(room.offered.len(), 1);
+    let offered = &room.offered[0];
+    assert_eq!(
+        (offered.export.ratchet.index, offered.export.signing_key),
+        (0, session_id)
     );
     assert_eq!(
-        (own.session.0, own.session.1, own.session.2.index),
-        (session_id, true, 0)
+        (offered.creator, offered.room.as_str()),
+        (identity(alice_keys), ROOM)
     );
+    assert_eq!(a.keys.len(), 2);
+    let own = a
+        .keys
+        .iter()
+        .find(|k| k.room == ROOM)
+        .expect("the room's own key");
+    assert_eq!(own.sender, identity(alice_keys));
+    assert_eq!(
+        (own.user_id.as_deref(), own.device_id.as_deref()),
+        (None, None)
+    );
+    assert_eq!(own.session.key, session_id);
+    let (ratchet, creator, own_room) = own.session.authenticated.as_ref().unwrap();
+    assert_eq!(
+        (ratchet.index, creator, own_room.as_str()),
+        (0, &identity(alice_keys), ROOM)
+    );
+    assert!(own.session.prefix.is_none());
     assert_eq!((own.floor, own.replay.len()), (0, 0));
+    // Reason code 6: a rotation was requested (12.6).
+    assert_eq!(a.discarded, vec![("!second:example.org".to_owned(), 6)]);
+    assert_eq!(a.policy, (u32::MAX, u64::MAX));
 
-    // Bob: one peer (Alice), no outbound room, Alice's key with a full
+    // Bob: one peer (Alice: a stranger he never named, bound to the ids of
+    // her share), no outbound room, Alice's key with her ids and a full
     // replay record: index 0 was dropped, the floor is 1 and the session
-    // was advanced to it.
+    // was advanced to it; the default policy.
     let b = parse(&bob);
     assert_eq!(b.peers.len(), 1);
-    assert_eq!(b.peers[0].0, *alice_keys.curve25519.as_bytes());
+    let peer = &b.peers[0];
+    assert_eq!(peer.identity, identity(alice_keys));
+    assert_eq!(
+        (peer.user_id.as_deref(), peer.device_id.as_deref()),
+        (Some("@alice:example.org"), Some("ALICELAPTOP"))
+    );
+    assert!(!peer.known && !peer.needs_new_session);
     assert!(b.outbound.is_empty());
     assert_eq!(b.keys.len(), 1);
     let stored = &b.keys[0];
@@ -1279,15 +1548,21 @@ fn endpoint_pickles_follow_protocol_md() {
         (ROOM, identity(alice_keys))
     );
     assert_eq!(
-        (stored.session.0, stored.session.1, stored.session.2.index),
-        (session_id, true, 1)
+        (stored.user_id.as_deref(), stored.device_id.as_deref()),
+        (Some("@alice:example.org"), Some("ALICELAPTOP"))
     );
+    assert_eq!(stored.session.key, session_id);
+    let (ratchet, _, _) = stored.session.authenticated.as_ref().unwrap();
+    assert_eq!(ratchet.index, 1);
+    assert!(stored.session.prefix.is_none());
     assert_eq!(stored.floor, 1);
     assert_eq!(stored.replay.len(), tracked);
     for (n, (index, hash)) in stored.replay.iter().enumerate() {
         let expected = n as u32 + 1;
         assert_eq!((*index, *hash), (expected, event_hash(expected)));
     }
+    assert!(b.discarded.is_empty());
+    assert_eq!(b.policy, (100, 7 * 24 * 60 * 60 * 1000));
 }
 
 #[test]
