@@ -16,10 +16,10 @@ pub(crate) type MessageSeed = zeroize::Zeroizing<[u8; 32]>;
 pub(crate) struct RootKey(pub(crate) Secret<32>);
 
 impl RootKey {
-    /// Mixes a ratchet DH output into the root: the next root key and the
-    /// first chain key of the new chain.
-    pub(crate) fn ratchet(&self, shared: &Secret<32>) -> (RootKey, ChainKey) {
-        let okm = hkdf::<64>(Some(self.0.expose()), shared.expose(), label::ROOT);
+    /// Mixes a ratchet DH output into the root with HKDF info `info`: the
+    /// next root key and the first chain key of the new chain.
+    pub(crate) fn ratchet(&self, shared: &Secret<32>, info: &[u8]) -> (RootKey, ChainKey) {
+        let okm = hkdf::<64>(Some(self.0.expose()), shared.expose(), info);
         split_root_and_chain(&okm)
     }
 }
@@ -49,12 +49,12 @@ pub(crate) struct ChainKey {
 }
 
 impl ChainKey {
-    /// The seed for message `self.index` and the chain key after it, or
-    /// `None` when the index space of the chain is used up.
-    pub(crate) fn step(&self) -> Option<(MessageSeed, ChainKey)> {
+    /// The seed for message `self.index` (HMAC of the chain key over
+    /// `message`) and the chain key after it (HMAC over `next`), or `None`
+    /// when the index space of the chain is used up.
+    pub(crate) fn step(&self, message: &[u8], next: &[u8]) -> Option<(MessageSeed, ChainKey)> {
         let index = self.index.checked_add(1)?;
-        let (seed, mut next) =
-            hmac_pair(self.key.expose(), label::CHAIN_MESSAGE, label::CHAIN_NEXT);
+        let (seed, mut next) = hmac_pair(self.key.expose(), message, next);
         Some((
             seed,
             ChainKey {
