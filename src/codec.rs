@@ -155,11 +155,6 @@ impl<'a> Reader<'a> {
         Err(DecodeError::InvalidValue(field))
     }
 
-    /// Bytes left to read.
-    pub(crate) fn remaining(&self) -> usize {
-        self.rest.len()
-    }
-
     /// Everything left.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)

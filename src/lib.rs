@@ -118,6 +118,9 @@ mod crypto;
 pub mod ffi;
 mod group;
 mod keys;
+mod libolm;
+mod megolm;
+mod olm;
 mod pickle;
 mod plaintext;
 mod room;
@@ -141,6 +144,12 @@ pub use room::{
     SystemClock, ToDeviceMessage,
 };
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
+
+pub use libolm::LibolmPickleError;
+pub use olm::{
+    OLM_MESSAGE_VERSION, OlmAccount, OlmInboundCreation, OlmMessage, OlmNormalMessage,
+    OlmPreKeyMessage, OlmSession, OlmSessionKeys,
+};
 
 /// The random-generator trait accepted by every `_with_rng` function.
 pub use rand::CryptoRng;

@@ -111,6 +111,10 @@ pub(crate) enum PickleKind {
     OutboundGroupSession,
     InboundGroupSession,
     Endpoint,
+    OlmAccount,
+    OlmSession,
+    MegolmOutboundSession,
+    MegolmInboundSession,
 }
 
 impl PickleKind {
@@ -121,6 +125,10 @@ impl PickleKind {
             PickleKind::OutboundGroupSession => b"outbound-group-session",
             PickleKind::InboundGroupSession => b"inbound-group-session",
             PickleKind::Endpoint => b"endpoint",
+            PickleKind::OlmAccount => b"olm-account",
+            PickleKind::OlmSession => b"olm-session",
+            PickleKind::MegolmOutboundSession => b"megolm-outbound-session",
+            PickleKind::MegolmInboundSession => b"megolm-inbound-session",
         }
     }
 

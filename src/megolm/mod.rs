@@ -1,0 +1,1 @@
+//! Megolm v1 (placeholder).

@@ -1,0 +1,26 @@
+//! Matrix's pairwise protocol, `m.olm.v1.curve25519-aes-sha2` (Olm v1),
+//! byte for byte as libolm and vodozemac speak it: [`OlmAccount`],
+//! [`OlmSession`] and [`OlmMessage`], plus import of libolm pickles.
+//!
+//! The session runs on the crate's one Double Ratchet (the native
+//! session's) with Olm's KDF labels, bounds and cipher: AES-256-CBC with an
+//! HMAC-SHA-256 tag truncated to 8 bytes, keyed by HKDF from each message
+//! key. The protocol is fixed by the type: an [`OlmSession`] never reads or
+//! writes a native message, nor the reverse.
+//!
+//! Stricter than the specification where the wire allows (PROTOCOL.md,
+//! "Olm v1"): low-order X25519 keys are refused, messages decode only in
+//! their canonical encoding, a failed decryption changes nothing, and every
+//! store is bounded.
+
+mod account;
+mod libolm;
+mod message;
+mod session;
+
+pub use self::account::{OlmAccount, OlmInboundCreation};
+pub use self::message::{OLM_MESSAGE_VERSION, OlmMessage, OlmNormalMessage, OlmPreKeyMessage};
+pub use self::session::{OlmSession, OlmSessionKeys};
+
+#[cfg(test)]
+mod tests;
