@@ -146,6 +146,10 @@ pub use room::{
 pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionError, SessionId};
 
 pub use libolm::LibolmPickleError;
+pub use megolm::{
+    MEGOLM_MESSAGE_VERSION, MegolmExportedKey, MegolmInboundSession, MegolmMessage,
+    MegolmOutboundSession, MegolmSessionKey,
+};
 pub use olm::{
     OLM_MESSAGE_VERSION, OlmAccount, OlmInboundCreation, OlmMessage, OlmNormalMessage,
     OlmPreKeyMessage, OlmSession, OlmSessionKeys,

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{DecodeError, Reader};
 use crate::crypto::{CbcKeys, MAC_LEN, label};
-use crate::keys::{base64_decode, base64_encode};
+use crate::keys::base64_decode;
 
 /// Why a libolm pickle could not be imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -90,7 +90,7 @@ pub(crate) fn seal(contents: &[u8], key: &[u8]) -> String {
     keys.encrypt_into(contents, &mut out);
     let tag = keys.mac(&[&out]);
     out.extend_from_slice(&tag);
-    base64_encode(&out)
+    crate::keys::base64_encode(&out)
 }
 
 /// A libolm list count (u32), checked against `max` before any allocation.
@@ -120,6 +120,7 @@ pub(crate) fn parse<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::base64_encode;
 
     #[test]
     fn seal_open_and_every_failure() {

@@ -16,9 +16,10 @@
 //!   which knows event ids.
 
 mod inbound;
+pub(crate) mod lines;
 mod message;
 mod outbound;
-mod ratchet;
+pub(crate) mod ratchet;
 mod session_key;
 #[cfg(test)]
 mod tests;

@@ -8,18 +8,76 @@
 //! therefore costs at most 255 ticks per part (about 1,020 HMACs), and
 //! nothing earlier than the current index can be recomputed.
 
+use std::marker::PhantomData;
+
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::crypto::{MessageKey, SALT_LEN, Secret, hmac, label};
+use crate::crypto::{CbcKeys, MessageKey, SALT_LEN, Secret, hmac, label};
 
-/// Ratchet state at one index.
-#[derive(Clone, Debug)]
-pub(crate) struct Ratchet {
-    parts: [Secret<32>; 4],
-    index: u32,
+/// What one group protocol fixes about the four-part ratchet.
+pub(crate) trait GroupSpec {
+    /// The HMAC inputs that advance part 0, 1, 2 and 3.
+    const INPUTS: [&'static [u8]; 4];
+    /// Whether the lower parts are derived from the ticking part's value
+    /// before its last tick (Megolm) or after it (native).
+    const LOWER_FROM_PREVIOUS: bool;
 }
 
-impl Ratchet {
+/// The native group ratchet: roomseal's labels, lower parts from the new
+/// value.
+#[derive(Debug)]
+pub(crate) struct NativeGroup;
+
+impl GroupSpec for NativeGroup {
+    const INPUTS: [&'static [u8]; 4] = label::GROUP_RATCHET;
+    const LOWER_FROM_PREVIOUS: bool = false;
+}
+
+/// Megolm v1's ratchet: single-byte inputs 0x00..0x03, lower parts from the
+/// ticking part's previous value (as libolm's `megolm_advance_to`).
+#[derive(Debug)]
+pub(crate) struct MegolmV1;
+
+impl GroupSpec for MegolmV1 {
+    const INPUTS: [&'static [u8]; 4] = label::MEGOLM_RATCHET;
+    const LOWER_FROM_PREVIOUS: bool = true;
+}
+
+/// Ratchet state at one index.
+#[derive(Debug)]
+pub(crate) struct Ratchet<K: GroupSpec = NativeGroup> {
+    parts: [Secret<32>; 4],
+    index: u32,
+    spec: PhantomData<K>,
+}
+
+impl<K: GroupSpec> Clone for Ratchet<K> {
+    fn clone(&self) -> Self {
+        Self {
+            parts: self.parts.clone(),
+            index: self.index,
+            spec: PhantomData,
+        }
+    }
+}
+
+impl Ratchet<NativeGroup> {
+    /// The AES-256-GCM key and nonce of the message at the current index
+    /// that carries `salt`.
+    pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
+        MessageKey::derive(self.to_bytes().expose(), salt, label::GROUP_MESSAGE_KEY)
+    }
+}
+
+impl Ratchet<MegolmV1> {
+    /// The AES-256-CBC key, MAC key and IV of the message at the current
+    /// index (HKDF info `MEGOLM_KEYS` over the 128 ratchet bytes).
+    pub(crate) fn megolm_keys(&self) -> CbcKeys {
+        CbcKeys::derive(self.to_bytes().expose(), label::MEGOLM_KEYS)
+    }
+}
+
+impl<K: GroupSpec> Ratchet<K> {
     /// A fresh ratchet at index 0 from 128 random bytes.
     pub(crate) fn random<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self {
@@ -30,6 +88,7 @@ impl Ratchet {
                 Secret::random(rng),
             ],
             index: 0,
+            spec: PhantomData,
         }
     }
 
@@ -45,6 +104,7 @@ impl Ratchet {
         Self {
             parts: [part(0), part(1), part(2), part(3)],
             index,
+            spec: PhantomData,
         }
     }
 
@@ -62,26 +122,27 @@ impl Ratchet {
     }
 
     /// Ticks part `j` `times` times, then re-derives the lower parts once
-    /// (deriving them after each tick would give the same result).
+    /// (deriving them after each tick would give the same result), from the
+    /// part's new value or, for Megolm, from its value before the last tick.
     fn tick(&mut self, j: usize, times: u32) {
-        let (Some(part), Some(&own)) = (self.parts.get_mut(j), label::GROUP_RATCHET.get(j)) else {
+        let (Some(part), Some(&own)) = (self.parts.get_mut(j), K::INPUTS.get(j)) else {
             return;
         };
         // Work on a stack copy and store the result once per part.
         let mut current = zeroize::Zeroizing::new(*part.expose());
-        for _ in 0..times {
+        let before_last = if K::LOWER_FROM_PREVIOUS { 1 } else { 0 };
+        for _ in 0..times.saturating_sub(before_last) {
             current = hmac(&current, own);
             #[cfg(test)]
             tests::count_hmac();
         }
+        let base = current.clone();
+        if K::LOWER_FROM_PREVIOUS && times > 0 {
+            current = hmac(&current, own);
+        }
         *part = Secret::new(*current);
-        for (slot, &lower) in self
-            .parts
-            .iter_mut()
-            .zip(label::GROUP_RATCHET.iter())
-            .skip(j + 1)
-        {
-            *slot = Secret::from_mut(&mut hmac(&current, lower));
+        for (slot, &lower) in self.parts.iter_mut().zip(K::INPUTS.iter()).skip(j + 1) {
+            *slot = Secret::from_mut(&mut hmac(&base, lower));
             #[cfg(test)]
             tests::count_hmac();
         }
@@ -117,12 +178,6 @@ impl Ratchet {
         }
     }
 
-    /// The AES-256-GCM key and nonce of the message at the current index
-    /// that carries `salt`.
-    pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
-        MessageKey::derive(self.to_bytes().expose(), salt, label::GROUP_MESSAGE_KEY)
-    }
-
     /// Constant-time equality of index and parts.
     pub(crate) fn ct_eq(&self, other: &Self) -> Choice {
         self.index.ct_eq(&other.index) & self.to_bytes().ct_eq(&other.to_bytes())
@@ -145,6 +200,26 @@ pub(crate) mod tests {
     /// HMACs computed by ratchet ticks on this thread so far.
     pub(crate) fn hmac_count() -> u64 {
         HMACS.with(Cell::get)
+    }
+
+    #[test]
+    fn megolm_jumping_equals_stepping() {
+        let start = || {
+            let mut bytes = [0u8; 128];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            Ratchet::<MegolmV1>::from_parts(&bytes, 0)
+        };
+        for target in [1u32, 255, 256, 257, 65_536, 70_000] {
+            let mut stepped = start();
+            while stepped.index() < target {
+                assert!(stepped.advance());
+            }
+            let mut jumped = start();
+            assert!(jumped.advance_to(target));
+            assert!(bool::from(stepped.ct_eq(&jumped)), "target {target}");
+        }
     }
 
     fn base() -> Ratchet {

@@ -22,5 +22,7 @@ pub use self::account::{OlmAccount, OlmInboundCreation};
 pub use self::message::{OLM_MESSAGE_VERSION, OlmMessage, OlmNormalMessage, OlmPreKeyMessage};
 pub use self::session::{OlmSession, OlmSessionKeys};
 
+pub(crate) use self::libolm::ed25519_pair;
+
 #[cfg(test)]
 mod tests;
