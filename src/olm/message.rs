@@ -65,6 +65,13 @@ fn key_field(
 ) -> Result<Curve25519PublicKey, DecodeError> {
     expect_tag(r, tag, field)?;
     let bytes = length_delimited(r, 32, field)?;
+    // X25519 ignores the top bit of a public key, so a key with it set
+    // would be a second encoding of the same key (and, for the base key, of
+    // the same session under another session id). No implementation
+    // writes one; roomseal refuses them.
+    if bytes.get(31).is_some_and(|b| b & 0x80 != 0) {
+        return Err(DecodeError::InvalidValue(field));
+    }
     Curve25519PublicKey::from_slice(bytes).map_err(|_| DecodeError::InvalidValue(field))
 }
 
@@ -381,7 +388,7 @@ mod tests {
     use proptest::prelude::*;
 
     prop_compose! {
-        fn normal()(key in any::<[u8; 32]>(), counter in any::<u32>(), blocks in 1usize..8,
+        fn normal()(key in any::<[u8; 32]>().prop_map(|mut k| { k[31] &= 0x7f; k }), counter in any::<u32>(), blocks in 1usize..8,
                     fill in any::<u8>(), mac in any::<[u8; 8]>()) -> OlmNormalMessage {
             OlmNormalMessage {
                 ratchet_key: Curve25519PublicKey::from_bytes(key),
@@ -393,7 +400,8 @@ mod tests {
     }
 
     prop_compose! {
-        fn message()(inner in normal(), pre in any::<bool>(), keys in any::<[[u8; 32]; 3]>()) -> OlmMessage {
+        fn message()(inner in normal(), pre in any::<bool>(), mut keys in any::<[[u8; 32]; 3]>()) -> OlmMessage {
+            for k in &mut keys { k[31] &= 0x7f; }
             if pre {
                 OlmMessage::PreKey(OlmPreKeyMessage {
                     one_time_key: Curve25519PublicKey::from_bytes(keys[0]),
@@ -453,6 +461,13 @@ mod tests {
         assert_eq!(
             OlmNormalMessage::from_bytes(&padded),
             Err(DecodeError::InvalidValue("chain index"))
+        );
+        // A key with the ignored top bit set.
+        let mut high = m.clone();
+        high.ratchet_key = Curve25519PublicKey::from_bytes([0xff; 32]);
+        assert_eq!(
+            OlmNormalMessage::from_bytes(&high.to_bytes()),
+            Err(DecodeError::InvalidValue("ratchet key"))
         );
         // A ciphertext that is not whole blocks.
         let mut odd = m.clone();
