@@ -40,6 +40,26 @@ pub enum DecodeError {
     },
 }
 
+/// Serde through the unpadded base64 text of a type's binary encoding
+/// (`to_base64` and `from_base64`, padded or unpadded on input).
+macro_rules! base64_serde {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_base64())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_base64(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use base64_serde;
+
 /// Reads fields from a byte slice, front to back.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {

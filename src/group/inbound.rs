@@ -11,15 +11,15 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::lines::{Lines, Source};
+use super::lines::{Lines, Source, inbound_methods};
 use super::message::GroupMessage;
 use super::ratchet::{NativeGroup, Ratchet};
 use super::session_key::{ExportedSessionKey, SessionKey};
-use super::{GroupError, GroupSessionId, associated_data, check_room_id};
+use super::{GroupError, associated_data, check_room_id};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ID_LEN;
 use crate::keys::{Ed25519PublicKey, IdentityKeys};
-use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 use crate::plaintext::Plaintext;
 
 /// The result of decrypting a group message.
@@ -126,22 +126,6 @@ impl InboundGroupSession {
             lines: Lines::unsigned(key.ratchet.clone()),
             generation: Generation::default(),
         }
-    }
-
-    /// The session id (the sender session's Ed25519 public key).
-    pub fn session_id(&self) -> GroupSessionId {
-        GroupSessionId::from(self.signing_key)
-    }
-
-    /// The earliest index this session can decrypt.
-    pub fn first_known_index(&self) -> u32 {
-        self.lines.first_known_index()
-    }
-
-    /// The first index decrypted with `authenticated: true`, if a signed key
-    /// was received.
-    pub fn authenticated_from(&self) -> Option<u32> {
-        self.lines.authenticated_from()
     }
 
     /// Whether a signed key of this session was received (from its
@@ -323,40 +307,6 @@ impl InboundGroupSession {
             .map_err(|_| GroupError::Authentication)
     }
 
-    /// Exports the key at `index` (for backup or forwarding), or `None` if
-    /// `index` is before the first known index.
-    pub fn export_at(&self, index: u32) -> Option<ExportedSessionKey> {
-        self.check_index(index).ok()?;
-        Some(ExportedSessionKey {
-            ratchet: self.lines.ratchet_at(index).0,
-            signing_key: self.signing_key,
-        })
-    }
-
-    /// Exports the key at the first known index.
-    pub fn export_at_first_known_index(&self) -> ExportedSessionKey {
-        ExportedSessionKey {
-            ratchet: self.lines.earliest().clone(),
-            signing_key: self.signing_key,
-        }
-    }
-
-    /// Forgets every key before `index`, so messages before it can no longer
-    /// be decrypted (forward secrecy for stored history). Returns whether
-    /// anything was forgotten.
-    pub fn advance_to(&mut self, index: u32) -> bool {
-        self.lines.advance_to(index)
-    }
-
-    /// Compares two copies of what may be the same session (see
-    /// [`SessionOrdering`]).
-    pub fn compare(&self, other: &Self) -> SessionOrdering {
-        if self.signing_key != other.signing_key {
-            return SessionOrdering::Unconnected;
-        }
-        self.lines.compare(&other.lines)
-    }
-
     /// Merges two copies of the same session, or `None` if they are not
     /// copies of one session.
     ///
@@ -451,19 +401,9 @@ impl InboundGroupSession {
 }
 
 pickle_methods!(InboundGroupSession);
+inbound_methods!(InboundGroupSession, ExportedSessionKey);
 
-impl Pickled for InboundGroupSession {
-    const KIND: PickleKind = PickleKind::InboundGroupSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(InboundGroupSession, PickleKind::InboundGroupSession);
 
 impl fmt::Debug for InboundGroupSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -250,3 +250,64 @@ pub(crate) fn leads_to<K: GroupSpec>(early: &Ratchet<K>, late: &Ratchet<K>) -> b
     advanced.advance_to(late.index());
     bool::from(advanced.ct_eq(late))
 }
+
+/// The methods every inbound group session type has in common, written once
+/// over its `signing_key` and `lines` fields: first known index,
+/// authenticated range, exports (of type `$export`, with `ratchet` and
+/// `signing_key` fields), forgetting history and comparing copies.
+macro_rules! inbound_methods {
+    ($ty:ty, $export:ident) => {
+        impl $ty {
+            /// The session id (the sender session's Ed25519 public key).
+            pub fn session_id(&self) -> $crate::group::GroupSessionId {
+                $crate::group::GroupSessionId::from(self.signing_key)
+            }
+
+            /// The earliest index this session can decrypt.
+            pub fn first_known_index(&self) -> u32 {
+                self.lines.first_known_index()
+            }
+
+            /// The first index decrypted with `authenticated: true`, if a
+            /// signed key was received.
+            pub fn authenticated_from(&self) -> Option<u32> {
+                self.lines.authenticated_from()
+            }
+
+            /// Exports the key at `index` (for backup or forwarding), or
+            /// `None` if `index` is before the first known index.
+            pub fn export_at(&self, index: u32) -> Option<$export> {
+                self.lines.check_index(index).ok()?;
+                Some($export {
+                    ratchet: self.lines.ratchet_at(index).0,
+                    signing_key: self.signing_key,
+                })
+            }
+
+            /// Exports the key at the first known index.
+            pub fn export_at_first_known_index(&self) -> $export {
+                $export {
+                    ratchet: self.lines.earliest().clone(),
+                    signing_key: self.signing_key,
+                }
+            }
+
+            /// Forgets every key before `index`, so messages before it can
+            /// no longer be decrypted (forward secrecy for stored history).
+            /// Returns whether anything was forgotten.
+            pub fn advance_to(&mut self, index: u32) -> bool {
+                self.lines.advance_to(index)
+            }
+
+            /// Compares two copies of what may be the same session (see
+            /// [`SessionOrdering`](crate::SessionOrdering)).
+            pub fn compare(&self, other: &Self) -> $crate::group::SessionOrdering {
+                if self.signing_key != other.signing_key {
+                    return $crate::group::SessionOrdering::Unconnected;
+                }
+                self.lines.compare(&other.lines)
+            }
+        }
+    };
+}
+pub(crate) use inbound_methods;

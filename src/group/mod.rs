@@ -20,7 +20,7 @@ pub(crate) mod lines;
 mod message;
 mod outbound;
 pub(crate) mod ratchet;
-mod session_key;
+pub(crate) mod session_key;
 #[cfg(test)]
 mod tests;
 

@@ -9,9 +9,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer, base64_serde};
 use crate::consts::MAX_PLAINTEXT_LEN;
 use crate::crypto::{BLOCK_LEN, MAC_LEN};
 use crate::keys::{Ed25519Signature, base64_decode, base64_encode};
@@ -133,18 +131,7 @@ impl fmt::Debug for MegolmMessage {
     }
 }
 
-impl Serialize for MegolmMessage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_base64())
-    }
-}
-
-impl<'de> Deserialize<'de> for MegolmMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
+base64_serde!(MegolmMessage);
 
 #[cfg(test)]
 mod tests {

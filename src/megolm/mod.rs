@@ -13,6 +13,23 @@
 //! HMAC-SHA-256 truncated to 8 bytes; every message is signed (strict
 //! Ed25519 on receipt). Errors are [`crate::GroupError`]; results are
 //! [`crate::GroupDecrypted`].
+//!
+//! ```
+//! use roomseal::{MegolmInboundSession, MegolmOutboundSession, MegolmSessionKey};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut outbound = MegolmOutboundSession::new();
+//! // Shared in `m.room_key` as unpadded base64.
+//! let key = outbound.session_key().to_base64();
+//! let ciphertext = outbound.encrypt(b"{\"body\":\"hi\"}")?.to_base64();
+//!
+//! let mut inbound = MegolmInboundSession::new(&MegolmSessionKey::from_base64(&key)?)?;
+//! let decrypted = inbound.decrypt(&roomseal::MegolmMessage::from_base64(&ciphertext)?)?;
+//! assert_eq!(decrypted.message_index, 0);
+//! assert!(decrypted.authenticated);
+//! # Ok(())
+//! # }
+//! ```
 
 mod libolm;
 mod message;

@@ -13,11 +13,11 @@ use super::session_key::{MegolmExportedKey, MegolmSessionKey};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_PLAINTEXT_LEN;
 use crate::crypto::{CbcKeys, Ed25519Secret, Secret, os_rng};
-use crate::group::lines::Lines;
+use crate::group::lines::{Lines, inbound_methods};
 use crate::group::ratchet::{MegolmV1, Ratchet};
-use crate::group::{GroupDecrypted, GroupError, GroupSessionId, SessionOrdering};
+use crate::group::{GroupDecrypted, GroupError, GroupSessionId};
 use crate::keys::Ed25519PublicKey;
-use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 use crate::plaintext::Plaintext;
 
 /// A sender's Megolm v1 session (`m.megolm.v1.aes-sha2`).
@@ -172,22 +172,6 @@ impl MegolmInboundSession {
         }
     }
 
-    /// The session id (the sender session's Ed25519 key).
-    pub fn session_id(&self) -> GroupSessionId {
-        GroupSessionId::from(self.signing_key)
-    }
-
-    /// The earliest index this session can decrypt.
-    pub fn first_known_index(&self) -> u32 {
-        self.lines.first_known_index()
-    }
-
-    /// The first index decrypted with `authenticated: true`, if a signed key
-    /// was received.
-    pub fn authenticated_from(&self) -> Option<u32> {
-        self.lines.authenticated_from()
-    }
-
     /// Decrypts a message: the signature (strict Ed25519) and then the MAC
     /// are checked before anything is decrypted. On any error the session
     /// is unchanged. Replays are not detected here (the caller keeps the
@@ -218,38 +202,6 @@ impl MegolmInboundSession {
             message_index: message.index,
             authenticated,
         })
-    }
-
-    /// Exports the key at `index`, or `None` if it is before the first
-    /// known index.
-    pub fn export_at(&self, index: u32) -> Option<MegolmExportedKey> {
-        self.lines.check_index(index).ok()?;
-        Some(MegolmExportedKey {
-            ratchet: self.lines.ratchet_at(index).0,
-            signing_key: self.signing_key,
-        })
-    }
-
-    /// Exports the key at the first known index.
-    pub fn export_at_first_known_index(&self) -> MegolmExportedKey {
-        MegolmExportedKey {
-            ratchet: self.lines.earliest().clone(),
-            signing_key: self.signing_key,
-        }
-    }
-
-    /// Forgets every key before `index`. Returns whether anything was
-    /// forgotten.
-    pub fn advance_to(&mut self, index: u32) -> bool {
-        self.lines.advance_to(index)
-    }
-
-    /// Compares two copies of what may be the same session.
-    pub fn compare(&self, other: &Self) -> SessionOrdering {
-        if self.signing_key != other.signing_key {
-            return SessionOrdering::Unconnected;
-        }
-        self.lines.compare(&other.lines)
     }
 
     /// Merges two copies of one session (the earliest index, the strongest
@@ -309,32 +261,11 @@ impl MegolmInboundSession {
 
 pickle_methods!(MegolmOutboundSession);
 pickle_methods!(MegolmInboundSession);
+inbound_methods!(MegolmInboundSession, MegolmExportedKey);
 
-impl Pickled for MegolmOutboundSession {
-    const KIND: PickleKind = PickleKind::MegolmOutboundSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(MegolmOutboundSession, PickleKind::MegolmOutboundSession);
 
-impl Pickled for MegolmInboundSession {
-    const KIND: PickleKind = PickleKind::MegolmInboundSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(MegolmInboundSession, PickleKind::MegolmInboundSession);
 
 impl fmt::Debug for MegolmOutboundSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::group::GroupSessionId;
 use crate::group::ratchet::{MegolmV1, Ratchet};
+use crate::group::session_key::secret_text_form;
 use crate::keys::{Ed25519PublicKey, Ed25519Signature, base64_decode, base64_encode};
 
 const SESSION_KEY_VERSION: u8 = 2;
@@ -37,20 +38,12 @@ fn read_key(
     Ok((Ratchet::from_parts(&parts, index), key))
 }
 
-macro_rules! megolm_key_text {
+/// What both Megolm key types have beyond their text form.
+macro_rules! megolm_key_common {
     ($ty:ty) => {
+        secret_text_form!($ty);
+
         impl $ty {
-            /// Unpadded base64 of the binary form. The text is secret.
-            pub fn to_base64(&self) -> Zeroizing<String> {
-                Zeroizing::new(base64_encode(&self.to_bytes()))
-            }
-
-            /// Decodes the text form (padded or unpadded base64).
-            pub fn from_base64(text: &str) -> Result<Self, DecodeError> {
-                let bytes = Zeroizing::new(base64_decode(text).map_err(|_| DecodeError::Base64)?);
-                Self::from_bytes(&bytes)
-            }
-
             /// The index the key starts at.
             pub fn first_index(&self) -> u32 {
                 self.ratchet.index()
@@ -59,15 +52,6 @@ macro_rules! megolm_key_text {
             /// The session this key belongs to.
             pub fn session_id(&self) -> GroupSessionId {
                 GroupSessionId::from(self.signing_key)
-            }
-        }
-
-        impl fmt::Debug for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("session_id", &self.signing_key)
-                    .field("index", &self.ratchet.index())
-                    .finish_non_exhaustive()
             }
         }
     };
@@ -157,5 +141,5 @@ impl MegolmExportedKey {
     }
 }
 
-megolm_key_text!(MegolmSessionKey);
-megolm_key_text!(MegolmExportedKey);
+megolm_key_common!(MegolmSessionKey);
+megolm_key_common!(MegolmExportedKey);

@@ -21,7 +21,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::OLM_MAX_ONE_TIME_KEYS;
 use crate::crypto::{Ed25519Secret, Secret, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 use crate::plaintext::Plaintext;
 use crate::session::SessionError;
 
@@ -353,18 +353,7 @@ impl OlmAccount {
 
 pickle_methods!(OlmAccount);
 
-impl Pickled for OlmAccount {
-    const KIND: PickleKind = PickleKind::OlmAccount;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(OlmAccount, PickleKind::OlmAccount);
 
 impl fmt::Debug for OlmAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -19,12 +19,11 @@ use crate::consts::{
 };
 use crate::crypto::{CbcKeys, MAC_LEN, Secret, hkdf, label, os_rng};
 use crate::keys::Curve25519PublicKey;
-use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled};
+use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled, pickled};
 use crate::plaintext::Plaintext;
 use crate::session::ratchet::{DoubleRatchet, Header, ReceivingChain, SendingChain, Spec, dh};
 use crate::session::{
-    ChainKey, RatchetKeyPair, RootKey, SessionError, SessionId, SkippedKey, SkippedKeys,
-    split_root_and_chain,
+    ChainKey, RatchetKeyPair, RootKey, SessionError, SessionId, SkippedKeys, split_root_and_chain,
 };
 
 /// Olm v1's ratchet: its labels and bounds, old receiving chains kept (no
@@ -375,12 +374,7 @@ impl OlmSession {
                 .bytes(r.chain.key.expose())
                 .u32(r.chain.index);
         }
-        w.count(self.ratchet.skipped.len());
-        for k in self.ratchet.skipped.iter() {
-            w.bytes(k.ratchet_key.as_bytes())
-                .u32(k.counter)
-                .bytes(k.seed.expose());
-        }
+        self.ratchet.skipped.write(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -435,21 +429,7 @@ impl OlmSession {
         if sending.is_none() && receiving.is_empty() {
             return Err(DecodeError::InvalidValue("olm session chains"));
         }
-        let count = r.count(OLM_MAX_SKIPPED_MESSAGE_KEYS, "skipped keys")?;
-        let mut stored = Vec::with_capacity(count);
-        for _ in 0..count {
-            stored.push(SkippedKey {
-                ratchet_key: key(r, "skipped ratchet key")?,
-                counter: r.u32("skipped counter")?,
-                seed: secret(r, "skipped key")?,
-            });
-        }
-        let skipped = SkippedKeys::from_stored(
-            stored,
-            OLM_MAX_SKIPPED_MESSAGE_KEYS,
-            OLM_MAX_RECEIVING_CHAINS,
-        )
-        .ok_or(DecodeError::InvalidValue("skipped keys"))?;
+        let skipped = SkippedKeys::read(r, OLM_MAX_SKIPPED_MESSAGE_KEYS, OLM_MAX_RECEIVING_CHAINS)?;
         Ok(Self {
             id: keys.session_id(),
             keys,
@@ -461,18 +441,7 @@ impl OlmSession {
     }
 }
 
-impl Pickled for OlmSession {
-    const KIND: PickleKind = PickleKind::OlmSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(OlmSession, PickleKind::OlmSession);
 
 impl fmt::Debug for OlmSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

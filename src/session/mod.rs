@@ -43,7 +43,7 @@ use crate::consts::{
 };
 use crate::crypto::{Secret, hkdf, label, os_rng, sha256};
 use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled};
+use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled, pickled};
 use crate::plaintext::Plaintext;
 
 /// Why a pairwise session operation failed. The session is unchanged.
@@ -580,12 +580,7 @@ impl Session {
                 w.bool(false);
             }
         }
-        w.count(self.ratchet.skipped.len());
-        for key in self.ratchet.skipped.iter() {
-            w.bytes(key.ratchet_key.as_bytes())
-                .u32(key.counter)
-                .bytes(key.seed.expose());
-        }
+        self.ratchet.skipped.write(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -642,18 +637,7 @@ impl Session {
         } else {
             None
         };
-        let count = r.count(MAX_SKIPPED_MESSAGE_KEYS, "skipped keys")?;
-        let mut keys = Vec::with_capacity(count);
-        for _ in 0..count {
-            keys.push(SkippedKey {
-                ratchet_key: Curve25519PublicKey::from_bytes(r.array("skipped ratchet key")?),
-                counter: r.u32("skipped counter")?,
-                seed: secret(r, "skipped key")?,
-            });
-        }
-        let skipped =
-            SkippedKeys::from_stored(keys, Native::MAX_SKIPPED_KEYS, Native::MAX_SKIPPED_CHAINS)
-                .ok_or(DecodeError::InvalidValue("skipped keys"))?;
+        let skipped = SkippedKeys::read(r, Native::MAX_SKIPPED_KEYS, Native::MAX_SKIPPED_CHAINS)?;
         Ok(Self {
             version,
             id,
@@ -674,18 +658,7 @@ impl Session {
     }
 }
 
-impl Pickled for Session {
-    const KIND: PickleKind = PickleKind::Session;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(Session, PickleKind::Session);
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

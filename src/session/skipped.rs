@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::Curve25519PublicKey;
 
 use crate::crypto::Secret;
@@ -118,12 +119,39 @@ impl SkippedKeys {
         seen.len()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+    /// Pickle form: u16 count, then (ratchet key, u32 counter, seed) per
+    /// key, oldest first.
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.count(self.keys.len());
+        for key in &self.keys {
+            w.bytes(key.ratchet_key.as_bytes())
+                .u32(key.counter)
+                .bytes(key.seed.expose());
+        }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &SkippedKey> {
-        self.keys.iter()
+    /// Reads [`SkippedKeys::write`]'s form, refusing more than `max_keys`
+    /// keys or `max_chains` chains.
+    pub(crate) fn read(
+        r: &mut Reader<'_>,
+        max_keys: usize,
+        max_chains: usize,
+    ) -> Result<Self, DecodeError> {
+        let count = r.count(max_keys, "skipped keys")?;
+        let mut keys = Vec::with_capacity(count);
+        for _ in 0..count {
+            keys.push(SkippedKey {
+                ratchet_key: Curve25519PublicKey::from_bytes(r.array("skipped ratchet key")?),
+                counter: r.u32("skipped counter")?,
+                seed: Secret::from_mut(&mut r.array::<32>("skipped key")?),
+            });
+        }
+        Self::from_stored(keys, max_keys, max_chains)
+            .ok_or(DecodeError::InvalidValue("skipped keys"))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
     }
 }
 
