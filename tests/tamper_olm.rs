@@ -11,6 +11,9 @@ use roomseal::{
     MegolmSessionKey, OlmAccount, OlmMessage, OlmSession, PickleKey,
 };
 
+/// A named import or restore that says whether it accepted the text.
+type Restore<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+
 fn key() -> PickleKey {
     PickleKey::from_bytes(&mut [3; 32])
 }
@@ -161,7 +164,7 @@ fn roomseal_pickles_of_the_new_types() {
     let outbound = MegolmOutboundSession::new_with_rng(&mut rng);
     let inbound = MegolmInboundSession::new(&outbound.session_key()).unwrap();
     let owner = alice.identity_keys().curve25519;
-    let pickles: Vec<(String, Box<dyn Fn(&str) -> bool>)> = vec![
+    let pickles: Vec<(String, Restore)> = vec![
         (
             alice.pickle(&key()),
             Box::new(|t| OlmAccount::from_pickle(t, &key()).is_ok()),
@@ -199,7 +202,7 @@ fn libolm_pickles() {
         v["alice_identity"]["curve25519"].as_str().unwrap(),
     )
     .unwrap();
-    let imports: Vec<(&str, Box<dyn Fn(&str) -> bool>)> = vec![
+    let imports: Vec<(&str, Restore)> = vec![
         (
             "alice_account",
             Box::new(|t| OlmAccount::from_libolm_pickle(t, key).is_ok()),

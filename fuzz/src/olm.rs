@@ -133,11 +133,11 @@ pub fn decode_olm_message(data: &[u8]) {
             assert_eq!(m.message_type(), kind);
         }
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(m) = OlmMessage::from_json(text) {
-            let again = OlmMessage::from_json(&m.to_json()).unwrap();
-            assert_eq!(again, m);
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(m) = OlmMessage::from_json(text)
+    {
+        let again = OlmMessage::from_json(&m.to_json()).unwrap();
+        assert_eq!(again, m);
     }
 }
 

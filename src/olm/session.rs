@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::message::{OlmMessage, OlmNormalMessage, OlmPreKeyMessage, olm_session_id};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
-    MAX_PLAINTEXT_LEN, OLM_MAX_MESSAGE_GAP, OLM_MAX_RECEIVING_CHAINS, OLM_MAX_SKIPPED_MESSAGE_KEYS,
+    OLM_MAX_MESSAGE_GAP, OLM_MAX_RECEIVING_CHAINS, OLM_MAX_SKIPPED_MESSAGE_KEYS,
     OLM_MAX_SKIPPED_PER_CHAIN,
 };
 use crate::crypto::{CbcKeys, MAC_LEN, Secret, hkdf, label, os_rng};
@@ -23,7 +23,8 @@ use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled, pic
 use crate::plaintext::Plaintext;
 use crate::session::ratchet::{DoubleRatchet, Header, ReceivingChain, SendingChain, Spec, dh};
 use crate::session::{
-    ChainKey, RatchetKeyPair, RootKey, SessionError, SessionId, SkippedKeys, split_root_and_chain,
+    ChainKey, RatchetKeyPair, RootKey, SessionError, SessionId, SkippedKeys, check_plaintext,
+    split_root_and_chain,
 };
 
 /// Olm v1's ratchet: its labels and bounds, old receiving chains kept (no
@@ -223,12 +224,7 @@ impl OlmSession {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<OlmMessage, SessionError> {
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(SessionError::PlaintextTooLong {
-                len: plaintext.len(),
-                max: MAX_PLAINTEXT_LEN,
-            });
-        }
+        check_plaintext(plaintext)?;
         let staged = self.ratchet.stage_send(rng)?;
         let keys = CbcKeys::derive(staged.seed.as_slice(), label::OLM_KEYS);
         let mut message = OlmNormalMessage {

@@ -97,6 +97,19 @@ pub enum SessionError {
     ChainExhausted,
 }
 
+/// Refuses a plaintext over [`MAX_PLAINTEXT_LEN`] (both pairwise
+/// protocols).
+pub(crate) fn check_plaintext(plaintext: &[u8]) -> Result<(), SessionError> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        Err(SessionError::PlaintextTooLong {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_LEN,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// Which side started the session; fixes the order of identity keys in the
 /// associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,12 +393,7 @@ impl Session {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<DeviceMessage, SessionError> {
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(SessionError::PlaintextTooLong {
-                len: plaintext.len(),
-                max: MAX_PLAINTEXT_LEN,
-            });
-        }
+        check_plaintext(plaintext)?;
         let staged = self.ratchet.stage_send(rng)?;
         let mut message = NormalMessage {
             ratchet_key: staged.ratchet_key,
