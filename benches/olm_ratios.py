@@ -31,8 +31,11 @@ for group in ["olm", "megolm"]:
     base = ROOT / group
     if not base.exists():
         continue
-    for op in sorted(p.name for p in base.iterdir() if p.is_dir() and p.name != "report"):
-        ours, theirs = median(f"{group}/{op}", "roomseal"), median(f"{group}/{op}", "vodozemac")
+    # Criterion stores "op/roomseal" as the directory "op_roomseal".
+    ops = sorted({p.name.rsplit("_", 1)[0] for p in base.iterdir()
+                  if p.is_dir() and p.name.endswith(("_roomseal", "_vodozemac"))})
+    for op in ops:
+        ours, theirs = median(group, f"{op}_roomseal"), median(group, f"{op}_vodozemac")
         if ours and theirs:
             print(f"  {group}/{op:24} {fmt(ours)} {fmt(theirs)}  {ours / theirs:5.2f}x")
         elif ours:

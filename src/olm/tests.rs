@@ -131,3 +131,55 @@ fn libolm_session_round_trip_through_our_encoder() {
         crate::LibolmPickleError::Decryption
     );
 }
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let (alice, a, _bob, _b) = pair(5);
+    let mut group = crate::MegolmOutboundSession::new_with_rng(&mut rng(6));
+    let key = group.session_key();
+    let inbound = crate::MegolmInboundSession::new(&key).unwrap();
+    group.encrypt(b"x").unwrap();
+    let export = inbound.export_at(0).unwrap();
+    let debug = [
+        format!("{alice:?}"),
+        format!("{a:?}"),
+        format!("{group:?}"),
+        format!("{inbound:?}"),
+        format!("{key:?}"),
+        format!("{export:?}"),
+    ]
+    .concat();
+    let sending = a.ratchet.sending.as_ref().unwrap();
+    let mut secrets: Vec<Vec<u8>> = vec![
+        a.ratchet.root.0.expose().to_vec(),
+        sending.chain.key.expose().to_vec(),
+        sending.key.secret.as_bytes().to_vec(),
+        alice.curve_secret.as_bytes().to_vec(),
+        alice.signing.seed().unwrap().to_vec(),
+        group.signing.seed().unwrap().to_vec(),
+    ];
+    secrets.extend(
+        group
+            .ratchet
+            .to_bytes()
+            .expose()
+            .chunks(32)
+            .map(<[u8]>::to_vec),
+    );
+    secrets.extend(
+        key.ratchet
+            .to_bytes()
+            .expose()
+            .chunks(32)
+            .map(<[u8]>::to_vec),
+    );
+    for secret in secrets {
+        let b64 = crate::keys::base64_encode(&secret);
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !debug.contains(&b64[..16]) && !debug.contains(&hex[..16]),
+            "{debug}"
+        );
+        assert!(!debug.contains(&format!("{:?}", &secret[..6])));
+    }
+}
