@@ -8,7 +8,8 @@
 //! the end instead: roomseal and vodozemac timed in alternating short
 //! batches (benches/support/paired.rs), one ratio per round
 //! (`OLM_PAIRED=0` skips it, `OLM_PAIRED_SECS` sets its time per
-//! operation). Pickle sizes are printed once (not timed).
+//! operation, `OLM_PAIRED_ONLY=1` runs only it). Pickle sizes are printed
+//! once (not timed).
 
 #[path = "support/paired.rs"]
 mod paired;
@@ -26,11 +27,19 @@ use vodozemac::megolm::{
 };
 use vodozemac::olm::{Account as VAccount, OlmMessage as VOlm, SessionConfig};
 
+/// `OLM_PAIRED_ONLY=1` runs only the paired ratios.
+fn paired_only() -> bool {
+    std::env::var_os("OLM_PAIRED_ONLY").is_some_and(|v| v == "1")
+}
+
 fn rng() -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(1)
 }
 
 fn floor(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
     use ed25519_dalek::{Signer, SigningKey};
     use hmac::{KeyInit, Mac};
@@ -81,6 +90,9 @@ fn floor(c: &mut Criterion) {
 }
 
 fn olm(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     let mut g = c.benchmark_group("olm");
     let mut r = rng();
     // Session creation, outbound.
@@ -238,6 +250,9 @@ fn olm(c: &mut Criterion) {
 }
 
 fn megolm(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
     let mut g = c.benchmark_group("megolm");
     g.measurement_time(Duration::from_secs(4));
     let kib = vec![0x33u8; 1024];

@@ -46,7 +46,8 @@ impl GroupSpec for MegolmV1 {
 /// Ratchet state at one index.
 #[derive(Debug)]
 pub(crate) struct Ratchet<K: GroupSpec = NativeGroup> {
-    parts: [Secret<32>; 4],
+    /// `R0 || R1 || R2 || R3` in one box (one allocation per copy).
+    parts: Secret<128>,
     index: u32,
     spec: PhantomData<K>,
 }
@@ -65,7 +66,7 @@ impl Ratchet<NativeGroup> {
     /// The AES-256-GCM key and nonce of the message at the current index
     /// that carries `salt`.
     pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
-        MessageKey::derive(self.to_bytes().expose(), salt, label::GROUP_MESSAGE_KEY)
+        MessageKey::derive(self.parts.expose(), salt, label::GROUP_MESSAGE_KEY)
     }
 }
 
@@ -73,7 +74,7 @@ impl Ratchet<MegolmV1> {
     /// The AES-256-CBC key, MAC key and IV of the message at the current
     /// index (HKDF info `MEGOLM_KEYS` over the 128 ratchet bytes).
     pub(crate) fn megolm_keys(&self) -> CbcKeys {
-        CbcKeys::derive(self.to_bytes().expose(), label::MEGOLM_KEYS)
+        CbcKeys::derive(self.parts.expose(), label::MEGOLM_KEYS)
     }
 }
 
@@ -81,12 +82,7 @@ impl<K: GroupSpec> Ratchet<K> {
     /// A fresh ratchet at index 0 from 128 random bytes.
     pub(crate) fn random<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self {
-            parts: [
-                Secret::random(rng),
-                Secret::random(rng),
-                Secret::random(rng),
-                Secret::random(rng),
-            ],
+            parts: Secret::random(rng),
             index: 0,
             spec: PhantomData,
         }
@@ -94,27 +90,16 @@ impl<K: GroupSpec> Ratchet<K> {
 
     /// Rebuilds a ratchet from its parts and index.
     pub(crate) fn from_parts(bytes: &[u8; 128], index: u32) -> Self {
-        let part = |n: usize| {
-            let mut out = [0u8; 32];
-            if let Some(src) = bytes.get(n * 32..(n + 1) * 32) {
-                out.copy_from_slice(src);
-            }
-            Secret::from_mut(&mut out)
-        };
         Self {
-            parts: [part(0), part(1), part(2), part(3)],
+            parts: Secret::new(*bytes),
             index,
             spec: PhantomData,
         }
     }
 
-    /// The parts concatenated (for session keys, exports and pickles).
-    pub(crate) fn to_bytes(&self) -> Secret<128> {
-        let mut out = [0u8; 128];
-        for (chunk, part) in out.chunks_exact_mut(32).zip(&self.parts) {
-            chunk.copy_from_slice(part.expose());
-        }
-        Secret::from_mut(&mut out)
+    /// The parts concatenated (for keys, session keys, exports and pickles).
+    pub(crate) fn to_bytes(&self) -> &Secret<128> {
+        &self.parts
     }
 
     pub(crate) fn index(&self) -> u32 {
@@ -125,11 +110,16 @@ impl<K: GroupSpec> Ratchet<K> {
     /// (deriving them after each tick would give the same result), from the
     /// part's new value or, for Megolm, from its value before the last tick.
     fn tick(&mut self, j: usize, times: u32) {
-        let (Some(part), Some(&own)) = (self.parts.get_mut(j), K::INPUTS.get(j)) else {
+        let Some(&own) = K::INPUTS.get(j) else {
+            return;
+        };
+        let parts = self.parts.expose_mut();
+        let Some(part) = parts.get(j * 32..(j + 1) * 32) else {
             return;
         };
         // Work on a stack copy and store the result once per part.
-        let mut current = zeroize::Zeroizing::new(*part.expose());
+        let mut current = zeroize::Zeroizing::new([0u8; 32]);
+        current.copy_from_slice(part);
         let before_last = if K::LOWER_FROM_PREVIOUS { 1 } else { 0 };
         for _ in 0..times.saturating_sub(before_last) {
             current = hmac(&current, own);
@@ -140,11 +130,14 @@ impl<K: GroupSpec> Ratchet<K> {
         if K::LOWER_FROM_PREVIOUS && times > 0 {
             current = hmac(&current, own);
         }
-        *part = Secret::new(*current);
-        for (slot, &lower) in self.parts.iter_mut().zip(K::INPUTS.iter()).skip(j + 1) {
-            *slot = Secret::from_mut(&mut hmac(&base, lower));
-            #[cfg(test)]
-            tests::count_hmac();
+        for (k, slot) in parts.chunks_exact_mut(32).enumerate().skip(j) {
+            if k == j {
+                slot.copy_from_slice(current.as_slice());
+            } else if let Some(&lower) = K::INPUTS.get(k) {
+                slot.copy_from_slice(hmac(&base, lower).as_slice());
+                #[cfg(test)]
+                tests::count_hmac();
+            }
         }
     }
 
@@ -180,7 +173,7 @@ impl<K: GroupSpec> Ratchet<K> {
 
     /// Constant-time equality of index and parts.
     pub(crate) fn ct_eq(&self, other: &Self) -> Choice {
-        self.index.ct_eq(&other.index) & self.to_bytes().ct_eq(&other.to_bytes())
+        self.index.ct_eq(&other.index) & self.parts.ct_eq(&other.parts)
     }
 }
 

@@ -98,7 +98,7 @@ impl OlmSession {
         peer: Curve25519PublicKey,
         one_time_key: Curve25519PublicKey,
     ) -> Result<Self, SessionError> {
-        let base_secret = StaticSecret::random_from_rng(rng);
+        let (base_secret, ratchet_key) = RatchetKeyPair::base_and_ratchet(rng);
         let base_key = Curve25519PublicKey::from(&base_secret);
         let (root, chain) = olm_root([
             dh(identity_secret, &one_time_key)?,
@@ -118,7 +118,7 @@ impl OlmSession {
             ratchet: DoubleRatchet::from_parts(
                 root,
                 Some(SendingChain {
-                    key: RatchetKeyPair::generate(rng),
+                    key: ratchet_key,
                     chain,
                 }),
                 0,

@@ -80,6 +80,26 @@ pub(crate) struct RatchetKeyPair {
 }
 
 impl RatchetKeyPair {
+    /// The base key and first ratchet key of an outbound session, from one
+    /// draw of 64 bytes (one system call instead of two when `rng` is the
+    /// operating system's; a seeded generator yields the same two keys as
+    /// two draws would).
+    pub(crate) fn base_and_ratchet<R: rand::CryptoRng + ?Sized>(
+        rng: &mut R,
+    ) -> (StaticSecret, RatchetKeyPair) {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 64]);
+        rng.fill_bytes(bytes.as_mut_slice());
+        let (base, ratchet) = bytes.split_at(32);
+        let mut first = zeroize::Zeroizing::new([0u8; 32]);
+        let mut second = zeroize::Zeroizing::new([0u8; 32]);
+        first.copy_from_slice(base);
+        second.copy_from_slice(ratchet);
+        (
+            StaticSecret::from(*first),
+            RatchetKeyPair::from_secret(StaticSecret::from(*second)),
+        )
+    }
+
     pub(crate) fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self::from_secret(StaticSecret::random_from_rng(rng))
     }

@@ -245,7 +245,7 @@ impl Session {
         peer: IdentityKeys,
         one_time_key: Curve25519PublicKey,
     ) -> Result<Self, SessionError> {
-        let base_secret = StaticSecret::random_from_rng(rng);
+        let (base_secret, ratchet_key) = RatchetKeyPair::base_and_ratchet(rng);
         let base_key = Curve25519PublicKey::from(&base_secret);
         let id = SessionId::compute(&ours.keys, &base_key, &one_time_key);
         let shared = [
@@ -272,7 +272,7 @@ impl Session {
             ratchet: DoubleRatchet::from_parts(
                 root,
                 Some(SendingChain {
-                    key: RatchetKeyPair::generate(rng),
+                    key: ratchet_key,
                     chain,
                 }),
                 0,
