@@ -40,6 +40,26 @@ pub enum DecodeError {
     },
 }
 
+/// Serde through the unpadded base64 text of a type's binary encoding
+/// (`to_base64` and `from_base64`, padded or unpadded on input).
+macro_rules! base64_serde {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_base64())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_base64(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use base64_serde;
+
 /// Reads fields from a byte slice, front to back.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
@@ -132,6 +152,29 @@ impl<'a> Reader<'a> {
         Ok(len)
     }
 
+    /// A protobuf varint (little-endian base-128), refusing any encoding
+    /// but the shortest one and values above `u64::MAX`.
+    pub(crate) fn varint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let mut value: u64 = 0;
+        for i in 0..10u32 {
+            let byte = self.u8(field)?;
+            let bits = u64::from(byte & 0x7f);
+            // The tenth byte may only carry the top bit of a u64.
+            if i == 9 && bits > 1 {
+                return Err(DecodeError::InvalidValue(field));
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                // A zero final byte after the first is a padded encoding.
+                if i > 0 && byte == 0 {
+                    return Err(DecodeError::InvalidValue(field));
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::InvalidValue(field))
+    }
+
     /// Everything left.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
@@ -209,6 +252,23 @@ impl Writer {
 
     pub(crate) fn u64(&mut self, value: u64) -> &mut Self {
         self.bytes(&value.to_be_bytes())
+    }
+
+    /// A protobuf varint in its shortest form.
+    pub(crate) fn varint(&mut self, mut value: u64) -> &mut Self {
+        let mut bytes = [0u8; 10];
+        let mut len = 0;
+        for slot in bytes.iter_mut() {
+            let low = (value & 0x7f) as u8;
+            value >>= 7;
+            len += 1;
+            if value == 0 {
+                *slot = low;
+                break;
+            }
+            *slot = low | 0x80;
+        }
+        self.bytes(bytes.get(..len).unwrap_or_default())
     }
 
     /// A byte string with a `u16` length prefix. Callers bound the length by
@@ -295,6 +355,24 @@ mod tests {
             prop_assert_eq!(r.short_bytes(300, "d")?, &d[..]);
             prop_assert_eq!(r.bool("e")?, e);
             r.finish()?;
+        }
+
+        #[test]
+        fn varints_round_trip_and_only_the_shortest_form_decodes(value in any::<u64>(), pad in 1usize..3) {
+            let mut w = Writer::default();
+            w.varint(value);
+            let bytes = w.into_vec();
+            let mut r = Reader::new(&bytes);
+            prop_assert_eq!(r.varint("v")?, value);
+            r.finish()?;
+            // The same value with redundant continuation bytes is refused.
+            let mut padded = bytes.clone();
+            if let Some(last) = padded.last_mut() { *last |= 0x80; }
+            padded.extend(std::iter::repeat_n(0x80u8, pad - 1));
+            padded.push(0);
+            if padded.len() <= 10 {
+                prop_assert!(Reader::new(&padded).varint("v").is_err());
+            }
         }
 
         #[test]

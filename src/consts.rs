@@ -237,3 +237,31 @@ pub const MAX_KEY_ALGORITHMS: usize = 16;
 /// account stores ([`MAX_ONE_TIME_KEYS`]), so keys that were claimed but
 /// whose first message has not arrived yet still have room in the account.
 pub const MATRIX_ONE_TIME_KEY_TARGET: usize = MAX_ONE_TIME_KEYS / 2;
+
+/// Olm v1: receiving chains an Olm session keeps, the live one included.
+///
+/// Olm messages carry no previous-chain counter, so a late message of an
+/// earlier chain can only be read from that chain itself; libolm and
+/// vodozemac keep five, and so does roomseal (a sixth chain drops the
+/// oldest).
+pub const OLM_MAX_RECEIVING_CHAINS: usize = 5;
+
+/// Olm v1: skipped message keys an Olm session keeps per receiving chain
+/// (vodozemac's bound; libolm keeps 40 in all). When a chain would hold
+/// more, its oldest key is dropped.
+pub const OLM_MAX_SKIPPED_PER_CHAIN: usize = 40;
+
+/// Olm v1: skipped message keys an Olm session keeps in all (the per-chain
+/// bound times the chain bound, so it never binds before them).
+pub const OLM_MAX_SKIPPED_MESSAGE_KEYS: usize =
+    OLM_MAX_SKIPPED_PER_CHAIN * OLM_MAX_RECEIVING_CHAINS;
+
+/// Olm v1: the largest number of message keys one incoming message may make
+/// an Olm session skip over on its chain (libolm's and vodozemac's
+/// `MAX_MESSAGE_GAP`); beyond it the message is refused with
+/// `SessionError::TooFarAhead`.
+pub const OLM_MAX_MESSAGE_GAP: u32 = 2000;
+
+/// Olm v1: one-time keys an [`crate::OlmAccount`] keeps (libolm's bound, so
+/// every libolm account pickle fits). The oldest key is dropped first.
+pub const OLM_MAX_ONE_TIME_KEYS: usize = 100;

@@ -188,6 +188,9 @@ mod crypto;
 pub mod ffi;
 mod group;
 mod keys;
+mod libolm;
+mod megolm;
+mod olm;
 pub mod matrix;
 mod pickle;
 mod plaintext;
@@ -216,6 +219,16 @@ pub use session::{DeviceMessage, NormalMessage, PreKeyMessage, Session, SessionE
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{Change, Loaded, MemoryStore, RecordKey, RecordValues, Store, StoreError};
+
+pub use libolm::LibolmPickleError;
+pub use megolm::{
+    MEGOLM_MESSAGE_VERSION, MegolmExportedKey, MegolmInboundSession, MegolmMessage,
+    MegolmOutboundSession, MegolmSessionKey,
+};
+pub use olm::{
+    OLM_MESSAGE_VERSION, OlmAccount, OlmInboundCreation, OlmMessage, OlmNormalMessage,
+    OlmPreKeyMessage, OlmSession, OlmSessionKeys,
+};
 
 /// The random-generator trait accepted by every `_with_rng` function.
 pub use rand::CryptoRng;

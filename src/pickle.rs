@@ -117,6 +117,10 @@ pub(crate) enum PickleKind {
     OutboundGroupSession,
     InboundGroupSession,
     Endpoint,
+    OlmAccount,
+    OlmSession,
+    MegolmOutboundSession,
+    MegolmInboundSession,
 }
 
 impl PickleKind {
@@ -127,6 +131,10 @@ impl PickleKind {
             PickleKind::OutboundGroupSession => b"outbound-group-session",
             PickleKind::InboundGroupSession => b"inbound-group-session",
             PickleKind::Endpoint => b"endpoint",
+            PickleKind::OlmAccount => b"olm-account",
+            PickleKind::OlmSession => b"olm-session",
+            PickleKind::MegolmOutboundSession => b"megolm-outbound-session",
+            PickleKind::MegolmInboundSession => b"megolm-inbound-session",
         }
     }
 
@@ -303,6 +311,28 @@ macro_rules! pickle_methods {
     };
 }
 pub(crate) use pickle_methods;
+
+/// `impl Pickled` for a type whose `write_contents` and `read_contents`
+/// are inherent methods, with its generation in the field `generation`.
+macro_rules! pickled {
+    ($ty:ty, $kind:expr) => {
+        impl $crate::pickle::Pickled for $ty {
+            const KIND: $crate::pickle::PickleKind = $kind;
+            fn generation(&self) -> &$crate::pickle::Generation {
+                &self.generation
+            }
+            fn write_contents(&self, w: &mut $crate::codec::Writer) {
+                Self::write_contents(self, w);
+            }
+            fn read_contents(
+                r: &mut $crate::codec::Reader<'_>,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                Self::read_contents(r)
+            }
+        }
+    };
+}
+pub(crate) use pickled;
 
 /// Bytes before the ciphertext: version, generation, nonce.
 const HEADER_LEN: usize = 1 + 8 + NONCE_LEN;

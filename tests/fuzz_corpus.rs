@@ -9,6 +9,8 @@
 
 #[path = "../fuzz/src/entry.rs"]
 mod entry;
+#[path = "../fuzz/src/olm.rs"]
+mod olm;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,8 +87,22 @@ fn random_input(rng: &mut ChaCha20Rng, seeds: &[(PathBuf, Vec<u8>)]) -> Vec<u8> 
     }
 }
 
+/// The entry function of a native or an Olm/Megolm target.
+fn entry_of(target: &str) -> Option<fn(&[u8])> {
+    entry::entry(target).or_else(|| olm::olm_entry(target))
+}
+
+/// Every target: the native ones and the Olm/Megolm ones.
+fn all_targets() -> Vec<&'static str> {
+    entry::TARGETS
+        .iter()
+        .chain(olm::OLM_TARGETS.iter())
+        .copied()
+        .collect()
+}
+
 fn replay(target: &str, rng_seed: u64) {
-    let run = entry::entry(target).unwrap();
+    let run = entry_of(target).unwrap();
     let seeds = seeds(target);
     let regressions = files(&fuzz_dir().join("regressions").join(target));
     for (path, bytes) in seeds.iter().chain(&regressions) {
@@ -156,6 +172,15 @@ fn unpickle_contents() {
     replay("unpickle_contents", 11);
 }
 
+/// The Olm/Megolm targets (`fuzz/src/olm.rs`), each from its own seed.
+#[test]
+fn olm_and_megolm_targets() {
+    for (i, target) in olm::OLM_TARGETS.iter().enumerate() {
+        assert!(!seeds(target).is_empty(), "no seeds for {target}");
+        replay(target, 100 + i as u64);
+    }
+}
+
 /// Every fuzz target has an entry function, committed small seeds, and a
 /// replay test above; every seed directory belongs to a target.
 #[test]
@@ -165,11 +190,11 @@ fn targets_seeds_and_entries_agree() {
         .map(|(p, _)| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     targets.sort();
-    let mut known: Vec<&str> = entry::TARGETS.to_vec();
+    let mut known = all_targets();
     known.sort_unstable();
-    assert_eq!(targets, known, "fuzz/fuzz_targets/ and entry::TARGETS");
-    for target in entry::TARGETS {
-        assert!(entry::entry(target).is_some(), "no entry for {target}");
+    assert_eq!(targets, known, "fuzz/fuzz_targets/ and the entry tables");
+    for target in all_targets() {
+        assert!(entry_of(target).is_some(), "no entry for {target}");
         for (path, bytes) in seeds(target) {
             assert!(
                 bytes.len() < MAX_SEED_LEN,
@@ -182,7 +207,7 @@ fn targets_seeds_and_entries_agree() {
     for dir in fs::read_dir(fuzz_dir().join("seeds")).unwrap() {
         let name = dir.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
-            entry::TARGETS.contains(&name.as_str()),
+            all_targets().contains(&name.as_str()),
             "seeds for unknown target {name}"
         );
     }
@@ -193,8 +218,9 @@ fn targets_seeds_and_entries_agree() {
 #[test]
 #[ignore = "writes fuzz/seeds/; run on purpose"]
 fn generate_seeds() {
-    let inputs = entry::seed_inputs();
-    for target in entry::TARGETS {
+    let mut inputs = entry::seed_inputs();
+    inputs.extend(olm::seed_inputs());
+    for target in all_targets() {
         let dir = fuzz_dir().join("seeds").join(target);
         if dir.exists() {
             fs::remove_dir_all(&dir).unwrap();
@@ -202,10 +228,10 @@ fn generate_seeds() {
         fs::create_dir_all(&dir).unwrap();
     }
     for (target, name, bytes) in inputs {
-        assert!(entry::TARGETS.contains(&target), "unknown target {target}");
+        assert!(all_targets().contains(&target), "unknown target {target}");
         assert!(bytes.len() < MAX_SEED_LEN, "{target}/{name} is too large");
         // Every seed must run cleanly before it is committed.
-        entry::entry(target).unwrap()(&bytes);
+        entry_of(target).unwrap()(&bytes);
         let path = fuzz_dir().join("seeds").join(target).join(&name);
         assert!(!path.exists(), "two seeds named {target}/{name}");
         fs::write(path, bytes).unwrap();

@@ -58,6 +58,24 @@ pub(crate) mod label {
         b"roomseal/v2/group/ratchet/2",
         b"roomseal/v2/group/ratchet/3",
     ];
+    /// Olm v1 (Matrix): HKDF info of the root key and first chain key from
+    /// the triple DH.
+    pub(crate) const OLM_ROOT: &[u8] = b"OLM_ROOT";
+    /// Olm v1: HKDF info of the next root key and chain key of a ratchet
+    /// step.
+    pub(crate) const OLM_RATCHET: &[u8] = b"OLM_RATCHET";
+    /// Olm v1: HKDF info expanding a message key into AES key, MAC key, IV.
+    pub(crate) const OLM_KEYS: &[u8] = b"OLM_KEYS";
+    /// Olm v1: HMAC input of a chain step giving the message key.
+    pub(crate) const OLM_CHAIN_MESSAGE: &[u8] = &[0x01];
+    /// Olm v1: HMAC input of a chain step giving the next chain key.
+    pub(crate) const OLM_CHAIN_NEXT: &[u8] = &[0x02];
+    /// Megolm v1: HMAC inputs advancing part 0, 1, 2 or 3 of the ratchet.
+    pub(crate) const MEGOLM_RATCHET: [&[u8]; 4] = [&[0x00], &[0x01], &[0x02], &[0x03]];
+    /// Megolm v1: HKDF info expanding the ratchet into AES key, MAC key, IV.
+    pub(crate) const MEGOLM_KEYS: &[u8] = b"MEGOLM_KEYS";
+    /// libolm pickles: HKDF info expanding the pickle key.
+    pub(crate) const LIBOLM_PICKLE: &[u8] = b"Pickle";
     /// HKDF info: AES-256-GCM key and nonce of one group message.
     pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"roomseal/v2/group/message-key";
     /// Associated data prefix of a group message; room and session follow.
@@ -107,6 +125,15 @@ pub(crate) fn hmac_pair(
 pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac = keyed(key);
     mac.update(data);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// HMAC-SHA-256 of the concatenation of `parts` under a 32-byte key.
+pub(crate) fn hmac_parts(key: &[u8; 32], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut mac = keyed(key);
+    for part in parts {
+        mac.update(part);
+    }
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 

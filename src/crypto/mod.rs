@@ -7,12 +7,16 @@
 //! secret is wiped on drop and prints as `***`.
 
 mod aead;
+mod cbc;
 mod kdf;
 mod secret;
+mod signing;
 
 pub(crate) use aead::{AeadFailure, MessageKey, NONCE_LEN, SALT_LEN, TAG_LEN};
+pub(crate) use cbc::{BLOCK_LEN, CbcKeys, MAC_LEN};
 pub(crate) use kdf::{hkdf, hmac, hmac_pair, label, sha256};
 pub(crate) use secret::Secret;
+pub(crate) use signing::Ed25519Secret;
 
 use x25519_dalek::{PublicKey, StaticSecret};
 

@@ -39,6 +39,11 @@ impl<const N: usize> Secret<N> {
     pub(crate) fn expose(&self) -> &[u8; N] {
         &self.0
     }
+
+    /// The secret bytes, to change in place (no copy is left behind).
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8; N] {
+        &mut self.0
+    }
 }
 
 impl<const N: usize> ConstantTimeEq for Secret<N> {

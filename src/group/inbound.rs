@@ -11,14 +11,15 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use super::lines::{Lines, Source, inbound_methods};
 use super::message::GroupMessage;
-use super::ratchet::Ratchet;
+use super::ratchet::{NativeGroup, Ratchet};
 use super::session_key::{ExportedSessionKey, SessionKey};
-use super::{GroupError, GroupSessionId, associated_data, check_room_id};
+use super::{GroupError, associated_data, check_room_id};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ID_LEN;
 use crate::keys::{Ed25519PublicKey, IdentityKeys};
-use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 use crate::plaintext::Plaintext;
 
 /// The result of decrypting a group message.
@@ -85,15 +86,8 @@ pub struct InboundGroupSession {
     /// The creator and room the signed key named (present exactly when
     /// `authenticated` is).
     origin: Option<SignedOrigin>,
-    /// The ratchet at the first authenticated index.
-    authenticated: Option<Ratchet>,
-    /// The ratchet at the first index known only from unsigned material;
-    /// when `authenticated` is present, strictly before it.
-    prefix: Option<Ratchet>,
-    /// The newest ratchet reached on the main line (the authenticated one,
-    /// or the prefix when there is none): where sequential decryption
-    /// continues from.
-    latest: Ratchet,
+    /// The authenticated ratchet, the unauthenticated prefix and the cache.
+    lines: Lines<NativeGroup>,
     generation: Generation,
 }
 
@@ -116,9 +110,7 @@ impl InboundGroupSession {
                 creator: key.creator,
                 room_id: key.room_id.clone(),
             }),
-            latest: key.ratchet.clone(),
-            authenticated: Some(key.ratchet.clone()),
-            prefix: None,
+            lines: Lines::signed(key.ratchet.clone()),
             generation: Generation::default(),
         }
     }
@@ -131,34 +123,16 @@ impl InboundGroupSession {
         Self {
             signing_key: key.signing_key,
             origin: None,
-            latest: key.ratchet.clone(),
-            authenticated: None,
-            prefix: Some(key.ratchet.clone()),
+            lines: Lines::unsigned(key.ratchet.clone()),
             generation: Generation::default(),
         }
-    }
-
-    /// The session id (the sender session's Ed25519 public key).
-    pub fn session_id(&self) -> GroupSessionId {
-        GroupSessionId::from(self.signing_key)
-    }
-
-    /// The earliest index this session can decrypt.
-    pub fn first_known_index(&self) -> u32 {
-        self.earliest().index()
-    }
-
-    /// The first index decrypted with `authenticated: true`, if a signed key
-    /// was received.
-    pub fn authenticated_from(&self) -> Option<u32> {
-        self.authenticated.as_ref().map(Ratchet::index)
     }
 
     /// Whether a signed key of this session was received (from its
     /// [`InboundGroupSession::authenticated_from`] index on, messages are
     /// authenticated).
     pub fn is_authenticated(&self) -> bool {
-        self.authenticated.is_some()
+        self.lines.authenticated.is_some()
     }
 
     /// The creating device the signed key named (authenticated by the
@@ -172,17 +146,6 @@ impl InboundGroupSession {
         self.origin.as_ref().map(|o| o.room_id.as_str())
     }
 
-    /// The earliest ratchet held.
-    fn earliest(&self) -> &Ratchet {
-        match (&self.prefix, &self.authenticated) {
-            (Some(prefix), _) => prefix,
-            (None, Some(authenticated)) => authenticated,
-            // Unreachable by construction (every constructor and merge keeps
-            // at least one ratchet); `latest` is a valid fallback.
-            (None, None) => &self.latest,
-        }
-    }
-
     /// Decrypts a message of this session sent in `room_id`. The signature
     /// is verified (strict Ed25519) before any key is derived. On any error
     /// the session is unchanged.
@@ -194,11 +157,9 @@ impl InboundGroupSession {
         check_room_id(room_id)?;
         self.check_index(message.index)?;
         self.verify_signature(message)?;
-        let (ratchet, authenticated) = self.ratchet_at(message.index);
+        let (ratchet, authenticated) = self.lines.ratchet_at(message.index);
         let plaintext = self.open(room_id, &ratchet, message)?;
-        if authenticated || self.authenticated.is_none() {
-            self.remember(ratchet);
-        }
+        self.lines.remember(ratchet, authenticated);
         Ok(GroupDecrypted {
             plaintext,
             message_index: message.index,
@@ -249,19 +210,19 @@ impl InboundGroupSession {
         // (the unauthenticated prefix, then the authenticated ratchet).
         verified.sort_by_key(|&i| messages.get(i).map_or(0, |m| m.index));
         let mut running: Option<(bool, Ratchet)> = None;
-        let mut newest: Option<Ratchet> = None;
+        let mut newest: Option<(Ratchet, bool)> = None;
         for i in verified {
             let Some(message) = messages.get(i) else {
                 continue;
             };
-            let authenticated = self.is_authenticated_index(message.index);
+            let authenticated = self.lines.is_authenticated_index(message.index);
             let ratchet = match running.as_mut() {
                 Some((line, ratchet)) if *line == authenticated => {
                     ratchet.advance_to(message.index);
                     ratchet
                 }
                 _ => {
-                    let (start, _) = self.ratchet_at(message.index);
+                    let (start, _) = self.lines.ratchet_at(message.index);
                     &mut running.insert((authenticated, start)).1
                 }
             };
@@ -272,15 +233,15 @@ impl InboundGroupSession {
                     message_index: message.index,
                     authenticated,
                 });
-            if outcome.is_ok() && (authenticated || self.authenticated.is_none()) {
-                newest = Some(ratchet.clone());
+            if outcome.is_ok() && (authenticated || self.lines.authenticated.is_none()) {
+                newest = Some((ratchet.clone(), authenticated));
             }
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(outcome);
             }
         }
-        if let Some(ratchet) = newest {
-            self.remember(ratchet);
+        if let Some((ratchet, authenticated)) = newest {
+            self.lines.remember(ratchet, authenticated);
         }
         results
             .into_iter()
@@ -327,36 +288,9 @@ impl InboundGroupSession {
     }
 
     fn check_index(&self, index: u32) -> Result<(), GroupError> {
-        let first_known = self.first_known_index();
-        if index < first_known {
-            Err(GroupError::UnknownIndex { index, first_known })
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Whether `index` is served by the authenticated ratchet.
-    fn is_authenticated_index(&self, index: u32) -> bool {
-        self.authenticated
-            .as_ref()
-            .is_some_and(|a| index >= a.index())
-    }
-
-    /// The ratchet advanced to `index` (at or after the first known index),
-    /// and whether it is the authenticated line.
-    fn ratchet_at(&self, index: u32) -> (Ratchet, bool) {
-        let authenticated = self.is_authenticated_index(index);
-        let main_line = authenticated || self.authenticated.is_none();
-        let start = if main_line && index >= self.latest.index() {
-            &self.latest
-        } else if authenticated {
-            self.authenticated.as_ref().unwrap_or(&self.latest)
-        } else {
-            self.earliest()
-        };
-        let mut ratchet = start.clone();
-        ratchet.advance_to(index);
-        (ratchet, authenticated)
+        self.lines
+            .check_index(index)
+            .map_err(|(index, first_known)| GroupError::UnknownIndex { index, first_known })
     }
 
     fn open(
@@ -373,83 +307,6 @@ impl InboundGroupSession {
             .map_err(|_| GroupError::Authentication)
     }
 
-    /// Keeps `ratchet` (on the main line) as the cache for sequential
-    /// decryption if it is newer.
-    fn remember(&mut self, ratchet: Ratchet) {
-        if ratchet.index() >= self.latest.index() {
-            self.latest = ratchet;
-        }
-    }
-
-    /// Exports the key at `index` (for backup or forwarding), or `None` if
-    /// `index` is before the first known index.
-    pub fn export_at(&self, index: u32) -> Option<ExportedSessionKey> {
-        self.check_index(index).ok()?;
-        Some(ExportedSessionKey {
-            ratchet: self.ratchet_at(index).0,
-            signing_key: self.signing_key,
-        })
-    }
-
-    /// Exports the key at the first known index.
-    pub fn export_at_first_known_index(&self) -> ExportedSessionKey {
-        ExportedSessionKey {
-            ratchet: self.earliest().clone(),
-            signing_key: self.signing_key,
-        }
-    }
-
-    /// Forgets every key before `index`, so messages before it can no longer
-    /// be decrypted (forward secrecy for stored history). Returns whether
-    /// anything was forgotten.
-    pub fn advance_to(&mut self, index: u32) -> bool {
-        if index <= self.first_known_index() {
-            return false;
-        }
-        let (ratchet, authenticated) = self.ratchet_at(index);
-        if authenticated {
-            // Everything before the authenticated ratchet's index goes.
-            self.prefix = None;
-            if let Some(a) = self.authenticated.as_mut().filter(|a| a.index() < index) {
-                *a = ratchet.clone();
-            }
-        } else if self.authenticated.is_some() {
-            // Only the prefix moves (it stays below the authenticated index).
-            self.prefix = Some(ratchet);
-            return true;
-        } else {
-            self.prefix = Some(ratchet.clone());
-        }
-        if self.latest.index() < index {
-            self.latest = ratchet;
-        }
-        true
-    }
-
-    /// Compares two copies of what may be the same session (see
-    /// [`SessionOrdering`]).
-    pub fn compare(&self, other: &Self) -> SessionOrdering {
-        let Some(merged) = self.merge(other) else {
-            return SessionOrdering::Unconnected;
-        };
-        let covers = |a: &Self, b: &Self| {
-            a.first_known_index() <= b.first_known_index()
-                && match (a.authenticated_from(), b.authenticated_from()) {
-                    (_, None) => true,
-                    (Some(x), Some(y)) => x <= y,
-                    (None, Some(_)) => false,
-                }
-        };
-        let self_covers = covers(self, &merged);
-        let other_covers = covers(other, &merged);
-        match (self_covers, other_covers) {
-            (true, true) => SessionOrdering::Equal,
-            (true, false) => SessionOrdering::Better,
-            (false, true) => SessionOrdering::Worse,
-            (false, false) => SessionOrdering::Incomparable,
-        }
-    }
-
     /// Merges two copies of the same session, or `None` if they are not
     /// copies of one session.
     ///
@@ -464,46 +321,16 @@ impl InboundGroupSession {
         if self.signing_key != other.signing_key {
             return None;
         }
-        let (authenticated, origin) = match (&self.authenticated, &other.authenticated) {
-            (Some(a), Some(b)) => {
-                if !leads_to(a, b) && !leads_to(b, a) {
-                    return None;
-                }
-                let earlier = if a.index() <= b.index() { self } else { other };
-                (earlier.authenticated.clone(), earlier.origin.clone())
-            }
-            (Some(_), None) => (self.authenticated.clone(), self.origin.clone()),
-            (None, Some(_)) => (other.authenticated.clone(), other.origin.clone()),
-            (None, None) => (None, None),
+        let (lines, source) = self.lines.merge(&other.lines)?;
+        let origin = match source {
+            Source::First => self.origin.clone(),
+            Source::Second => other.origin.clone(),
+            Source::Neither => None,
         };
-        let candidates = self.prefix.iter().chain(other.prefix.iter());
-        let prefix = match &authenticated {
-            Some(anchor) => candidates
-                .filter(|p| p.index() < anchor.index() && leads_to(p, anchor))
-                .min_by_key(|p| p.index())
-                .cloned(),
-            None => {
-                // Two unsigned copies: they must agree where they overlap.
-                let (a, b) = (self.prefix.as_ref()?, other.prefix.as_ref()?);
-                if !leads_to(a, b) && !leads_to(b, a) {
-                    return None;
-                }
-                Some(if a.index() <= b.index() { a } else { b }.clone())
-            }
-        };
-        let main = authenticated.as_ref().or(prefix.as_ref())?;
-        let latest = [&self.latest, &other.latest]
-            .into_iter()
-            .filter(|l| l.index() >= main.index() && leads_to(main, l))
-            .max_by_key(|l| l.index())
-            .unwrap_or(main)
-            .clone();
         Some(Self {
             signing_key: self.signing_key,
             origin,
-            authenticated,
-            prefix,
-            latest,
+            lines,
             generation: Generation::default(),
         })
     }
@@ -516,7 +343,7 @@ impl InboundGroupSession {
             w.u32(r.index()).bytes(r.to_bytes().expose());
         }
         w.bytes(self.signing_key.as_bytes());
-        match (&self.authenticated, &self.origin) {
+        match (&self.lines.authenticated, &self.origin) {
             (Some(a), Some(origin)) => {
                 w.bool(true);
                 ratchet(w, a);
@@ -527,7 +354,7 @@ impl InboundGroupSession {
                 w.bool(false);
             }
         }
-        match &self.prefix {
+        match &self.lines.prefix {
             Some(p) => {
                 w.bool(true);
                 ratchet(w, p);
@@ -562,51 +389,21 @@ impl InboundGroupSession {
         } else {
             None
         };
-        let latest = match (&authenticated, &prefix) {
-            // A prefix must lead to the signed ratchet, as `merge` keeps it.
-            (Some(a), Some(p)) if p.index() < a.index() && leads_to(p, a) => a.clone(),
-            (Some(a), None) => a.clone(),
-            (None, Some(p)) => p.clone(),
-            _ => return Err(DecodeError::InvalidValue("group session ratchets")),
-        };
+        let lines = Lines::from_stored(authenticated, prefix)
+            .ok_or(DecodeError::InvalidValue("group session ratchets"))?;
         Ok(Self {
             signing_key,
             origin,
-            authenticated,
-            prefix,
-            latest,
+            lines,
             generation: Generation::default(),
         })
     }
 }
 
-/// Whether `early`, advanced to `late`'s index, equals `late` (compared in
-/// constant time). This proves only the parts the advance does not re-derive
-/// (see PROTOCOL.md, "Inbound sessions"), which is why unsigned ratchets are
-/// never promoted to authenticated ones.
-fn leads_to(early: &Ratchet, late: &Ratchet) -> bool {
-    if early.index() > late.index() {
-        return false;
-    }
-    let mut advanced = early.clone();
-    advanced.advance_to(late.index());
-    bool::from(advanced.ct_eq(late))
-}
-
 pickle_methods!(InboundGroupSession);
+inbound_methods!(InboundGroupSession, ExportedSessionKey);
 
-impl Pickled for InboundGroupSession {
-    const KIND: PickleKind = PickleKind::InboundGroupSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(InboundGroupSession, PickleKind::InboundGroupSession);
 
 impl fmt::Debug for InboundGroupSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

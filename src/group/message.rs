@@ -5,9 +5,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer, base64_serde};
 use crate::consts::{MAX_PLAINTEXT_LEN, PROTOCOL_VERSION};
 use crate::crypto::{SALT_LEN, TAG_LEN, label};
 use crate::keys::{Ed25519Signature, base64_decode, base64_encode};
@@ -117,18 +115,7 @@ impl fmt::Debug for GroupMessage {
     }
 }
 
-impl Serialize for GroupMessage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_base64())
-    }
-}
-
-impl<'de> Deserialize<'de> for GroupMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
+base64_serde!(GroupMessage);
 
 #[cfg(test)]
 mod tests {

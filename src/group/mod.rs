@@ -16,10 +16,11 @@
 //!   which knows event ids.
 
 mod inbound;
+pub(crate) mod lines;
 mod message;
 mod outbound;
-mod ratchet;
-mod session_key;
+pub(crate) mod ratchet;
+pub(crate) mod session_key;
 #[cfg(test)]
 mod tests;
 

@@ -14,7 +14,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MAX_ID_LEN, MAX_PLAINTEXT_LEN};
 use crate::crypto::{Secret, TAG_LEN, os_rng};
 use crate::keys::{Ed25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
+use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 
 /// A room key as its creator holds it: the ratchet at the next index to
 /// send, the Ed25519 key that signs every message, and the room it is for.
@@ -173,18 +173,7 @@ impl OutboundGroupSession {
 
 pickle_methods!(OutboundGroupSession);
 
-impl Pickled for OutboundGroupSession {
-    const KIND: PickleKind = PickleKind::OutboundGroupSession;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(OutboundGroupSession, PickleKind::OutboundGroupSession);
 
 impl fmt::Debug for OutboundGroupSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

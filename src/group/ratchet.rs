@@ -8,53 +8,98 @@
 //! therefore costs at most 255 ticks per part (about 1,020 HMACs), and
 //! nothing earlier than the current index can be recomputed.
 
+use std::marker::PhantomData;
+
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::crypto::{MessageKey, SALT_LEN, Secret, hmac, label};
+use crate::crypto::{CbcKeys, MessageKey, SALT_LEN, Secret, hmac, label};
 
-/// Ratchet state at one index.
-#[derive(Clone, Debug)]
-pub(crate) struct Ratchet {
-    parts: [Secret<32>; 4],
-    index: u32,
+/// What one group protocol fixes about the four-part ratchet.
+pub(crate) trait GroupSpec {
+    /// The HMAC inputs that advance part 0, 1, 2 and 3.
+    const INPUTS: [&'static [u8]; 4];
+    /// Whether the lower parts are derived from the ticking part's value
+    /// before its last tick (Megolm) or after it (native).
+    const LOWER_FROM_PREVIOUS: bool;
 }
 
-impl Ratchet {
+/// The native group ratchet: roomseal's labels, lower parts from the new
+/// value.
+#[derive(Debug)]
+pub(crate) struct NativeGroup;
+
+impl GroupSpec for NativeGroup {
+    const INPUTS: [&'static [u8]; 4] = label::GROUP_RATCHET;
+    const LOWER_FROM_PREVIOUS: bool = false;
+}
+
+/// Megolm v1's ratchet: single-byte inputs 0x00..0x03, lower parts from the
+/// ticking part's previous value (as libolm's `megolm_advance_to`).
+#[derive(Debug)]
+pub(crate) struct MegolmV1;
+
+impl GroupSpec for MegolmV1 {
+    const INPUTS: [&'static [u8]; 4] = label::MEGOLM_RATCHET;
+    const LOWER_FROM_PREVIOUS: bool = true;
+}
+
+/// Ratchet state at one index.
+#[derive(Debug)]
+pub(crate) struct Ratchet<K: GroupSpec = NativeGroup> {
+    /// `R0 || R1 || R2 || R3` in one box (one allocation per copy).
+    parts: Secret<128>,
+    index: u32,
+    spec: PhantomData<K>,
+}
+
+impl<K: GroupSpec> Clone for Ratchet<K> {
+    fn clone(&self) -> Self {
+        Self {
+            parts: self.parts.clone(),
+            index: self.index,
+            spec: PhantomData,
+        }
+    }
+}
+
+impl Ratchet<NativeGroup> {
+    /// The AES-256-GCM key and nonce of the message at the current index
+    /// that carries `salt`.
+    pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
+        MessageKey::derive(self.parts.expose(), salt, label::GROUP_MESSAGE_KEY)
+    }
+}
+
+impl Ratchet<MegolmV1> {
+    /// The AES-256-CBC key, MAC key and IV of the message at the current
+    /// index (HKDF info `MEGOLM_KEYS` over the 128 ratchet bytes).
+    pub(crate) fn megolm_keys(&self) -> CbcKeys {
+        CbcKeys::derive(self.parts.expose(), label::MEGOLM_KEYS)
+    }
+}
+
+impl<K: GroupSpec> Ratchet<K> {
     /// A fresh ratchet at index 0 from 128 random bytes.
     pub(crate) fn random<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self {
-            parts: [
-                Secret::random(rng),
-                Secret::random(rng),
-                Secret::random(rng),
-                Secret::random(rng),
-            ],
+            parts: Secret::random(rng),
             index: 0,
+            spec: PhantomData,
         }
     }
 
     /// Rebuilds a ratchet from its parts and index.
     pub(crate) fn from_parts(bytes: &[u8; 128], index: u32) -> Self {
-        let part = |n: usize| {
-            let mut out = [0u8; 32];
-            if let Some(src) = bytes.get(n * 32..(n + 1) * 32) {
-                out.copy_from_slice(src);
-            }
-            Secret::from_mut(&mut out)
-        };
         Self {
-            parts: [part(0), part(1), part(2), part(3)],
+            parts: Secret::new(*bytes),
             index,
+            spec: PhantomData,
         }
     }
 
-    /// The parts concatenated (for session keys, exports and pickles).
-    pub(crate) fn to_bytes(&self) -> Secret<128> {
-        let mut out = [0u8; 128];
-        for (chunk, part) in out.chunks_exact_mut(32).zip(&self.parts) {
-            chunk.copy_from_slice(part.expose());
-        }
-        Secret::from_mut(&mut out)
+    /// The parts concatenated (for keys, session keys, exports and pickles).
+    pub(crate) fn to_bytes(&self) -> &Secret<128> {
+        &self.parts
     }
 
     pub(crate) fn index(&self) -> u32 {
@@ -62,28 +107,37 @@ impl Ratchet {
     }
 
     /// Ticks part `j` `times` times, then re-derives the lower parts once
-    /// (deriving them after each tick would give the same result).
+    /// (deriving them after each tick would give the same result), from the
+    /// part's new value or, for Megolm, from its value before the last tick.
     fn tick(&mut self, j: usize, times: u32) {
-        let (Some(part), Some(&own)) = (self.parts.get_mut(j), label::GROUP_RATCHET.get(j)) else {
+        let Some(&own) = K::INPUTS.get(j) else {
+            return;
+        };
+        let parts = self.parts.expose_mut();
+        let Some(part) = parts.get(j * 32..(j + 1) * 32) else {
             return;
         };
         // Work on a stack copy and store the result once per part.
-        let mut current = zeroize::Zeroizing::new(*part.expose());
-        for _ in 0..times {
+        let mut current = zeroize::Zeroizing::new([0u8; 32]);
+        current.copy_from_slice(part);
+        let before_last = if K::LOWER_FROM_PREVIOUS { 1 } else { 0 };
+        for _ in 0..times.saturating_sub(before_last) {
             current = hmac(&current, own);
             #[cfg(test)]
             tests::count_hmac();
         }
-        *part = Secret::new(*current);
-        for (slot, &lower) in self
-            .parts
-            .iter_mut()
-            .zip(label::GROUP_RATCHET.iter())
-            .skip(j + 1)
-        {
-            *slot = Secret::from_mut(&mut hmac(&current, lower));
-            #[cfg(test)]
-            tests::count_hmac();
+        let base = current.clone();
+        if K::LOWER_FROM_PREVIOUS && times > 0 {
+            current = hmac(&current, own);
+        }
+        for (k, slot) in parts.chunks_exact_mut(32).enumerate().skip(j) {
+            if k == j {
+                slot.copy_from_slice(current.as_slice());
+            } else if let Some(&lower) = K::INPUTS.get(k) {
+                slot.copy_from_slice(hmac(&base, lower).as_slice());
+                #[cfg(test)]
+                tests::count_hmac();
+            }
         }
     }
 
@@ -117,15 +171,9 @@ impl Ratchet {
         }
     }
 
-    /// The AES-256-GCM key and nonce of the message at the current index
-    /// that carries `salt`.
-    pub(crate) fn message_key(&self, salt: &[u8; SALT_LEN]) -> MessageKey {
-        MessageKey::derive(self.to_bytes().expose(), salt, label::GROUP_MESSAGE_KEY)
-    }
-
     /// Constant-time equality of index and parts.
     pub(crate) fn ct_eq(&self, other: &Self) -> Choice {
-        self.index.ct_eq(&other.index) & self.to_bytes().ct_eq(&other.to_bytes())
+        self.index.ct_eq(&other.index) & self.parts.ct_eq(&other.parts)
     }
 }
 
@@ -145,6 +193,26 @@ pub(crate) mod tests {
     /// HMACs computed by ratchet ticks on this thread so far.
     pub(crate) fn hmac_count() -> u64 {
         HMACS.with(Cell::get)
+    }
+
+    #[test]
+    fn megolm_jumping_equals_stepping() {
+        let start = || {
+            let mut bytes = [0u8; 128];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            Ratchet::<MegolmV1>::from_parts(&bytes, 0)
+        };
+        for target in [1u32, 255, 256, 257, 65_536, 70_000] {
+            let mut stepped = start();
+            while stepped.index() < target {
+                assert!(stepped.advance());
+            }
+            let mut jumped = start();
+            assert!(jumped.advance_to(target));
+            assert!(bool::from(stepped.ct_eq(&jumped)), "target {target}");
+        }
     }
 
     fn base() -> Ratchet {

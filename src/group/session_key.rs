@@ -208,5 +208,7 @@ impl ExportedSessionKey {
     }
 }
 
+pub(crate) use secret_text_form;
+
 secret_text_form!(SessionKey);
 secret_text_form!(ExportedSessionKey);

@@ -117,6 +117,9 @@ pub struct MatrixEndpoint {
     server_key_count: Option<u64>,
     unused_fallback_key_types: Option<Vec<String>>,
     upload: Option<(RequestId, KeysUploadRequest)>,
+    /// The keys the upload in flight carries, to mark exactly those as
+    /// published when the server confirms it.
+    uploading: Vec<crate::account::SignedOneTimeKey>,
     query: Option<(RequestId, KeysQuery)>,
     claims: BTreeMap<RequestId, KeysClaimRequest>,
     next_request: u64,
@@ -137,6 +140,7 @@ impl MatrixEndpoint {
             server_key_count: None,
             unused_fallback_key_types: None,
             upload: None,
+            uploading: Vec::new(),
             query: None,
             claims: BTreeMap::new(),
             next_request: 0,
@@ -211,7 +215,7 @@ impl MatrixEndpoint {
             self.server_key_count.unwrap_or(0),
             self.unused_fallback_key_types.as_deref(),
         );
-        top_up.apply(&mut self.account);
+        top_up.apply(&mut self.account, crate::room::Clock::now_ms(&crate::room::SystemClock));
         let body = KeysUploadRequest::from_account(
             &self.account,
             &self.user_id,
@@ -221,6 +225,9 @@ impl MatrixEndpoint {
         if !body.is_empty() {
             let id = self.next_id();
             self.upload = Some((id, body));
+            self.uploading = self.account.one_time_keys();
+            self.uploading
+                .extend(self.account.unpublished_fallback_key());
         }
         Ok(())
     }
@@ -275,7 +282,8 @@ impl MatrixEndpoint {
                 .get(SIGNED_CURVE25519)
                 .copied()
                 .unwrap_or(0);
-            self.account.mark_keys_as_published();
+            let published = std::mem::take(&mut self.uploading);
+            self.account.mark_keys_as_published(&published);
             self.device_keys_published |= body.device_keys.is_some();
             if !body.fallback_keys.is_empty() {
                 // The server now holds an unused fallback key.

@@ -56,10 +56,11 @@ impl KeyTopUp {
 
     /// Generates the keys in `account`; they are then in the next
     /// [`super::KeysUploadRequest::from_account`].
-    pub fn apply(&self, account: &mut Account) -> OneTimeKeysGenerated {
+    pub fn apply(&self, account: &mut Account, now_ms: u64) -> OneTimeKeysGenerated {
         let generated = account.generate_one_time_keys(self.one_time_keys);
+        account.forget_expired_fallback_key(now_ms);
         if self.fallback_key {
-            account.generate_fallback_key();
+            account.rotate_fallback_key(now_ms);
         }
         generated
     }

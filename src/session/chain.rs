@@ -16,10 +16,10 @@ pub(crate) type MessageSeed = zeroize::Zeroizing<[u8; 32]>;
 pub(crate) struct RootKey(pub(crate) Secret<32>);
 
 impl RootKey {
-    /// Mixes a ratchet DH output into the root: the next root key and the
-    /// first chain key of the new chain.
-    pub(crate) fn ratchet(&self, shared: &Secret<32>) -> (RootKey, ChainKey) {
-        let okm = hkdf::<64>(Some(self.0.expose()), shared.expose(), label::ROOT);
+    /// Mixes a ratchet DH output into the root with HKDF info `info`: the
+    /// next root key and the first chain key of the new chain.
+    pub(crate) fn ratchet(&self, shared: &Secret<32>, info: &[u8]) -> (RootKey, ChainKey) {
+        let okm = hkdf::<64>(Some(self.0.expose()), shared.expose(), info);
         split_root_and_chain(&okm)
     }
 }
@@ -49,12 +49,12 @@ pub(crate) struct ChainKey {
 }
 
 impl ChainKey {
-    /// The seed for message `self.index` and the chain key after it, or
-    /// `None` when the index space of the chain is used up.
-    pub(crate) fn step(&self) -> Option<(MessageSeed, ChainKey)> {
+    /// The seed for message `self.index` (HMAC of the chain key over
+    /// `message`) and the chain key after it (HMAC over `next`), or `None`
+    /// when the index space of the chain is used up.
+    pub(crate) fn step(&self, message: &[u8], next: &[u8]) -> Option<(MessageSeed, ChainKey)> {
         let index = self.index.checked_add(1)?;
-        let (seed, mut next) =
-            hmac_pair(self.key.expose(), label::CHAIN_MESSAGE, label::CHAIN_NEXT);
+        let (seed, mut next) = hmac_pair(self.key.expose(), message, next);
         Some((
             seed,
             ChainKey {
@@ -80,6 +80,26 @@ pub(crate) struct RatchetKeyPair {
 }
 
 impl RatchetKeyPair {
+    /// The base key and first ratchet key of an outbound session, from one
+    /// draw of 64 bytes (one system call instead of two when `rng` is the
+    /// operating system's; a seeded generator yields the same two keys as
+    /// two draws would).
+    pub(crate) fn base_and_ratchet<R: rand::CryptoRng + ?Sized>(
+        rng: &mut R,
+    ) -> (StaticSecret, RatchetKeyPair) {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 64]);
+        rng.fill_bytes(bytes.as_mut_slice());
+        let (base, ratchet) = bytes.split_at(32);
+        let mut first = zeroize::Zeroizing::new([0u8; 32]);
+        let mut second = zeroize::Zeroizing::new([0u8; 32]);
+        first.copy_from_slice(base);
+        second.copy_from_slice(ratchet);
+        (
+            StaticSecret::from(*first),
+            RatchetKeyPair::from_secret(StaticSecret::from(*second)),
+        )
+    }
+
     pub(crate) fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self::from_secret(StaticSecret::random_from_rng(rng))
     }

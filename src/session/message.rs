@@ -8,9 +8,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer, base64_serde};
 use crate::consts::{MAX_PLAINTEXT_LEN, PROTOCOL_VERSION};
 use crate::crypto::{SALT_LEN, TAG_LEN, label, sha256};
 use crate::keys::{
@@ -317,18 +315,7 @@ impl fmt::Debug for DeviceMessage {
     }
 }
 
-impl Serialize for DeviceMessage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_base64())
-    }
-}
-
-impl<'de> Deserialize<'de> for DeviceMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
+base64_serde!(DeviceMessage);
 
 #[cfg(test)]
 mod tests {

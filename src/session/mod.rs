@@ -16,6 +16,7 @@
 
 mod chain;
 mod message;
+pub(crate) mod ratchet;
 mod skipped;
 #[cfg(test)]
 mod tests;
@@ -29,16 +30,20 @@ use zeroize::Zeroizing;
 
 pub use self::message::{DeviceMessage, NormalMessage, PreKeyMessage, SessionId};
 
-use self::chain::{ChainKey, RatchetKeyPair, RootKey, message_key, split_root_and_chain};
+pub(crate) use self::chain::{ChainKey, RatchetKeyPair, RootKey, split_root_and_chain};
+pub(crate) use self::skipped::{SkippedKey, SkippedKeys};
+
+use self::chain::message_key;
 use self::message::HEADER_LEN;
-use self::skipped::{SkippedKey, SkippedKeys};
+use self::ratchet::{DoubleRatchet, Header, ReceivingChain, SendingChain, Spec, dh};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
-    MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_SKIPPED_MESSAGE_KEYS, PROTOCOL_VERSION,
+    MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_RECEIVING_CHAINS, MAX_SKIPPED_MESSAGE_KEYS,
+    PROTOCOL_VERSION,
 };
-use crate::crypto::{Secret, diffie_hellman, hkdf, label, os_rng, sha256};
+use crate::crypto::{Secret, hkdf, label, os_rng, sha256};
 use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
-use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled};
+use crate::pickle::{Generation, PickleError, PickleKey, PickleKind, Pickled, pickled};
 use crate::plaintext::Plaintext;
 
 /// Why a pairwise session operation failed. The session is unchanged.
@@ -92,6 +97,19 @@ pub enum SessionError {
     ChainExhausted,
 }
 
+/// Refuses a plaintext over [`MAX_PLAINTEXT_LEN`] (both pairwise
+/// protocols).
+pub(crate) fn check_plaintext(plaintext: &[u8]) -> Result<(), SessionError> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        Err(SessionError::PlaintextTooLong {
+            len: plaintext.len(),
+            max: MAX_PLAINTEXT_LEN,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// Which side started the session; fixes the order of identity keys in the
 /// associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,16 +127,22 @@ struct PreKeyHeader {
     binding: Ed25519Signature,
 }
 
-#[derive(Clone, Debug)]
-struct SendingChain {
-    key: RatchetKeyPair,
-    chain: ChainKey,
-}
+/// The native protocol's ratchet: its own labels, the bounds in
+/// [`crate::consts`], a previous-chain counter in every header (so only the
+/// live receiving chain is kept), and the next sending chain made as soon
+/// as the peer ratchets.
+pub(crate) struct Native;
 
-#[derive(Clone, Debug)]
-struct ReceivingChain {
-    ratchet_key: Curve25519PublicKey,
-    chain: ChainKey,
+impl Spec for Native {
+    const ROOT_INFO: &'static [u8] = label::ROOT;
+    const CHAIN_MESSAGE: &'static [u8] = label::CHAIN_MESSAGE;
+    const CHAIN_NEXT: &'static [u8] = label::CHAIN_NEXT;
+    const MAX_SKIPPED_KEYS: usize = MAX_SKIPPED_MESSAGE_KEYS;
+    const MAX_SKIPPED_PER_CHAIN: usize = MAX_SKIPPED_MESSAGE_KEYS;
+    const MAX_SKIPPED_CHAINS: usize = MAX_RECEIVING_CHAINS;
+    const RECEIVING_CHAINS: usize = 1;
+    const MAX_JUMP: u32 = MAX_FORWARD_JUMP;
+    const EAGER_SENDING: bool = true;
 }
 
 /// Our side of a triple Diffie-Hellman: identity secret and public keys, and
@@ -146,30 +170,8 @@ pub struct Session {
     local: IdentityKeys,
     peer: IdentityKeys,
     pre_key: Option<PreKeyHeader>,
-    root: RootKey,
-    sending: SendingChain,
-    previous_counter: u32,
-    receiving: Option<ReceivingChain>,
-    skipped: SkippedKeys,
+    ratchet: DoubleRatchet<Native>,
     generation: Generation,
-}
-
-/// A decryption's changes, computed without touching the session.
-enum Staged {
-    /// A stored skipped key was used: remove it.
-    Skipped(usize),
-    /// The live receiving chain advanced.
-    Current {
-        chain: ChainKey,
-        skipped: Vec<SkippedKey>,
-    },
-    /// The peer ratcheted: a new root, receiving chain and sending chain.
-    NewChain {
-        root: RootKey,
-        receiving: ReceivingChain,
-        sending: SendingChain,
-        skipped: Vec<SkippedKey>,
-    },
 }
 
 /// Triple DH output → root key and first chain key, bound to the session id.
@@ -180,10 +182,6 @@ fn triple_dh_keys(id: &SessionId, dh: [Secret<32>; 3]) -> (RootKey, ChainKey) {
     }
     let info = [label::TRIPLE_DH, id.as_bytes().as_slice()].concat();
     split_root_and_chain(&hkdf::<64>(None, ikm.as_slice(), &info))
-}
-
-fn dh(ours: &StaticSecret, theirs: &Curve25519PublicKey) -> Result<Secret<32>, SessionError> {
-    diffie_hellman(ours, theirs.as_bytes()).map_err(|_| SessionError::LowOrderKey)
 }
 
 /// What the initiator signs to bind its Ed25519 key to the session and to
@@ -237,30 +235,6 @@ impl AssociatedData {
 const AD_KIND_PRE_KEY: u8 = 0;
 const AD_KIND_NORMAL: u8 = 1;
 
-/// Advances `chain` to index `to`, keeping the seeds of the skipped indices
-/// (at most the newest [`MAX_SKIPPED_MESSAGE_KEYS`]).
-fn advance(
-    chain: &ChainKey,
-    ratchet_key: Curve25519PublicKey,
-    to: u32,
-    skipped: &mut Vec<SkippedKey>,
-) -> Result<ChainKey, SessionError> {
-    let mut current = chain.clone();
-    while current.index < to {
-        let (mut seed, next) = current.step().ok_or(SessionError::ChainExhausted)?;
-        let distance = usize::try_from(to.saturating_sub(current.index)).unwrap_or(usize::MAX);
-        if distance <= MAX_SKIPPED_MESSAGE_KEYS {
-            skipped.push(SkippedKey {
-                ratchet_key,
-                counter: current.index,
-                seed: Secret::from_mut(&mut seed),
-            });
-        }
-        current = next;
-    }
-    Ok(current)
-}
-
 impl Session {
     /// Starts a session as initiator (triple DH against the peer's identity
     /// and one-time key). The caller has verified the one-time key's
@@ -271,7 +245,7 @@ impl Session {
         peer: IdentityKeys,
         one_time_key: Curve25519PublicKey,
     ) -> Result<Self, SessionError> {
-        let base_secret = StaticSecret::random_from_rng(rng);
+        let (base_secret, ratchet_key) = RatchetKeyPair::base_and_ratchet(rng);
         let base_key = Curve25519PublicKey::from(&base_secret);
         let id = SessionId::compute(&ours.keys, &base_key, &one_time_key);
         let shared = [
@@ -295,14 +269,16 @@ impl Session {
                 base_key,
                 binding,
             }),
-            root,
-            sending: SendingChain {
-                key: RatchetKeyPair::generate(rng),
-                chain,
-            },
-            previous_counter: 0,
-            receiving: None,
-            skipped: SkippedKeys::default(),
+            ratchet: DoubleRatchet::from_parts(
+                root,
+                Some(SendingChain {
+                    key: ratchet_key,
+                    chain,
+                }),
+                0,
+                Default::default(),
+                SkippedKeys::default(),
+            ),
             generation: Generation::default(),
         })
     }
@@ -330,7 +306,8 @@ impl Session {
         let (root0, first_chain) = triple_dh_keys(&id, shared);
         let their_ratchet = message.message.ratchet_key;
         let our_ratchet = RatchetKeyPair::generate(rng);
-        let (root, sending_chain) = root0.ratchet(&dh(&our_ratchet.secret, &their_ratchet)?);
+        let (root, sending_chain) =
+            root0.ratchet(&dh(&our_ratchet.secret, &their_ratchet)?, Native::ROOT_INFO);
         let mut session = Self {
             version: PROTOCOL_VERSION,
             id,
@@ -339,17 +316,20 @@ impl Session {
             local: ours,
             peer: initiator,
             pre_key: None,
-            root,
-            sending: SendingChain {
-                key: our_ratchet,
-                chain: sending_chain,
-            },
-            previous_counter: 0,
-            receiving: Some(ReceivingChain {
-                ratchet_key: their_ratchet,
-                chain: first_chain,
-            }),
-            skipped: SkippedKeys::default(),
+            ratchet: DoubleRatchet::from_parts(
+                root,
+                Some(SendingChain {
+                    key: our_ratchet,
+                    chain: sending_chain,
+                }),
+                0,
+                [ReceivingChain {
+                    ratchet_key: their_ratchet,
+                    chain: first_chain,
+                }]
+                .into(),
+                SkippedKeys::default(),
+            ),
             generation: Generation::default(),
         };
         let plaintext = session.decrypt_normal(&message.message, Some(&message.binding), rng)?;
@@ -368,11 +348,7 @@ impl Session {
             local: self.local,
             peer: self.peer,
             pre_key: self.pre_key.clone(),
-            root: self.root.clone(),
-            sending: self.sending.clone(),
-            previous_counter: self.previous_counter,
-            receiving: self.receiving.clone(),
-            skipped: self.skipped.clone(),
+            ratchet: self.ratchet.duplicate(),
             generation: self.generation.duplicate(),
         }
     }
@@ -397,7 +373,7 @@ impl Session {
     /// Whether this session has decrypted a message from its peer (an
     /// initiator sends pre-key messages until it has).
     pub fn has_received_message(&self) -> bool {
-        self.receiving.is_some()
+        self.ratchet.live().is_some()
     }
 
     /// Encrypts `plaintext` for the peer.
@@ -422,40 +398,32 @@ impl Session {
 
     /// [`Session::encrypt`] with the message's salt given (drawn by the
     /// caller from the OS generator: the room layer draws salts on one
-    /// thread and encrypts on several).
+    /// thread and encrypts on several). A native session's sending chain is
+    /// always ready (it is derived eagerly on receipt), so no other
+    /// randomness is needed.
     pub(crate) fn encrypt_with_salt(
         &mut self,
         plaintext: &[u8],
         salt: [u8; crate::crypto::SALT_LEN],
     ) -> Result<DeviceMessage, SessionError> {
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(SessionError::PlaintextTooLong {
-                len: plaintext.len(),
-                max: MAX_PLAINTEXT_LEN,
-            });
-        }
-        let counter = self.sending.chain.index;
-        let (seed, next) = self
-            .sending
-            .chain
-            .step()
-            .ok_or(SessionError::ChainExhausted)?;
+        check_plaintext(plaintext)?;
+        let staged = self.ratchet.stage_send(&mut os_rng())?;
         let mut message = NormalMessage {
-            ratchet_key: self.sending.key.public,
-            previous_counter: self.previous_counter,
-            counter,
+            ratchet_key: staged.ratchet_key,
+            previous_counter: staged.previous_counter,
+            counter: staged.counter,
             salt,
             ciphertext: Vec::with_capacity(plaintext.len() + crate::crypto::TAG_LEN),
         };
         let aad =
             self.associated_data(&message.header(), self.pre_key.as_ref().map(|h| &h.binding));
-        message_key(&seed, &message.salt)
+        message_key(&staged.seed, &message.salt)
             .seal_into(aad.as_slice(), plaintext, &mut message.ciphertext)
             .map_err(|_| SessionError::PlaintextTooLong {
                 len: plaintext.len(),
                 max: MAX_PLAINTEXT_LEN,
             })?;
-        self.sending.chain = next;
+        self.ratchet.commit_send(staged);
         Ok(match &self.pre_key {
             Some(header) => DeviceMessage::PreKey(PreKeyMessage {
                 one_time_key: header.one_time_key,
@@ -500,136 +468,21 @@ impl Session {
         binding: Option<&Ed25519Signature>,
         rng: &mut R,
     ) -> Result<Plaintext, SessionError> {
-        let (staged, plaintext) = self.stage(message, binding, rng)?;
-        self.commit(staged);
-        Ok(Plaintext::new(plaintext))
-    }
-
-    /// Computes everything a decryption changes, touching nothing.
-    fn stage<R: rand::CryptoRng + ?Sized>(
-        &self,
-        message: &NormalMessage,
-        binding: Option<&Ed25519Signature>,
-        rng: &mut R,
-    ) -> Result<(Staged, Zeroizing<Vec<u8>>), SessionError> {
         let aad = self.associated_data(&message.header(), binding);
         let open = |seed: &[u8; 32]| {
             message_key(seed, &message.salt)
                 .open(aad.as_slice(), &message.ciphertext)
                 .map_err(|_| SessionError::Authentication)
         };
-        let ratchet_key = message.ratchet_key;
-        let counter = message.counter;
-
-        if let Some(index) = self.skipped.find(&ratchet_key, counter) {
-            let key = self
-                .skipped
-                .get(index)
-                .ok_or(SessionError::MessageKeyGone { counter })?;
-            return Ok((Staged::Skipped(index), open(key.seed.expose())?));
-        }
-
-        if let Some(receiving) = self
-            .receiving
-            .as_ref()
-            .filter(|r| r.ratchet_key == ratchet_key)
-        {
-            let index = receiving.chain.index;
-            if counter < index {
-                return Err(SessionError::MessageKeyGone { counter });
-            }
-            let jump = counter.saturating_sub(index);
-            if jump > MAX_FORWARD_JUMP {
-                return Err(SessionError::TooFarAhead {
-                    jump: u64::from(jump),
-                    max: MAX_FORWARD_JUMP,
-                });
-            }
-            let mut skipped = Vec::new();
-            let (seed, chain) = if jump == 0 {
-                // The common case: the next message in order, nothing skipped.
-                receiving.chain.step()
-            } else {
-                advance(&receiving.chain, ratchet_key, counter, &mut skipped)?.step()
-            }
-            .ok_or(SessionError::ChainExhausted)?;
-            let plaintext = open(&seed)?;
-            return Ok((Staged::Current { chain, skipped }, plaintext));
-        }
-
-        // The peer has ratcheted. Its new chain may skip at most
-        // MAX_FORWARD_JUMP keys. The keys left on its previous chain (up to
-        // the length it announces) are kept only if that fits in the same
-        // budget; otherwise those messages are given up, but the session
-        // carries on (more than MAX_FORWARD_JUMP lost messages must not cut
-        // a direction off for good).
-        if counter > MAX_FORWARD_JUMP {
-            return Err(SessionError::TooFarAhead {
-                jump: u64::from(counter),
-                max: MAX_FORWARD_JUMP,
-            });
-        }
-        let rest_of_previous = self.receiving.as_ref().map_or(0, |r| {
-            message.previous_counter.saturating_sub(r.chain.index)
-        });
-        let keep_previous =
-            u64::from(rest_of_previous) + u64::from(counter) <= u64::from(MAX_FORWARD_JUMP);
-        let (root, new_chain) = self
-            .root
-            .ratchet(&dh(&self.sending.key.secret, &ratchet_key)?);
-        let mut skipped = Vec::new();
-        if let Some(previous) = self.receiving.as_ref().filter(|_| keep_previous) {
-            advance(
-                &previous.chain,
-                previous.ratchet_key,
-                message.previous_counter,
-                &mut skipped,
-            )?;
-        }
-        let at = advance(&new_chain, ratchet_key, counter, &mut skipped)?;
-        let (seed, chain) = at.step().ok_or(SessionError::ChainExhausted)?;
-        let plaintext = open(&seed)?;
-
-        // Authenticated: prepare our next sending chain against their new key.
-        let our_next = RatchetKeyPair::generate(rng);
-        let (root, sending_chain) = root.ratchet(&dh(&our_next.secret, &ratchet_key)?);
-        Ok((
-            Staged::NewChain {
-                root,
-                receiving: ReceivingChain { ratchet_key, chain },
-                sending: SendingChain {
-                    key: our_next,
-                    chain: sending_chain,
-                },
-                skipped,
-            },
-            plaintext,
-        ))
-    }
-
-    fn commit(&mut self, staged: Staged) {
-        match staged {
-            Staged::Skipped(index) => self.skipped.remove(index),
-            Staged::Current { chain, skipped } => {
-                if let Some(receiving) = self.receiving.as_mut() {
-                    receiving.chain = chain;
-                }
-                self.skipped.extend(skipped);
-            }
-            Staged::NewChain {
-                root,
-                receiving,
-                sending,
-                skipped,
-            } => {
-                self.root = root;
-                self.receiving = Some(receiving);
-                self.previous_counter = self.sending.chain.index;
-                self.sending = sending;
-                self.skipped.extend(skipped);
-            }
-        }
+        let header = Header {
+            ratchet_key: message.ratchet_key,
+            counter: message.counter,
+            previous_counter: Some(message.previous_counter),
+        };
+        let (staged, plaintext) = self.ratchet.stage(&header, open, rng)?;
+        self.ratchet.commit(staged);
         self.pre_key = None;
+        Ok(Plaintext::new(plaintext))
     }
 
     /// ad binding ‖ kind ‖ header, then for a pre-key message its binding
@@ -736,12 +589,21 @@ impl Session {
                 w.bool(false);
             }
         }
-        w.bytes(self.root.0.expose())
-            .bytes(self.sending.key.secret.as_bytes())
-            .bytes(self.sending.chain.key.expose())
-            .u32(self.sending.chain.index)
-            .u32(self.previous_counter);
-        match &self.receiving {
+        // A native session always has a sending chain (its ratchet is eager).
+        let zero = SendingChain {
+            key: RatchetKeyPair::from_secret(StaticSecret::from([0u8; 32])),
+            chain: ChainKey {
+                key: Secret::new([0u8; 32]),
+                index: 0,
+            },
+        };
+        let sending = self.ratchet.sending.as_ref().unwrap_or(&zero);
+        w.bytes(self.ratchet.root.0.expose())
+            .bytes(sending.key.secret.as_bytes())
+            .bytes(sending.chain.key.expose())
+            .u32(sending.chain.index)
+            .u32(self.ratchet.previous_counter);
+        match self.ratchet.live() {
             Some(r) => {
                 w.bool(true)
                     .bytes(r.ratchet_key.as_bytes())
@@ -752,12 +614,7 @@ impl Session {
                 w.bool(false);
             }
         }
-        w.count(self.skipped.len());
-        for key in self.skipped.iter() {
-            w.bytes(key.ratchet_key.as_bytes())
-                .u32(key.counter)
-                .bytes(key.seed.expose());
-        }
+        self.ratchet.skipped.write(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -814,17 +671,7 @@ impl Session {
         } else {
             None
         };
-        let count = r.count(MAX_SKIPPED_MESSAGE_KEYS, "skipped keys")?;
-        let mut keys = Vec::with_capacity(count);
-        for _ in 0..count {
-            keys.push(SkippedKey {
-                ratchet_key: Curve25519PublicKey::from_bytes(r.array("skipped ratchet key")?),
-                counter: r.u32("skipped counter")?,
-                seed: secret(r, "skipped key")?,
-            });
-        }
-        let skipped =
-            SkippedKeys::from_stored(keys).ok_or(DecodeError::InvalidValue("skipped keys"))?;
+        let skipped = SkippedKeys::read(r, Native::MAX_SKIPPED_KEYS, Native::MAX_SKIPPED_CHAINS)?;
         Ok(Self {
             version,
             id,
@@ -833,28 +680,19 @@ impl Session {
             local,
             peer,
             pre_key,
-            root,
-            sending,
-            previous_counter,
-            receiving,
-            skipped,
+            ratchet: DoubleRatchet::from_parts(
+                root,
+                Some(sending),
+                previous_counter,
+                receiving.into_iter().collect(),
+                skipped,
+            ),
             generation: Generation::default(),
         })
     }
 }
 
-impl Pickled for Session {
-    const KIND: PickleKind = PickleKind::Session;
-    fn generation(&self) -> &Generation {
-        &self.generation
-    }
-    fn write_contents(&self, w: &mut Writer) {
-        Self::write_contents(self, w);
-    }
-    fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::read_contents(r)
-    }
-}
+pickled!(Session, PickleKind::Session);
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -863,12 +701,15 @@ impl fmt::Debug for Session {
             .field("role", &self.role)
             .field("peer", &self.peer)
             .field("pre_key_phase", &self.pre_key.is_some())
-            .field("sending_index", &self.sending.chain.index)
+            .field(
+                "sending_index",
+                &self.ratchet.sending.as_ref().map_or(0, |s| s.chain.index),
+            )
             .field(
                 "receiving_index",
-                &self.receiving.as_ref().map(|r| r.chain.index),
+                &self.ratchet.live().map(|r| r.chain.index),
             )
-            .field("skipped_keys", &self.skipped.len())
+            .field("skipped_keys", &self.ratchet.skipped.len())
             .finish_non_exhaustive()
     }
 }

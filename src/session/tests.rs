@@ -279,10 +279,24 @@ fn debug_shows_no_secret_bytes() {
     let (a, _b) = pair(16);
     let debug = format!("{a:?}");
     let secrets = [
-        a.root.0.expose().to_vec(),
-        a.sending.chain.key.expose().to_vec(),
-        a.sending.key.secret.as_bytes().to_vec(),
-        a.receiving.as_ref().unwrap().chain.key.expose().to_vec(),
+        a.ratchet.root.0.expose().to_vec(),
+        a.ratchet
+            .sending
+            .as_ref()
+            .unwrap()
+            .chain
+            .key
+            .expose()
+            .to_vec(),
+        a.ratchet
+            .sending
+            .as_ref()
+            .unwrap()
+            .key
+            .secret
+            .as_bytes()
+            .to_vec(),
+        a.ratchet.live().unwrap().chain.key.expose().to_vec(),
     ];
     for secret in secrets {
         let b64 = crate::keys::base64_encode(&secret);

@@ -18,7 +18,7 @@ fn setup() -> (DeviceTracker, TestDevice, TestDevice) {
     let tracker = tracker_knowing(&alice, &[&alice, &bob1, &bob2]);
     for d in [&mut bob1, &mut bob2] {
         d.account.generate_one_time_keys(2);
-        d.account.generate_fallback_key();
+        d.account.rotate_fallback_key(0);
     }
     (tracker, bob1, bob2)
 }

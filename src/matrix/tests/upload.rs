@@ -19,7 +19,7 @@ fn object(value: &impl serde::Serialize) -> serde_json::Map<String, Value> {
 fn upload_body_is_signed_and_shaped_as_the_spec_says() {
     let mut alice = TestDevice::new("@alice:example.org", "JLAFKJWSCS");
     alice.account.generate_one_time_keys(3);
-    alice.account.generate_fallback_key();
+    alice.account.rotate_fallback_key(0);
     let body =
         KeysUploadRequest::from_account(&alice.account, &alice.user, &alice.device, true).unwrap();
     let identity = alice.account.identity_keys();
@@ -97,7 +97,8 @@ fn upload_body_is_signed_and_shaped_as_the_spec_says() {
 fn published_keys_are_not_uploaded_again() {
     let mut bob = TestDevice::new("@bob:example.org", "BOB");
     bob.account.generate_one_time_keys(2);
-    bob.account.mark_keys_as_published();
+    let handed_out = bob.account.one_time_keys();
+    bob.account.mark_keys_as_published(&handed_out);
     let body =
         KeysUploadRequest::from_account(&bob.account, &bob.user, &bob.device, false).unwrap();
     assert!(body.is_empty());

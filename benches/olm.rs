@@ -1,0 +1,489 @@
+//! Olm v1 and Megolm v1: roomseal and vodozemac on the same operations in
+//! the same run, and the primitive floor (X25519, Ed25519, AES-256-CBC,
+//! HMAC-SHA-256) measured beside them, so ratios survive a noisy machine.
+//!
+//! Run: `cargo bench --bench olm`; then `python3 benches/olm_ratios.py`
+//! prints each roomseal/vodozemac ratio from criterion's separate
+//! estimates. On a shared, noisy machine judge by the *paired* section at
+//! the end instead: roomseal and vodozemac timed in alternating short
+//! batches (benches/support/paired.rs), one ratio per round
+//! (`OLM_PAIRED=0` skips it, `OLM_PAIRED_SECS` sets its time per
+//! operation, `OLM_PAIRED_ONLY=1` runs only it). Pickle sizes are printed
+//! once (not timed).
+
+#[path = "support/paired.rs"]
+mod paired;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use roomseal::{MegolmInboundSession, MegolmOutboundSession, OlmAccount, OlmMessage, PickleKey};
+use vodozemac::megolm::{
+    GroupSession as VOutbound, InboundGroupSession as VInbound, MegolmMessage as VMegolm,
+    SessionConfig as VGroupConfig,
+};
+use vodozemac::olm::{Account as VAccount, OlmMessage as VOlm, SessionConfig};
+
+/// `OLM_PAIRED_ONLY=1` runs only the paired ratios.
+fn paired_only() -> bool {
+    std::env::var_os("OLM_PAIRED_ONLY").is_some_and(|v| v == "1")
+}
+
+fn rng() -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(1)
+}
+
+fn floor(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
+    use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+    use ed25519_dalek::{Signer, SigningKey};
+    use hmac::{KeyInit, Mac};
+    let mut g = c.benchmark_group("floor");
+    let mut r = rng();
+    let a = x25519_dalek::StaticSecret::random_from_rng(&mut r);
+    let b = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::random_from_rng(&mut r));
+    g.bench_function("x25519_dh", |bench| {
+        bench.iter(|| black_box(&a).diffie_hellman(black_box(&b)))
+    });
+    g.bench_function("x25519_keygen", |bench| {
+        bench.iter(|| {
+            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::random_from_rng(&mut r))
+        })
+    });
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let verifying = signing.verifying_key();
+    let signature = signing.sign(b"message");
+    g.bench_function("ed25519_sign", |bench| {
+        bench.iter(|| signing.sign(black_box(b"message")))
+    });
+    g.bench_function("ed25519_verify_strict", |bench| {
+        bench.iter(|| {
+            verifying
+                .verify_strict(black_box(b"message"), &signature)
+                .unwrap()
+        })
+    });
+    let data = vec![0x5au8; 1024];
+    g.bench_function("aes256cbc_1k", |bench| {
+        bench.iter(|| {
+            let mut buf = vec![0u8; 1040];
+            buf[..1024].copy_from_slice(&data);
+            cbc::Encryptor::<aes::Aes256>::new(&[1u8; 32].into(), &[2u8; 16].into())
+                .encrypt_padded::<Pkcs7>(&mut buf, 1024)
+                .unwrap()
+                .len()
+        })
+    });
+    g.bench_function("hmac_sha256_32", |bench| {
+        bench.iter(|| {
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&[3u8; 32]).unwrap();
+            m.update(black_box(&[1u8]));
+            m.finalize()
+        })
+    });
+    g.finish();
+}
+
+fn olm(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
+    let mut g = c.benchmark_group("olm");
+    let mut r = rng();
+    // Session creation, outbound.
+    let alice = OlmAccount::new_with_rng(&mut r);
+    let mut bob = OlmAccount::new_with_rng(&mut r);
+    bob.generate_one_time_keys_with_rng(1, &mut r);
+    let (_, otk) = bob.one_time_keys()[0];
+    g.bench_function("create_outbound/roomseal", |bench| {
+        bench.iter(|| {
+            alice
+                .create_outbound_session(bob.identity_keys().curve25519, otk)
+                .unwrap()
+        })
+    });
+    let valice = VAccount::new();
+    let mut vbob = VAccount::new();
+    vbob.generate_one_time_keys(1);
+    let votk = *vbob.one_time_keys().values().next().unwrap();
+    g.bench_function("create_outbound/vodozemac", |bench| {
+        bench.iter(|| {
+            valice
+                .create_outbound_session(SessionConfig::version_1(), vbob.curve25519_key(), votk)
+                .unwrap()
+        })
+    });
+    // Session creation, inbound (with its first message).
+    let key = PickleKey::from_bytes(&mut [1; 32]);
+    let bob_pickle = bob.pickle(&key);
+    let OlmMessage::PreKey(pre_key) = alice
+        .create_outbound_session(bob.identity_keys().curve25519, otk)
+        .unwrap()
+        .encrypt(b"first")
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    g.bench_function("create_inbound/roomseal", |bench| {
+        bench.iter_batched(
+            || OlmAccount::from_pickle(&bob_pickle, &key).unwrap(),
+            |mut account| {
+                account
+                    .create_inbound_session(alice.identity_keys().curve25519, &pre_key)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let vbob_pickle = vbob.pickle();
+    let VOlm::PreKey(vpre) = valice
+        .create_outbound_session(SessionConfig::version_1(), vbob.curve25519_key(), votk)
+        .unwrap()
+        .encrypt(b"first")
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    g.bench_function("create_inbound/vodozemac", |bench| {
+        bench.iter_batched(
+            || {
+                let json = serde_json::to_string(&vbob_pickle).unwrap();
+                VAccount::from_pickle(serde_json::from_str(&json).unwrap())
+            },
+            |mut account| {
+                account
+                    .create_inbound_session(
+                        SessionConfig::version_1(),
+                        valice.curve25519_key(),
+                        &vpre,
+                    )
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Same direction: encrypt then decrypt, 64 bytes.
+    let mut bob2 = OlmAccount::from_pickle(&bob_pickle, &key).unwrap();
+    let mut a = alice
+        .create_outbound_session(bob.identity_keys().curve25519, otk)
+        .unwrap();
+    let OlmMessage::PreKey(m) = a.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut b = bob2
+        .create_inbound_session(alice.identity_keys().curve25519, &m)
+        .unwrap()
+        .session;
+    a.decrypt(&b.encrypt(b"reply").unwrap()).unwrap();
+    let plaintext = [0x42u8; 64];
+    // Encryption alone on a session of its own (its messages are never
+    // read, so the pairs below stay within the forward-jump bound).
+    let mut a_only = alice
+        .create_outbound_session(bob.identity_keys().curve25519, otk)
+        .unwrap();
+    g.bench_function("encrypt/roomseal", |bench| {
+        bench.iter(|| a_only.encrypt(&plaintext).unwrap())
+    });
+    g.bench_function("encrypt_decrypt/roomseal", |bench| {
+        bench.iter(|| b.decrypt(&a.encrypt(&plaintext).unwrap()).unwrap())
+    });
+    g.bench_function("ping_pong/roomseal", |bench| {
+        bench.iter(|| {
+            b.decrypt(&a.encrypt(&plaintext).unwrap()).unwrap();
+            a.decrypt(&b.encrypt(&plaintext).unwrap()).unwrap()
+        })
+    });
+    let mut vb_account = VAccount::from_pickle(vbob_pickle);
+    let mut va = valice
+        .create_outbound_session(SessionConfig::version_1(), vbob.curve25519_key(), votk)
+        .unwrap();
+    let VOlm::PreKey(m) = va.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut vb = vb_account
+        .create_inbound_session(SessionConfig::version_1(), valice.curve25519_key(), &m)
+        .unwrap()
+        .session;
+    va.decrypt(&vb.encrypt(b"reply").unwrap()).unwrap();
+    let mut va_only = valice
+        .create_outbound_session(SessionConfig::version_1(), vbob.curve25519_key(), votk)
+        .unwrap();
+    g.bench_function("encrypt/vodozemac", |bench| {
+        bench.iter(|| va_only.encrypt(plaintext).unwrap())
+    });
+    g.bench_function("encrypt_decrypt/vodozemac", |bench| {
+        bench.iter(|| vb.decrypt(&va.encrypt(plaintext).unwrap()).unwrap())
+    });
+    g.bench_function("ping_pong/vodozemac", |bench| {
+        bench.iter(|| {
+            vb.decrypt(&va.encrypt(plaintext).unwrap()).unwrap();
+            va.decrypt(&vb.encrypt(plaintext).unwrap()).unwrap()
+        })
+    });
+    // Pickle sizes (printed, not timed).
+    let session_pickle = a.pickle(&key);
+    let vsession_pickle = va.pickle().encrypt(&[1; 32]);
+    eprintln!(
+        "pickle sizes (characters): account roomseal {} vodozemac {}; session roomseal {} vodozemac {}",
+        bob2.pickle(&key).len(),
+        vb_account.pickle().encrypt(&[1; 32]).len(),
+        session_pickle.len(),
+        vsession_pickle.len()
+    );
+    g.bench_function("session_unpickle/roomseal", |bench| {
+        let owner = alice.identity_keys().curve25519;
+        bench.iter(|| roomseal::OlmSession::from_pickle(&session_pickle, &key, &owner).unwrap())
+    });
+    g.bench_function("session_unpickle/vodozemac", |bench| {
+        bench.iter(|| {
+            vodozemac::olm::Session::from_pickle(
+                vodozemac::olm::SessionPickle::from_encrypted(&vsession_pickle, &[1; 32]).unwrap(),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn megolm(c: &mut Criterion) {
+    if paired_only() {
+        return;
+    }
+    let mut g = c.benchmark_group("megolm");
+    g.measurement_time(Duration::from_secs(4));
+    let kib = vec![0x33u8; 1024];
+    let mut out = MegolmOutboundSession::new_with_rng(&mut rng());
+    let key0 = out.session_key();
+    let mut vout = VOutbound::new(VGroupConfig::version_1());
+    let vkey0 = vout.session_key();
+    g.bench_function("encrypt_1k/roomseal", |bench| {
+        bench.iter(|| out.encrypt(&kib).unwrap())
+    });
+    g.bench_function("encrypt_1k/vodozemac", |bench| {
+        bench.iter(|| vout.encrypt(&kib))
+    });
+    let mut fresh = MegolmOutboundSession::new_with_rng(&mut rng());
+    let fresh_key = fresh.session_key();
+    let m0 = fresh.encrypt(&kib).unwrap();
+    let mut inbound = MegolmInboundSession::new(&fresh_key).unwrap();
+    g.bench_function("decrypt_1k/roomseal", |bench| {
+        bench.iter(|| inbound.decrypt(&m0).unwrap())
+    });
+    let mut vfresh = VOutbound::new(VGroupConfig::version_1());
+    let mut vinbound = VInbound::new(&vfresh.session_key(), VGroupConfig::version_1());
+    let vm0: VMegolm = vfresh.encrypt(&kib);
+    g.bench_function("decrypt_1k/vodozemac", |bench| {
+        bench.iter(|| vinbound.decrypt(&vm0).unwrap())
+    });
+    // Decrypt at index 100,000 from a session that starts at 0.
+    let mut r = rng();
+    let mut far = MegolmOutboundSession::new_with_rng(&mut r);
+    let far_key = far.session_key();
+    let mut vfar = VOutbound::new(VGroupConfig::version_1());
+    let vfar_key = vfar.session_key();
+    let (mut m, mut vm) = (None, None);
+    for _ in 0..=100_000 {
+        m = Some(far.encrypt(b"").unwrap());
+        vm = Some(vfar.encrypt(b""));
+    }
+    let (m, vm) = (m.unwrap(), vm.unwrap());
+    g.bench_function("decrypt_at_100000/roomseal", |bench| {
+        bench.iter_batched(
+            || MegolmInboundSession::new(&far_key).unwrap(),
+            |mut s| s.decrypt(&m).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("decrypt_at_100000/vodozemac", |bench| {
+        bench.iter_batched(
+            || VInbound::new(&vfar_key, VGroupConfig::version_1()),
+            |mut s| s.decrypt(&vm).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("export_import/roomseal", |bench| {
+        bench.iter(|| MegolmInboundSession::import(&inbound.export_at(0).unwrap()))
+    });
+    g.bench_function("export_import/vodozemac", |bench| {
+        bench.iter(|| VInbound::import(&vinbound.export_at(0).unwrap(), VGroupConfig::version_1()))
+    });
+    let key = PickleKey::from_bytes(&mut [2; 32]);
+    eprintln!(
+        "pickle sizes (characters): megolm inbound roomseal {} vodozemac {}; outbound roomseal {} vodozemac {}; session key {} / {}",
+        MegolmInboundSession::new(&key0).unwrap().pickle(&key).len(),
+        VInbound::new(&vkey0, VGroupConfig::version_1())
+            .pickle()
+            .encrypt(&[2; 32])
+            .len(),
+        out.pickle(&key).len(),
+        vout.pickle().encrypt(&[2; 32]).len(),
+        key0.to_base64().len(),
+        vkey0.to_base64().len(),
+    );
+    g.finish();
+}
+
+/// roomseal over vodozemac on each operation, in interleaved batches.
+fn paired_ratios(_: &mut Criterion) {
+    use paired::timed;
+    let Some(plan) = paired::plan("OLM") else {
+        return;
+    };
+    let mut estimates = Vec::new();
+    let mut run = |name: &str, ours: paired::Timed<'_>, theirs: paired::Timed<'_>| {
+        if plan.wanted(name) {
+            estimates.push(paired::measure(name, ours, theirs, plan.budget));
+        }
+    };
+    let mut r = rng();
+    let alice = OlmAccount::new_with_rng(&mut r);
+    let mut bob = OlmAccount::new_with_rng(&mut r);
+    bob.generate_one_time_keys_with_rng(1, &mut r);
+    let (_, otk) = bob.one_time_keys()[0];
+    let bob_key = bob.identity_keys().curve25519;
+    let valice = VAccount::new();
+    let mut vbob = VAccount::new();
+    vbob.generate_one_time_keys(1);
+    let votk = *vbob.one_time_keys().values().next().unwrap();
+    let vbob_key = vbob.curve25519_key();
+    run(
+        "olm/create_outbound",
+        timed(|| alice.create_outbound_session(bob_key, otk).unwrap()),
+        timed(|| {
+            valice
+                .create_outbound_session(SessionConfig::version_1(), vbob_key, votk)
+                .unwrap()
+        }),
+    );
+    let plaintext = [0x42u8; 64];
+    let mut a_only = alice.create_outbound_session(bob_key, otk).unwrap();
+    let mut va_only = valice
+        .create_outbound_session(SessionConfig::version_1(), vbob_key, votk)
+        .unwrap();
+    run(
+        "olm/encrypt",
+        timed(|| a_only.encrypt(&plaintext).unwrap()),
+        timed(|| va_only.encrypt(plaintext).unwrap()),
+    );
+    // Established pairs on both sides.
+    let key = PickleKey::from_bytes(&mut [1; 32]);
+    let mut bob2 = OlmAccount::from_pickle(&bob.pickle(&key), &key).unwrap();
+    let mut a = alice.create_outbound_session(bob_key, otk).unwrap();
+    let OlmMessage::PreKey(m) = a.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut b = bob2
+        .create_inbound_session(alice.identity_keys().curve25519, &m)
+        .unwrap()
+        .session;
+    a.decrypt(&b.encrypt(b"reply").unwrap()).unwrap();
+    let mut va = valice
+        .create_outbound_session(SessionConfig::version_1(), vbob_key, votk)
+        .unwrap();
+    let VOlm::PreKey(m) = va.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut vb = vbob
+        .create_inbound_session(SessionConfig::version_1(), valice.curve25519_key(), &m)
+        .unwrap()
+        .session;
+    va.decrypt(&vb.encrypt(b"reply").unwrap()).unwrap();
+    {
+        let (a, b, va, vb) = (&mut a, &mut b, &mut va, &mut vb);
+        run(
+            "olm/encrypt_decrypt",
+            timed(|| b.decrypt(&a.encrypt(&plaintext).unwrap()).unwrap()),
+            timed(|| vb.decrypt(&va.encrypt(plaintext).unwrap()).unwrap()),
+        );
+    }
+    {
+        let (a, b, va, vb) = (&mut a, &mut b, &mut va, &mut vb);
+        run(
+            "olm/ping_pong",
+            timed(|| {
+                b.decrypt(&a.encrypt(&plaintext).unwrap()).unwrap();
+                a.decrypt(&b.encrypt(&plaintext).unwrap()).unwrap()
+            }),
+            timed(|| {
+                vb.decrypt(&va.encrypt(plaintext).unwrap()).unwrap();
+                va.decrypt(&vb.encrypt(plaintext).unwrap()).unwrap()
+            }),
+        );
+    }
+    let session_pickle = a.pickle(&key);
+    let owner = alice.identity_keys().curve25519;
+    let vsession_pickle = va.pickle().encrypt(&[1; 32]);
+    run(
+        "olm/session_unpickle",
+        timed(|| roomseal::OlmSession::from_pickle(&session_pickle, &key, &owner).unwrap()),
+        timed(|| {
+            vodozemac::olm::Session::from_pickle(
+                vodozemac::olm::SessionPickle::from_encrypted(&vsession_pickle, &[1; 32]).unwrap(),
+            )
+        }),
+    );
+    // Megolm.
+    let kib = vec![0x33u8; 1024];
+    let mut out = MegolmOutboundSession::new_with_rng(&mut r);
+    let mut vout = VOutbound::new(VGroupConfig::version_1());
+    run(
+        "megolm/encrypt_1k",
+        timed(|| out.encrypt(&kib).unwrap()),
+        timed(|| vout.encrypt(&kib)),
+    );
+    let mut fresh = MegolmOutboundSession::new_with_rng(&mut r);
+    let mut inbound = MegolmInboundSession::new(&fresh.session_key()).unwrap();
+    let m0 = fresh.encrypt(&kib).unwrap();
+    let mut vfresh = VOutbound::new(VGroupConfig::version_1());
+    let mut vinbound = VInbound::new(&vfresh.session_key(), VGroupConfig::version_1());
+    let vm0: VMegolm = vfresh.encrypt(&kib);
+    {
+        let (inbound, vinbound) = (&mut inbound, &mut vinbound);
+        run(
+            "megolm/decrypt_1k",
+            timed(|| inbound.decrypt(&m0).unwrap()),
+            timed(|| vinbound.decrypt(&vm0).unwrap()),
+        );
+    }
+    run(
+        "megolm/export_import",
+        timed(|| MegolmInboundSession::import(&inbound.export_at(0).unwrap())),
+        timed(|| VInbound::import(&vinbound.export_at(0).unwrap(), VGroupConfig::version_1())),
+    );
+    // From a session key at 0 to the message at 100,000: parse the key
+    // (both verify its signature once), then decrypt.
+    let mut far = MegolmOutboundSession::new_with_rng(&mut r);
+    let far_key = far.session_key().to_bytes();
+    let mut vfar = VOutbound::new(VGroupConfig::version_1());
+    let vfar_key = vfar.session_key().to_bytes();
+    let (mut m, mut vm) = (None, None);
+    for _ in 0..=100_000 {
+        m = Some(far.encrypt(b"").unwrap());
+        vm = Some(vfar.encrypt(b""));
+    }
+    let (m, vm) = (m.unwrap(), vm.unwrap());
+    run(
+        "megolm/decrypt_at_100000",
+        timed(|| {
+            let key = roomseal::MegolmSessionKey::from_bytes(&far_key).unwrap();
+            MegolmInboundSession::new(&key)
+                .unwrap()
+                .decrypt(&m)
+                .unwrap()
+        }),
+        timed(|| {
+            let key = vodozemac::megolm::SessionKey::from_bytes(&vfar_key).unwrap();
+            VInbound::new(&key, VGroupConfig::version_1())
+                .decrypt(&vm)
+                .unwrap()
+        }),
+    );
+    paired::report(&estimates, "olm_paired.json");
+}
+
+criterion_group!(benches, floor, olm, megolm, paired_ratios);
+criterion_main!(benches);

@@ -1,0 +1,6 @@
+#![no_main]
+
+#[path = "../src/olm.rs"]
+mod olm;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| olm::libolm_unpickle(data));
