@@ -215,7 +215,10 @@ impl MatrixEndpoint {
             self.server_key_count.unwrap_or(0),
             self.unused_fallback_key_types.as_deref(),
         );
-        top_up.apply(&mut self.account, crate::room::Clock::now_ms(&crate::room::SystemClock));
+        top_up.apply(
+            &mut self.account,
+            crate::room::Clock::now_ms(&crate::room::SystemClock),
+        );
         let body = KeysUploadRequest::from_account(
             &self.account,
             &self.user_id,
