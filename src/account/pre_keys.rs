@@ -90,7 +90,10 @@ impl PreKeys {
 
     /// Whether the current fallback key created a session.
     pub(crate) fn fallback_used(&self) -> bool {
-        self.fallback.current.as_ref().is_some_and(FallbackKey::used)
+        self.fallback
+            .current
+            .as_ref()
+            .is_some_and(FallbackKey::used)
     }
 
     /// Marks exactly the keys named (id, public key, whether a fallback key)

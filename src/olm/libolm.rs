@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use x25519_dalek::StaticSecret;
 
 use super::account::OlmAccount;
-use crate::account::{FallbackKey, PrivateKey};
 use super::session::{OlmSession, OlmSessionKeys, OlmV1};
 use crate::account::KeyId;
+use crate::account::{FallbackKey, PrivateKey};
 use crate::codec::{DecodeError, Reader};
 use crate::consts::{
     OLM_MAX_ONE_TIME_KEYS, OLM_MAX_RECEIVING_CHAINS, OLM_MAX_SKIPPED_MESSAGE_KEYS,
