@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the mobile library (cdylib + staticlib, feature `ffi`), generates the
+# Builds the mobile library (cdylib + staticlib, features `ffi` and `sqlite`:
+# the bindings with the durable SQLite store), generates the
 # Python, Kotlin and Swift bindings with the in-repository generator, checks
 # the Kotlin and Swift sources were produced, and runs the Python test suite.
 #
@@ -27,13 +28,13 @@ rm -rf bindings target/python-tests
 # The Python suite runs against a build that also exports the test-only panic
 # probes (feature ffi-test-probes). It is built first, so that the library
 # left in target/<profile> is the product build below.
-echo "== Building the test library ($profile: feature ffi-test-probes)"
-cargo rustc --locked --lib --features ffi-test-probes "${profile_flag[@]}" --crate-type cdylib
+echo "== Building the test library ($profile: features ffi-test-probes, sqlite)"
+cargo rustc --locked --lib --features ffi-test-probes,sqlite "${profile_flag[@]}" --crate-type cdylib
 bindgen "$lib" --language python --out-dir target/python-tests
 cp "$lib" target/python-tests/
 
-echo "== Building the mobile library ($profile: cdylib + staticlib, feature ffi)"
-cargo rustc --locked --lib --features ffi "${profile_flag[@]}" --crate-type cdylib,staticlib
+echo "== Building the mobile library ($profile: cdylib + staticlib, features ffi, sqlite)"
+cargo rustc --locked --lib --features ffi,sqlite "${profile_flag[@]}" --crate-type cdylib,staticlib
 test -f "$lib" && test -f "target/$profile/libroomseal.a"
 
 echo "== Generating Python, Kotlin and Swift sources"
@@ -51,6 +52,7 @@ for f in bindings/python/roomseal.py \
 done
 grep -q "class Endpoint" bindings/mobile/uniffi/roomseal/roomseal.kt
 grep -q "class Endpoint" bindings/mobile/roomseal.swift
+grep -q "class DurableEndpoint" bindings/mobile/uniffi/roomseal/roomseal.kt
 if grep -q "test_probe\|testProbe" bindings/python/roomseal.py bindings/mobile/roomseal.swift bindings/mobile/uniffi/roomseal/roomseal.kt; then
   echo "the product bindings export a test probe" >&2; exit 1
 fi

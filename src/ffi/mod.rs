@@ -7,7 +7,10 @@
 //! - `operations.rs`: the operations both endpoint objects offer, written
 //!   once;
 //! - `endpoint.rs`: [`Endpoint`], the native endpoint kept in memory and
-//!   saved as a pickle by the app.
+//!   saved as a pickle by the app;
+//! - `durable.rs` (feature `sqlite`): `DurableEndpoint`, the same
+//!   operations on an endpoint kept in a SQLite file, committed before each
+//!   call returns.
 //!
 //! What it promises:
 //! - every object is safe to call from several threads (state behind a
@@ -33,13 +36,17 @@ use crate::keys::KeyError;
 use crate::pickle::{PickleError, PickleKey};
 use crate::room::RoomError;
 
+#[cfg(feature = "sqlite")]
+mod durable;
 mod endpoint;
 mod operations;
 mod records;
 
-pub use self::endpoint::{Endpoint, native_event_round_trip_ns};
+#[cfg(feature = "sqlite")]
+pub use self::durable::DurableEndpoint;
 #[cfg(feature = "ffi-test-probes")]
 pub use self::endpoint::test_probe_panic;
+pub use self::endpoint::{Endpoint, native_event_round_trip_ns};
 pub use self::records::{
     DeviceIdentity, KeyStatus, KeyUpload, OutgoingMessage, ReceivedKey, RoomEvent, RoomKeyExport,
     RotationPolicy, SelfSignedDevice, ShareResult, StoredKey,
@@ -71,6 +78,12 @@ pub enum RoomsealError {
     /// message says why (never shared, expired, a device was forgotten...).
     #[error("{0}")]
     ShareRequired(String),
+    /// The durable store could not load or commit (full, busy, an I/O
+    /// error, a stale generation, a corrupt record, a wrong key): the call
+    /// changed nothing. After a stale generation the endpoint holds the
+    /// newest state and the call can be retried.
+    #[error("store: {0}")]
+    Store(String),
     /// The pickle cannot be restored: wrong key, corrupted, another type,
     /// or older than the newest generation the app recorded.
     #[error("pickle rejected: {0}")]
@@ -111,6 +124,7 @@ impl From<RoomError> for RoomsealError {
             | RoomError::ShareSenderMismatch
             | RoomError::ShareRoomMismatch => Self::Authentication(text),
             RoomError::Pickle(error) => error.into(),
+            RoomError::Store(error) => Self::Store(error.to_string()),
             _ => Self::Rejected(text),
         }
     }

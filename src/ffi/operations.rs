@@ -1,10 +1,13 @@
-//! The operations of an endpoint object ([`Endpoint`]), written once for
-//! every object whose state is an endpoint: each converts its arguments,
-//! runs the native [`Endpoint`](CoreEndpoint) method under the object's
-//! lock, and converts the result.
+//! The operations of the endpoint objects ([`Endpoint`], and the durable
+//! one with feature `sqlite`), written once for every object whose state is
+//! an endpoint: each converts its arguments, runs the native
+//! [`Endpoint`](CoreEndpoint) method under the object's lock (committing
+//! what it changed, on a durable endpoint), and converts the result.
 
 use std::sync::Arc;
 
+#[cfg(feature = "sqlite")]
+use super::durable::DurableEndpoint;
 use super::endpoint::Endpoint;
 use super::records::{
     DeviceIdentity, KeyStatus, KeyUpload, OutgoingMessage, ReceivedKey, RoomEvent, RoomKeyExport,
@@ -363,3 +366,5 @@ macro_rules! endpoint_operations {
 }
 
 endpoint_operations!(Endpoint);
+#[cfg(feature = "sqlite")]
+endpoint_operations!(DurableEndpoint);
