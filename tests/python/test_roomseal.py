@@ -5,6 +5,8 @@ bindings/python/roomseal.py and puts it on PYTHONPATH.
 """
 
 import json
+import os
+import tempfile
 import threading
 import unittest
 
@@ -240,6 +242,97 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertTrue(self.bob.forget_room_key(ROOM, stored.session_id))
         self.assertFalse(self.bob.forget_room_key(ROOM, stored.session_id))
         self.assertEqual(self.bob.room_keys(), [])
+
+    def test_room_key_export_and_import(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        first = self.alice.encrypt_event(ROOM, "m", json.dumps({"n": 0}))
+        second = self.alice.encrypt_event(ROOM, "m", json.dumps({"n": 1}))
+        [stored] = self.bob.room_keys()
+        # Bob backs the key up from index 1; a new device of his imports it.
+        export = self.bob.export_room_key(ROOM, stored.session_id, 1)
+        self.assertEqual((export.first_index, export.sender), (1, self.alice.identity()))
+        self.assertNotIn(export.export, repr(stored))
+        self.assertIsNone(self.bob.export_room_key(ROOM, "A" * 43, 0))
+        phone = rs.Endpoint("@bob:x", "PHONE")
+        status = phone.import_room_key(ROOM, export.sender, export.export)
+        self.assertEqual(status, rs.KeyStatus.NEW)
+        self.assertEqual(phone.import_room_key(ROOM, export.sender, export.export), rs.KeyStatus.UNCHANGED)
+        [imported] = phone.room_keys()
+        self.assertEqual((imported.room_id, imported.session_id), (ROOM, stored.session_id))
+        self.assertEqual((imported.first_index, imported.authenticated_from), (1, None))
+        self.assertIsNone(imported.sender_user_id)
+        # It reads from index 1 on, as not authenticated; not before.
+        event = phone.decrypt_event(ROOM, "$2", second)
+        self.assertEqual((json.loads(event.content_json), event.authenticated), ({"n": 1}, False))
+        with self.assertRaises(rs.RoomsealError):
+            phone.decrypt_event(ROOM, "$1", first)
+        self.assertIsNone(phone.export_room_key(ROOM, stored.session_id, 0))
+        with self.assertRaises(rs.RoomsealError.InvalidInput):
+            phone.import_room_key(ROOM, export.sender, "not an export")
+
+    def test_rotation_policy_survives_a_pickle_and_says_why_a_share_is_needed(self):
+        share(self.relay, self.alice, [self.bob_dev])
+        self.relay.deliver(self.bob)
+        self.alice.set_rotation_policy(1, 3600)
+        key = bytes(range(32))
+        alice = rs.Endpoint.from_pickle(self.alice.pickle(key), key)
+        self.assertEqual(alice.rotation_policy(), rs.RotationPolicy(max_messages=1, max_age_seconds=3600))
+        alice.encrypt_event(ROOM, "m", "{}")
+        with self.assertRaises(rs.RoomsealError.ShareRequired) as caught:
+            alice.encrypt_event(ROOM, "m", "{}")
+        self.assertIn("maximum number of messages", str(caught.exception))
+        with self.assertRaises(rs.RoomsealError.ShareRequired) as caught:
+            alice.encrypt_event("!never:x", "m", "{}")
+        self.assertIn("not been shared", str(caught.exception))
+
+    def test_durable_store(self):
+        key = bytes(range(32))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "alice.sqlite3")
+            alice = rs.DurableEndpoint.create(path, key, "@alice:x", "A")
+            alice_dev = self.relay.publish(alice)
+            share(self.relay, alice, [self.bob_dev])
+            self.relay.deliver(self.bob)
+            before = alice.store_generation()
+            envelope = alice.encrypt_event(ROOM, "m", json.dumps({"n": 0}))
+            self.assertEqual(alice.store_generation(), before + 1)
+            self.assertEqual(self.bob.decrypt_event(ROOM, "$0", envelope).message_index, 0)
+
+            # Opened again (as after a crash): the ratchet went on, nothing
+            # was rolled back, no pickle was written.
+            # (Python frees an object, and here its SQLite connection, when
+            # the last reference goes.)
+            del alice
+            alice = rs.DurableEndpoint.open(path, key)
+            self.assertEqual(alice.identity(), alice_dev.identity())
+            again = alice.encrypt_event(ROOM, "m", json.dumps({"n": 1}))
+            self.assertEqual(self.bob.decrypt_event(ROOM, "$1", again).message_index, 1)
+
+            # A second handle on the same file (another process) is stale
+            # once the first writes: refused, reloaded, then it goes on.
+            other = rs.DurableEndpoint.open(path, key)
+            alice.encrypt_event(ROOM, "m", "{}")
+            with self.assertRaises(rs.RoomsealError.Store) as caught:
+                other.encrypt_event(ROOM, "m", "{}")
+            self.assertIn("another writer", str(caught.exception))
+            late = other.encrypt_event(ROOM, "m", "{}")
+            self.assertEqual(self.bob.decrypt_event(ROOM, "$3", late).message_index, 3)
+
+            # A wrong key or an occupied store is refused.
+            with self.assertRaises(rs.RoomsealError.Store):
+                rs.DurableEndpoint.open(path, bytes(32))
+            with self.assertRaises(rs.RoomsealError.Store):
+                rs.DurableEndpoint.create(path, key, "@alice:x", "A2")
+
+            # Bob moves from pickles to a store.
+            bob_path = os.path.join(tmp, "bob.sqlite3")
+            bob = rs.DurableEndpoint.migrate_pickle(self.bob.pickle(key), key, bob_path)
+            self.assertEqual(bob.identity(), self.bob.identity())
+            self.assertEqual(len(bob.room_keys()), 1)
+            with self.assertRaises(rs.RoomsealError.Replay):
+                bob.decrypt_event(ROOM, "$other", late)
+            del alice, other, bob
 
     def test_generations_rollback_and_recovery(self):
         share(self.relay, self.alice, [self.bob_dev])
