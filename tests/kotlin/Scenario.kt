@@ -1,14 +1,18 @@
 // The roomseal bindings, driven from Kotlin on the JVM: three devices, a
 // relay that only moves bytes, a room key shared (and confirmed as sent),
 // reshared and rotated, events both ways with the sender's user id, stored
-// keys listed, pickles with their generations, recovery from a rollback,
-// typed exceptions and one object called from many threads.
+// keys listed, exported and imported on another device, pickles with their
+// generations, recovery from a rollback, a durable SQLite store (reopened,
+// and a stale second handle refused), typed exceptions and one object
+// called from many threads.
 //
 // Run by scripts/kotlin.sh (which compiles it together with the generated
 // bindings/mobile/uniffi/roomseal/roomseal.kt). Every check throws on
 // failure; main prints the failure and exits with status 1.
 
 import com.sun.jna.Native
+import java.io.File
+import java.nio.file.Files
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.CyclicBarrier
 import java.util.concurrent.Executors
@@ -19,6 +23,8 @@ import uniffi.roomseal.*
 const val ROOM = "!room:example.org"
 const val CONFIRM_ROOM = "!confirm:example.org"
 const val THREAD_ROOM = "!threads:example.org"
+const val EXPORT_ROOM = "!export:example.org"
+const val DURABLE_ROOM = "!durable:example.org"
 
 class CheckFailed(message: String) : Exception(message)
 
@@ -353,6 +359,82 @@ fun spoofedSender(relay: Relay, carol: Endpoint, alice: Endpoint, devices: Devic
     }
 }
 
+/** Bob backs a room key up from index 1; a new device of his imports it and reads from there on. */
+fun exportImport(relay: Relay, alice: Endpoint, bob: Endpoint, devices: Devices) {
+    share(relay, alice, EXPORT_ROOM, listOf(devices.bob))
+    Checks.equal(relay.deliver(bob).single().status, KeyStatus.NEW, "Bob receives the key to back up")
+    val first = alice.encryptEvent(EXPORT_ROOM, "m.room.message", """{"n":0}""")
+    val second = alice.encryptEvent(EXPORT_ROOM, "m.room.message", """{"n":1}""")
+    val stored = bob.roomKeys().single { it.roomId == EXPORT_ROOM }
+    val export = bob.exportRoomKey(EXPORT_ROOM, stored.sessionId, 1u)
+    Checks.that(export != null, "the stored key exports at index 1")
+    Checks.equal(export!!.firstIndex, 1u, "export first index")
+    Checks.equal(export.sender, alice.identity(), "export sender")
+    Endpoint("@bob:example.org", "BACKUP").use { backup ->
+        Checks.equal(backup.importRoomKey(EXPORT_ROOM, export.sender, export.export), KeyStatus.NEW, "imported key is new")
+        Checks.equal(backup.importRoomKey(EXPORT_ROOM, export.sender, export.export), KeyStatus.UNCHANGED,
+            "importing it again changes nothing")
+        val imported = backup.roomKeys().single()
+        Checks.equal(imported.sessionId, stored.sessionId, "imported session")
+        Checks.equal(imported.firstIndex, 1u, "imported first index")
+        Checks.equal(imported.authenticatedFrom, null, "an import is not authenticated")
+        val event = backup.decryptEvent(EXPORT_ROOM, "\$x2", second)
+        Checks.equal(event.contentJson, """{"n":1}""", "the import reads from its index")
+        Checks.that(!event.authenticated, "events read with an import are not authenticated")
+        Checks.throws<RoomsealException>("an event before the export's index") {
+            backup.decryptEvent(EXPORT_ROOM, "\$x1", first)
+        }
+        Checks.throws<RoomsealException.InvalidInput>("an export that is not one") {
+            backup.importRoomKey(EXPORT_ROOM, export.sender, "not an export")
+        }
+    }
+}
+
+/**
+ * A device kept in a SQLite store: every call commits before it returns, so
+ * it reopens where it was (no pickle); a second handle on the same file is
+ * refused once stale, reloads, and goes on.
+ */
+fun durable(relay: Relay, bob: Endpoint, devices: Devices) {
+    val dir = Files.createTempDirectory("roomseal-kotlin").toFile()
+    try {
+        val path = File(dir, "dave.sqlite3").path
+        val key = ByteArray(32) { (it + 1).toByte() }
+        val identity = DurableEndpoint.create(path, key, "@dave:example.org", "DESKTOP").use { dave ->
+            val (bundle, oneTimeKey) = relay.claim(devices.bob)
+            relay.own(dave.establishSession(bundle, oneTimeKey))
+            dave.shareRoomKey(DURABLE_ROOM, listOf(devices.bob)).use { shared ->
+                for (m in shared.messages) bob.receiveDeviceMessage(dave.userId(), m.senderKey, m.message)
+                Checks.equal(dave.markRoomKeySent(shared), 1u, "the durable share is confirmed")
+            }
+            val before = dave.storeGeneration()
+            val envelope = dave.encryptEvent(DURABLE_ROOM, "m.room.message", """{"n":0}""")
+            Checks.equal(dave.storeGeneration(), before + 1uL, "one commit per operation")
+            Checks.equal(bob.decryptEvent(DURABLE_ROOM, "\$d0", envelope).messageIndex, 0u, "Bob reads the durable device")
+            dave.identity()
+        }
+        DurableEndpoint.open(path, key).use { dave ->
+            Checks.equal(dave.identity(), identity, "the store reopens the same device")
+            val next = dave.encryptEvent(DURABLE_ROOM, "m.room.message", """{"n":1}""")
+            Checks.equal(bob.decryptEvent(DURABLE_ROOM, "\$d1", next).messageIndex, 1u, "the ratchet went on")
+            DurableEndpoint.open(path, key).use { other ->
+                dave.encryptEvent(DURABLE_ROOM, "m.room.message", "{}")
+                val stale = Checks.throws<RoomsealException.Store>("a stale handle") {
+                    other.encryptEvent(DURABLE_ROOM, "m.room.message", "{}")
+                }
+                Checks.that("another writer" in stale.message.orEmpty(), "the refusal says why: ${stale.message}")
+                val late = other.encryptEvent(DURABLE_ROOM, "m.room.message", "{}")
+                Checks.equal(bob.decryptEvent(DURABLE_ROOM, "\$d3", late).messageIndex, 3u, "the reloaded handle goes on")
+            }
+        }
+        Checks.throws<RoomsealException.Store>("a store opened under another key") {
+            DurableEndpoint.open(path, ByteArray(32)).close()
+        }
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
 /** Several threads call into one endpoint at once; every result is exact. */
 fun threads(relay: Relay, alice: Endpoint, bob: Endpoint) {
     val writers = 8
@@ -412,6 +494,8 @@ fun main() {
                         confirmation(relay, alice, bob, devices)
                         generations(alice, devices)
                         spoofedSender(relay, carol, alice, devices)
+                        exportImport(relay, alice, bob, devices)
+                        durable(relay, bob, devices)
                         threads(relay, alice, bob)
                     }
                 }
@@ -424,7 +508,8 @@ fun main() {
     }
     val ms = (System.nanoTime() - started) / 1_000_000
     println("kotlin scenario: 3 devices, room key shared, confirmed, reshared and rotated, events both ways,")
-    println("  stored keys, pickles and generations, rollback recovery, typed exceptions,")
+    println("  stored keys listed, exported and imported, pickles and generations, rollback recovery,")
+    println("  a durable SQLite store reopened and a stale handle refused, typed exceptions,")
     println("  8 writer + 4 reader threads on one endpoint (JNA ${Native.VERSION}, ${ms} ms)")
     println("kotlin: ${Checks.passed} passed, 0 failed")
 }
