@@ -433,5 +433,18 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertEqual(sorted(results), list(range(400)))
 
 
+class ReadmeExample(unittest.TestCase):
+    def test_readme_example(self):
+        """The Python example of README.md runs as written."""
+        readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("### Python"):]
+        code = section[section.index("```python\n") + len("```python\n"):]
+        code = code[: code.index("```")]
+        with tempfile.TemporaryDirectory() as tmp:
+            exec(compile(code, "README.md (Python example)", "exec"), {"app_dir": tmp})
+
+
 if __name__ == "__main__":
     unittest.main()
