@@ -28,7 +28,7 @@ echo "== Release library and bindings (scripts/bindings.sh)"
 : >"$log"
 
 echo "== Rust (benches/ffi_calls.rs)"
-cargo bench --quiet --locked --features ffi --bench ffi_calls | tee -a "$log"
+cargo bench --quiet --locked --features ffi,sqlite --bench ffi_calls | tee -a "$log"
 echo "== Python (tests/python/bench_overhead.py)"
 PYTHONPATH=bindings/python python3 tests/python/bench_overhead.py | tee -a "$log"
 echo "== Kotlin (tests/kotlin/BenchOverhead.kt)"
