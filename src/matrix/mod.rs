@@ -130,7 +130,15 @@ mod events;
 mod ids;
 mod json;
 mod olm_payload;
+mod olm_send;
+mod olm_sessions;
+mod outbound;
+mod persist;
 mod query;
+mod receive;
+mod room_events;
+mod room_keys;
+mod share;
 mod signing;
 mod sync;
 #[cfg(test)]
@@ -139,6 +147,7 @@ mod to_device;
 mod top_up;
 mod tracker;
 mod upload;
+mod withheld;
 
 pub use self::canonical::{CanonicalJsonError, MAX_SAFE_INTEGER, canonical_json};
 pub use self::claim::{
@@ -164,6 +173,16 @@ pub use self::olm_payload::{
     CheckedOlmPayload, OlmContext, OlmPayload, OlmPayloadError, SenderDevice, SigningKeys,
 };
 pub use self::query::{KeysClaimRequest, KeysClaimResponse, KeysQueryRequest, KeysQueryResponse};
+pub use self::receive::{
+    DecryptedToDevice, ProcessedToDevice, ReceivedRoomKey, RejectedToDevice, SyncOutcome,
+    ToDeviceError,
+};
+pub use self::room_events::{
+    DecryptedRoomEvent, EncryptedRoomEvent, MegolmEncryptedContentIn, RoomEventError,
+};
+pub use self::room_keys::{MatrixRoomKeyInfo, RoomKeyError, RoomKeySender, RoomKeySource};
+pub use self::share::{DeviceTrust, ShareError, ShareOutcome, SharePolicy};
+pub use self::withheld::WithheldNotice;
 pub use self::signing::{ED25519, SignatureError, sign_json, signed_bytes, verify_json};
 pub use self::sync::{
     DeviceListsSection, RejectedEvent, SyncChanges, SyncResponse, ToDeviceContent, ToDeviceEvent,
