@@ -359,6 +359,23 @@ fn paired_ratios(_: &mut Criterion) {
                 .unwrap()
         }),
     );
+    // The same with a seeded generator on our side: the difference is the
+    // operating system's randomness (one getrandom call per session here,
+    // a user-space generator in vodozemac).
+    let mut seeded = rng();
+    run(
+        "olm/create_outbound_without_getrandom",
+        timed(|| {
+            alice
+                .create_outbound_session_with_rng(bob_key, otk, &mut seeded)
+                .unwrap()
+        }),
+        timed(|| {
+            valice
+                .create_outbound_session(SessionConfig::version_1(), vbob_key, votk)
+                .unwrap()
+        }),
+    );
     let plaintext = [0x42u8; 64];
     let mut a_only = alice.create_outbound_session(bob_key, otk).unwrap();
     let mut va_only = valice

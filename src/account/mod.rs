@@ -10,6 +10,7 @@
 //! decrypts.
 
 mod one_time_keys;
+mod pre_keys;
 mod signed;
 #[cfg(test)]
 mod tests;
@@ -22,9 +23,10 @@ use x25519_dalek::StaticSecret;
 
 pub use self::signed::{DeviceKeys, KeyId, PROTOCOL_V2, SelfSignedDevice, SignedOneTimeKey};
 
-use self::one_time_keys::{FallbackKey, FallbackKeys, OneTimeKeys, PrivateKey};
+pub(crate) use self::one_time_keys::{FallbackKey, PrivateKey};
+pub(crate) use self::pre_keys::{KeyUse, PreKeys};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::{MAX_FALLBACK_SESSIONS, MAX_ONE_TIME_KEYS};
+use crate::consts::MAX_ONE_TIME_KEYS;
 use crate::crypto::{Secret, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::olm::{OlmInboundCreation, OlmPreKeyMessage, OlmSession};
@@ -59,19 +61,6 @@ pub enum AccountError {
     /// The session layer rejected the handshake or the first message.
     #[error(transparent)]
     Session(#[from] SessionError),
-}
-
-/// How a pre-key message's named key was used, recorded when the session it
-/// created is committed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum KeyUse {
-    /// A one-time key: removed.
-    OneTime(Curve25519PublicKey),
-    /// A fallback key: kept, remembering the session's id.
-    Fallback {
-        key: Curve25519PublicKey,
-        session: [u8; 32],
-    },
 }
 
 /// Keys created by [`Account::generate_one_time_keys`], and any older keys it
@@ -114,9 +103,7 @@ pub struct Account {
     ed25519: Ed25519PublicKey,
     curve_secret: Box<StaticSecret>,
     curve25519: Curve25519PublicKey,
-    next_key_id: u64,
-    one_time_keys: OneTimeKeys,
-    fallback: FallbackKeys,
+    keys: PreKeys,
     generation: Generation,
 }
 
@@ -136,30 +123,16 @@ impl Account {
     pub fn new_with_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let signing = SigningKey::generate(rng);
         let curve_secret = StaticSecret::random_from_rng(rng);
-        Self::from_parts(
-            signing,
-            curve_secret,
-            0,
-            OneTimeKeys::default(),
-            FallbackKeys::default(),
-        )
+        Self::from_parts(signing, curve_secret, PreKeys::default())
     }
 
-    fn from_parts(
-        signing: SigningKey,
-        curve_secret: StaticSecret,
-        next_key_id: u64,
-        one_time_keys: OneTimeKeys,
-        fallback: FallbackKeys,
-    ) -> Self {
+    fn from_parts(signing: SigningKey, curve_secret: StaticSecret, keys: PreKeys) -> Self {
         Self {
             ed25519: Ed25519PublicKey::from_verifying_key(signing.verifying_key()),
             curve25519: Curve25519PublicKey::from(&curve_secret),
             signing: Box::new(signing),
             curve_secret: Box::new(curve_secret),
-            next_key_id,
-            one_time_keys,
-            fallback,
+            keys,
             generation: Generation::default(),
         }
     }
@@ -202,12 +175,6 @@ impl Account {
         })
     }
 
-    fn next_id(&mut self) -> KeyId {
-        let id = KeyId(self.next_key_id);
-        self.next_key_id = self.next_key_id.wrapping_add(1);
-        id
-    }
-
     /// Generates `count` new one-time keys (at most [`MAX_ONE_TIME_KEYS`] at
     /// once), dropping the oldest stored keys if the store would overflow.
     pub fn generate_one_time_keys(&mut self, count: usize) -> OneTimeKeysGenerated {
@@ -220,28 +187,21 @@ impl Account {
         count: usize,
         rng: &mut R,
     ) -> OneTimeKeysGenerated {
-        let mut report = OneTimeKeysGenerated::default();
-        for _ in 0..count.min(MAX_ONE_TIME_KEYS) {
-            let key = PrivateKey::new(self.next_id(), StaticSecret::random_from_rng(rng), false);
-            report.created.push(key.public);
-            report.removed.extend(self.one_time_keys.push(key));
-        }
-        report
+        let (created, removed) = self.keys.generate_one_time(count, rng);
+        OneTimeKeysGenerated { created, removed }
     }
 
     /// The one-time keys not yet marked as published, signed.
     pub fn one_time_keys(&self) -> Vec<SignedOneTimeKey> {
-        self.one_time_keys
-            .keys
-            .iter()
-            .filter(|k| !k.published)
+        self.keys
+            .unpublished_one_time()
             .map(|k| self.signed_key(k, false))
             .collect()
     }
 
     /// How many one-time private keys the account holds (published or not).
     pub fn stored_one_time_key_count(&self) -> usize {
-        self.one_time_keys.keys.len()
+        self.keys.one_time.keys.len()
     }
 
     /// The most one-time keys the account keeps; publish at most this many.
@@ -256,24 +216,8 @@ impl Account {
     /// another thread between fetching and marking is never lost. Keys this
     /// account does not hold are ignored.
     pub fn mark_keys_as_published(&mut self, keys: &[SignedOneTimeKey]) {
-        for published in keys {
-            if published.fallback {
-                if let Some(k) = self
-                    .fallback
-                    .find_mut(&published.key)
-                    .filter(|k| k.key.id == published.key_id)
-                {
-                    k.key.published = true;
-                }
-            } else if let Some(k) = self
-                .one_time_keys
-                .keys
-                .iter_mut()
-                .find(|k| k.id == published.key_id && k.public == published.key)
-            {
-                k.published = true;
-            }
-        }
+        self.keys
+            .mark_published(keys.iter().map(|k| (k.key_id, k.key, k.fallback)));
     }
 
     /// Replaces the fallback key with a new one (at `now_ms`, milliseconds
@@ -290,47 +234,41 @@ impl Account {
         now_ms: u64,
         rng: &mut R,
     ) -> Option<Curve25519PublicKey> {
-        let key = PrivateKey::new(self.next_id(), StaticSecret::random_from_rng(rng), false);
-        self.fallback.rotate(key, now_ms)
+        self.keys.rotate_fallback(now_ms, rng)
     }
 
     /// Whether the current fallback key has started a session (and should
     /// be replaced: see [`Account::rotate_fallback_key`]); false without one.
     pub fn fallback_key_used(&self) -> bool {
-        self.fallback
-            .current
-            .as_ref()
-            .is_some_and(FallbackKey::used)
+        self.keys.fallback_used()
     }
 
     /// Forgets the previous fallback key if its grace period is over at
     /// `now_ms` (or the clock went back past the tolerance). Returns whether
     /// it was forgotten.
     pub fn forget_expired_fallback_key(&mut self, now_ms: u64) -> bool {
-        self.fallback.expire(now_ms)
+        self.keys.fallback.expire(now_ms)
     }
 
     /// The current fallback key, signed, if it has not been published yet.
     pub fn unpublished_fallback_key(&self) -> Option<SignedOneTimeKey> {
-        self.fallback
-            .current
-            .as_ref()
-            .filter(|k| !k.key.published)
-            .map(|k| self.signed_key(&k.key, true))
+        self.keys
+            .current_fallback()
+            .filter(|k| !k.published)
+            .map(|k| self.signed_key(k, true))
     }
 
     /// The current fallback key, signed, published or not.
     pub fn fallback_key(&self) -> Option<SignedOneTimeKey> {
-        self.fallback
-            .current
-            .as_ref()
-            .map(|k| self.signed_key(&k.key, true))
+        self.keys
+            .current_fallback()
+            .map(|k| self.signed_key(k, true))
     }
 
     /// Forgets the previous fallback key now, whatever its grace period.
     /// Returns whether there was one.
     pub fn forget_previous_fallback_key(&mut self) -> bool {
-        self.fallback.previous.take().is_some()
+        self.keys.fallback.previous.take().is_some()
     }
 
     /// Forgets every one-time key (published or not). After restoring an
@@ -338,8 +276,8 @@ impl Account {
     /// publishing new ones) keeps a replayed pre-key message from creating a
     /// session twice. Returns how many were dropped.
     pub fn forget_one_time_keys(&mut self) -> usize {
-        let dropped = self.one_time_keys.keys.len();
-        self.one_time_keys.keys.clear();
+        let dropped = self.keys.one_time.keys.len();
+        self.keys.one_time.keys.clear();
         dropped
     }
 
@@ -473,122 +411,27 @@ impl Account {
         named: &Curve25519PublicKey,
         session_id: &[u8; 32],
     ) -> Result<(&StaticSecret, KeyUse), AccountError> {
-        if let Some(key) = self.one_time_keys.find(named) {
-            return Ok((&key.secret, KeyUse::OneTime(*named)));
-        }
-        let fallback = self
-            .fallback
-            .find(named)
-            .ok_or(AccountError::UnknownOneTimeKey)?;
-        if fallback.sessions.contains(session_id) {
-            return Err(AccountError::FallbackKeyReplay);
-        }
-        if fallback.sessions.len() >= MAX_FALLBACK_SESSIONS {
-            return Err(AccountError::FallbackKeyExhausted);
-        }
-        Ok((
-            &fallback.key.secret,
-            KeyUse::Fallback {
-                key: *named,
-                session: *session_id,
-            },
-        ))
+        self.keys.inbound(named, session_id)
     }
 
     /// Records a committed inbound session's key use: removes the one-time
     /// key, or remembers the session on the fallback key.
     pub(crate) fn commit_key_use(&mut self, used: KeyUse) {
-        match used {
-            KeyUse::OneTime(key) => {
-                self.one_time_keys.remove(&key);
-            }
-            KeyUse::Fallback { key, session } => {
-                if let Some(fallback) = self.fallback.find_mut(&key) {
-                    fallback.sessions.insert(session);
-                }
-            }
-        }
+        self.keys.commit(used);
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
-        fn key(w: &mut Writer, k: &PrivateKey) {
-            w.u64(k.id.0).bool(k.published).bytes(k.secret.as_bytes());
-        }
         w.bytes(self.signing.as_bytes())
-            .bytes(self.curve_secret.as_bytes())
-            .u64(self.next_key_id)
-            .count(self.one_time_keys.keys.len());
-        for k in &self.one_time_keys.keys {
-            key(w, k);
-        }
-        for slot in [&self.fallback.current, &self.fallback.previous] {
-            match slot {
-                Some(k) => {
-                    w.bool(true);
-                    key(w, &k.key);
-                    w.u64(k.retired_ms.unwrap_or(u64::MAX))
-                        .count(k.sessions.len());
-                    for session in &k.sessions {
-                        w.bytes(session);
-                    }
-                }
-                None => {
-                    w.bool(false);
-                }
-            }
-        }
+            .bytes(self.curve_secret.as_bytes());
+        self.keys.write(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        fn key(r: &mut Reader<'_>) -> Result<PrivateKey, DecodeError> {
-            let id = KeyId(r.u64("key id")?);
-            let published = r.bool("published flag")?;
-            let secret = Secret::new(r.array::<32>("private key")?);
-            Ok(PrivateKey::new(
-                id,
-                StaticSecret::from(*secret.expose()),
-                published,
-            ))
-        }
         let signing = SigningKey::from_bytes(Secret::new(r.array::<32>("signing key")?).expose());
         let curve_secret =
             StaticSecret::from(*Secret::new(r.array::<32>("identity key")?).expose());
-        let next_key_id = r.u64("next key id")?;
-        let count = r.count(MAX_ONE_TIME_KEYS, "one-time keys")?;
-        let mut one_time_keys = OneTimeKeys::default();
-        for _ in 0..count {
-            one_time_keys.keys.push_back(key(r)?);
-        }
-        fn fallback(
-            r: &mut Reader<'_>,
-            flag: &'static str,
-        ) -> Result<Option<FallbackKey>, DecodeError> {
-            if !r.bool(flag)? {
-                return Ok(None);
-            }
-            let mut k = FallbackKey::new(key(r)?);
-            k.retired_ms = Some(r.u64("fallback retired at")?).filter(|&at| at != u64::MAX);
-            for _ in 0..r.count(MAX_FALLBACK_SESSIONS, "fallback sessions")? {
-                if !k.sessions.insert(r.array("fallback session id")?) {
-                    return Err(DecodeError::InvalidValue("fallback sessions"));
-                }
-            }
-            Ok(Some(k))
-        }
-        let current = fallback(r, "fallback flag")?;
-        let previous = fallback(r, "previous fallback flag")?;
-        if current.as_ref().is_some_and(|k| k.retired_ms.is_some())
-            || previous.as_ref().is_some_and(|k| k.retired_ms.is_none())
-        {
-            return Err(DecodeError::InvalidValue("fallback retirement"));
-        }
-        Ok(Self::from_parts(
-            signing,
-            curve_secret,
-            next_key_id,
-            one_time_keys,
-            FallbackKeys { current, previous },
-        ))
+        let keys = PreKeys::read(r)?;
+        Ok(Self::from_parts(signing, curve_secret, keys))
     }
 }
 
@@ -611,10 +454,10 @@ impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Account")
             .field("identity_keys", &self.identity_keys())
-            .field("one_time_keys", &self.one_time_keys.keys.len())
+            .field("one_time_keys", &self.keys.one_time.keys.len())
             .field(
                 "fallback_key",
-                &self.fallback.current.as_ref().map(|k| k.key.public),
+                &self.keys.current_fallback().map(|k| k.public),
             )
             .finish_non_exhaustive()
     }

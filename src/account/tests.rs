@@ -464,7 +464,7 @@ fn debug_shows_no_secret_bytes() {
         account.signing.to_bytes().to_vec(),
         account.curve_secret.to_bytes().to_vec(),
     ];
-    for k in &account.one_time_keys.keys {
+    for k in &account.keys.one_time.keys {
         secrets.push(k.secret.to_bytes().to_vec());
         assert!(!format!("{k:?}").contains(&base64_encode(k.secret.as_bytes())));
     }

@@ -55,3 +55,72 @@ pub(crate) fn diffie_hellman(
         Err(NonContributory)
     }
 }
+
+/// Parses an Ed25519 public key from outside bytes with the same rules as
+/// [`crate::Ed25519PublicKey::from_bytes`] (a canonical encoding of a point
+/// that is not of small order) but without re-compressing the point: the
+/// only non-canonical encodings dalek accepts are a `y` coordinate of at
+/// least p = 2^255 - 19, checked on the bytes, and `x = 0` with the sign
+/// bit set, whose points (`y = 1` and `y = -1`) have small order and are
+/// refused by the weak-key check. Saves a field inversion per key on the
+/// group-session paths.
+pub(crate) fn ed25519_public_key(bytes: &[u8; 32]) -> Option<crate::keys::Ed25519PublicKey> {
+    let (low, rest) = bytes.split_first()?;
+    let (top, middle) = rest.split_last()?;
+    let y_at_least_p = *top & 0x7f == 0x7f && middle.iter().all(|&b| b == 0xff) && *low >= 0xed;
+    if y_at_least_p {
+        return None;
+    }
+    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).ok()?;
+    if key.is_weak() {
+        return None;
+    }
+    Some(crate::keys::Ed25519PublicKey::from_verifying_key(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_key_check_agrees_with_the_keys_module() {
+        let mut cases: Vec<[u8; 32]> = vec![[0; 32], [0xff; 32], [1; 32]];
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        cases.push(identity);
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        cases.push(minus_one);
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        cases.push(p);
+        let mut p_plus_one = p;
+        p_plus_one[0] = 0xee;
+        cases.push(p_plus_one);
+        for seed in 0..64u8 {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            cases.push(key.to_bytes());
+            let mut flipped = key.to_bytes();
+            flipped[31] ^= 0x80;
+            cases.push(flipped);
+            let mut other = key.to_bytes();
+            other[0] ^= 1;
+            cases.push(other);
+        }
+        for bytes in cases {
+            for sign in [0u8, 0x80] {
+                let mut b = bytes;
+                b[31] = (b[31] & 0x7f) | sign;
+                assert_eq!(
+                    ed25519_public_key(&b).map(|k| k.to_bytes()),
+                    crate::keys::Ed25519PublicKey::from_bytes(&b)
+                        .ok()
+                        .map(|k| k.to_bytes()),
+                    "{b:02x?}"
+                );
+            }
+        }
+    }
+}

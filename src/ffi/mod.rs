@@ -155,8 +155,8 @@ impl From<IdentityKeys> for DeviceIdentity {
 }
 
 /// A device whose key bundle's self-signature checks out. Only
-/// [`SelfSignedDevice::from_json`] (or the endpoint) creates one, so a
-/// device passed to [`Endpoint::share_room_key`] always has consistent keys.
+/// [`Device::from_json`] (`SelfSignedDevice.fromJson` in the bindings) or
+/// the endpoint creates one, so a device passed to [`Endpoint::share_room_key`] always has consistent keys.
 /// It says nothing about trust: any device can sign a bundle naming any
 /// user; verifying that the device belongs to the user is the app's job.
 #[derive(Debug, uniffi::Object)]

@@ -29,8 +29,8 @@ fn read_export(r: &mut Reader<'_>) -> Result<(Ratchet, Ed25519PublicKey), Decode
     r.version(PROTOCOL_VERSION)?;
     let index = r.u32("message index")?;
     let parts = Zeroizing::new(r.array::<128>("ratchet")?);
-    let signing_key = Ed25519PublicKey::from_bytes(&r.array("session signing key")?)
-        .map_err(|_| DecodeError::InvalidValue("session signing key"))?;
+    let signing_key = crate::crypto::ed25519_public_key(&r.array("session signing key")?)
+        .ok_or(DecodeError::InvalidValue("session signing key"))?;
     Ok((Ratchet::from_parts(&parts, index), signing_key))
 }
 

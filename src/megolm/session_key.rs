@@ -33,8 +33,8 @@ fn read_key(
     r.version(version)?;
     let index = r.u32("message index")?;
     let parts = Zeroizing::new(r.array::<128>("ratchet")?);
-    let key = Ed25519PublicKey::from_bytes(&r.array("session signing key")?)
-        .map_err(|_| DecodeError::InvalidValue("session signing key"))?;
+    let key = crate::crypto::ed25519_public_key(&r.array("session signing key")?)
+        .ok_or(DecodeError::InvalidValue("session signing key"))?;
     Ok((Ratchet::from_parts(&parts, index), key))
 }
 

@@ -2,21 +2,25 @@
 //! Curve25519 keys), its one-time and fallback keys, and the factory for
 //! [`OlmSession`]s.
 //!
-//! Guarantees: private keys leave only inside the encrypted pickle; the
+//! Guarantees: private keys leave only inside the encrypted pickle; its
+//! one-time and fallback keys follow exactly the rules of the native
+//! [`crate::Account`] (one implementation, `account/pre_keys.rs`): the
 //! one-time key store is bounded ([`OLM_MAX_ONE_TIME_KEYS`], oldest dropped
 //! first); a one-time key is removed only once the session it started has
-//! decrypted its first message; signatures are plain Ed25519 over the bytes
-//! given (Matrix signs canonical JSON), and an account imported from libolm
-//! keeps signing with libolm's expanded key.
+//! decrypted its first message; a fallback key remembers the sessions it
+//! created, so a replayed pre-key message cannot create one again, and a
+//! replaced fallback key is forgotten after a grace period; exactly the keys
+//! handed out are marked published; signatures are plain Ed25519 over the
+//! bytes given (Matrix signs canonical JSON), and an account imported from
+//! libolm keeps signing with libolm's expanded key.
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use x25519_dalek::StaticSecret;
 
 use super::message::OlmPreKeyMessage;
 use super::session::OlmSession;
-use crate::account::{AccountError, KeyId};
+use crate::account::{AccountError, KeyId, PreKeys};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::OLM_MAX_ONE_TIME_KEYS;
 use crate::crypto::{Ed25519Secret, Secret, os_rng};
@@ -24,25 +28,6 @@ use crate::keys::{Curve25519PublicKey, Ed25519Signature, IdentityKeys};
 use crate::pickle::{Generation, PickleKind, pickle_methods, pickled};
 use crate::plaintext::Plaintext;
 use crate::session::SessionError;
-
-/// One private Curve25519 key of the account.
-pub(crate) struct OlmKey {
-    pub(crate) id: KeyId,
-    pub(crate) secret: Box<StaticSecret>,
-    pub(crate) public: Curve25519PublicKey,
-    pub(crate) published: bool,
-}
-
-impl OlmKey {
-    pub(crate) fn new(id: KeyId, secret: StaticSecret, published: bool) -> Self {
-        Self {
-            id,
-            public: Curve25519PublicKey::from(&secret),
-            secret: Box::new(secret),
-            published,
-        }
-    }
-}
 
 /// A new inbound Olm session and the plaintext of its first message.
 pub struct OlmInboundCreation {
@@ -66,10 +51,7 @@ pub struct OlmAccount {
     pub(crate) signing: Ed25519Secret,
     pub(crate) curve_secret: Box<StaticSecret>,
     pub(crate) curve25519: Curve25519PublicKey,
-    pub(crate) next_key_id: u64,
-    pub(crate) one_time_keys: VecDeque<OlmKey>,
-    pub(crate) fallback: Option<OlmKey>,
-    pub(crate) previous_fallback: Option<OlmKey>,
+    pub(crate) keys: PreKeys,
     pub(crate) generation: Generation,
 }
 
@@ -96,10 +78,7 @@ impl OlmAccount {
             signing,
             curve25519: Curve25519PublicKey::from(&curve_secret),
             curve_secret: Box::new(curve_secret),
-            next_key_id: 0,
-            one_time_keys: VecDeque::new(),
-            fallback: None,
-            previous_fallback: None,
+            keys: PreKeys::default(),
             generation: Generation::default(),
         }
     }
@@ -119,12 +98,6 @@ impl OlmAccount {
         self.signing.sign(message)
     }
 
-    fn next_id(&mut self) -> KeyId {
-        let id = KeyId(self.next_key_id);
-        self.next_key_id = self.next_key_id.wrapping_add(1);
-        id
-    }
-
     /// Generates `count` one-time keys (at most [`OLM_MAX_ONE_TIME_KEYS`]),
     /// returning the public keys dropped to make room, oldest first.
     pub fn generate_one_time_keys(&mut self, count: usize) -> Vec<Curve25519PublicKey> {
@@ -138,76 +111,86 @@ impl OlmAccount {
         count: usize,
         rng: &mut R,
     ) -> Vec<Curve25519PublicKey> {
-        let mut removed = Vec::new();
-        for _ in 0..count.min(OLM_MAX_ONE_TIME_KEYS) {
-            let id = self.next_id();
-            self.one_time_keys.push_back(OlmKey::new(
-                id,
-                StaticSecret::random_from_rng(rng),
-                false,
-            ));
-            while self.one_time_keys.len() > OLM_MAX_ONE_TIME_KEYS {
-                removed.extend(self.one_time_keys.pop_front().map(|k| k.public));
-            }
-        }
-        removed
+        self.keys
+            .generate_one_time(count.min(OLM_MAX_ONE_TIME_KEYS), rng)
+            .1
     }
 
     /// The one-time keys not yet published, with their ids (Matrix names
     /// each `signed_curve25519:<id>`).
     pub fn one_time_keys(&self) -> Vec<(KeyId, Curve25519PublicKey)> {
-        self.one_time_keys
-            .iter()
-            .filter(|k| !k.published)
+        self.keys
+            .unpublished_one_time()
             .map(|k| (k.id, k.public))
             .collect()
     }
 
     /// How many one-time private keys the account holds.
     pub fn stored_one_time_key_count(&self) -> usize {
-        self.one_time_keys.len()
+        self.keys.one_time.keys.len()
     }
 
-    /// Generates a new fallback key; the current one becomes the previous
-    /// one. Returns the previous key that was dropped, if any.
-    pub fn generate_fallback_key(&mut self) -> Option<Curve25519PublicKey> {
-        self.generate_fallback_key_with_rng(&mut os_rng())
+    /// Replaces the fallback key with a new one at `now_ms` (milliseconds
+    /// since the Unix epoch); the current one becomes the previous one, kept
+    /// for [`crate::consts::FALLBACK_KEY_GRACE_MS`]. Returns an older previous
+    /// key that was dropped, if any.
+    pub fn rotate_fallback_key(&mut self, now_ms: u64) -> Option<Curve25519PublicKey> {
+        self.rotate_fallback_key_with_rng(now_ms, &mut os_rng())
     }
 
-    /// [`OlmAccount::generate_fallback_key`] with a caller-supplied
-    /// generator.
-    pub fn generate_fallback_key_with_rng<R: rand::CryptoRng + ?Sized>(
+    /// [`OlmAccount::rotate_fallback_key`] with a caller-supplied generator.
+    pub fn rotate_fallback_key_with_rng<R: rand::CryptoRng + ?Sized>(
         &mut self,
+        now_ms: u64,
         rng: &mut R,
     ) -> Option<Curve25519PublicKey> {
-        let id = self.next_id();
-        let key = OlmKey::new(id, StaticSecret::random_from_rng(rng), false);
-        let dropped = self.previous_fallback.take().map(|k| k.public);
-        self.previous_fallback = self.fallback.replace(key);
-        dropped
+        self.keys.rotate_fallback(now_ms, rng)
     }
 
     /// The current fallback key if it has not been published.
     pub fn fallback_key(&self) -> Option<(KeyId, Curve25519PublicKey)> {
-        self.fallback
-            .as_ref()
+        self.keys
+            .current_fallback()
             .filter(|k| !k.published)
             .map(|k| (k.id, k.public))
     }
 
-    /// Forgets the previous fallback key. Returns whether there was one.
-    pub fn forget_fallback_key(&mut self) -> bool {
-        self.previous_fallback.take().is_some()
+    /// Whether the current fallback key has started a session (replace it:
+    /// [`OlmAccount::rotate_fallback_key`]).
+    pub fn fallback_key_used(&self) -> bool {
+        self.keys.fallback_used()
     }
 
-    /// Marks every one-time key and the fallback key as published.
-    pub fn mark_keys_as_published(&mut self) {
-        for key in &mut self.one_time_keys {
-            key.published = true;
-        }
-        if let Some(key) = &mut self.fallback {
-            key.published = true;
-        }
+    /// Forgets the previous fallback key if its grace period is over at
+    /// `now_ms` (or the clock went back past the tolerance). Returns whether
+    /// it was forgotten.
+    pub fn forget_expired_fallback_key(&mut self, now_ms: u64) -> bool {
+        self.keys.fallback.expire(now_ms)
+    }
+
+    /// Forgets the previous fallback key now. Returns whether there was one.
+    pub fn forget_fallback_key(&mut self) -> bool {
+        self.keys.fallback.previous.take().is_some()
+    }
+
+    /// Marks exactly `keys` (one-time or fallback keys this account handed
+    /// out, by id and public key) as published; keys generated after those
+    /// were handed out stay unpublished, and keys not held are ignored.
+    pub fn mark_keys_as_published(&mut self, keys: &[(KeyId, Curve25519PublicKey)]) {
+        let fallback = |public: &Curve25519PublicKey| self.keys.fallback.find(public).is_some();
+        let marks: Vec<_> = keys
+            .iter()
+            .map(|(id, public)| (*id, *public, fallback(public)))
+            .collect();
+        self.keys.mark_published(marks);
+    }
+
+    /// Forgets every one-time key (after restoring an older pickle; see
+    /// PROTOCOL.md 8.4). Returns how many were dropped.
+    pub fn forget_one_time_keys(&mut self) -> usize {
+        let dropped = self.keys.one_time.keys.len();
+        self.keys.one_time.keys.clear();
+        dropped
     }
 
     /// Starts an Olm session with the device whose Curve25519 identity key
@@ -243,7 +226,9 @@ impl OlmAccount {
     /// device whose identity key is `identity_key`, and decrypts its first
     /// message. A pre-key message claiming another identity key is refused
     /// ([`SessionError::SessionMismatch`]); the one-time key is removed only
-    /// if everything succeeds (fallback keys stay).
+    /// if everything succeeds; a fallback key stays, remembering the session
+    /// so that a replay of the message is refused
+    /// ([`AccountError::FallbackKeyReplay`]).
     pub fn create_inbound_session(
         &mut self,
         identity_key: Curve25519PublicKey,
@@ -252,31 +237,17 @@ impl OlmAccount {
         if message.identity_key != identity_key {
             return Err(AccountError::Session(SessionError::SessionMismatch));
         }
-        let named = message.one_time_key;
-        let (secret, consume) = match self.one_time_keys.iter().find(|k| k.public == named) {
-            Some(key) => (&key.secret, true),
-            None => match [&self.fallback, &self.previous_fallback]
-                .into_iter()
-                .flatten()
-                .find(|k| k.public == named)
-            {
-                Some(key) => (&key.secret, false),
-                None => return Err(AccountError::UnknownOneTimeKey),
-            },
-        };
+        let (secret, used) = self
+            .keys
+            .inbound(&message.one_time_key, message.session_id().as_bytes())?;
         let (session, plaintext) =
             OlmSession::new_inbound(&self.curve_secret, self.curve25519, secret, message)?;
-        if consume {
-            self.one_time_keys.retain(|k| k.public != named);
-        }
+        self.keys.commit(used);
         Ok(OlmInboundCreation { session, plaintext })
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
-        fn key(w: &mut Writer, k: &OlmKey) {
-            w.u64(k.id.0).bool(k.published).bytes(k.secret.as_bytes());
-        }
-        w.u8(1);
+        w.u8(2);
         match (self.signing.seed(), self.signing.expanded()) {
             (Some(seed), _) => {
                 w.u8(0).bytes(seed);
@@ -289,38 +260,13 @@ impl OlmAccount {
                 w.u8(2);
             }
         }
-        w.bytes(self.curve_secret.as_bytes())
-            .u64(self.next_key_id)
-            .count(self.one_time_keys.len());
-        for k in &self.one_time_keys {
-            key(w, k);
-        }
-        for slot in [&self.fallback, &self.previous_fallback] {
-            match slot {
-                Some(k) => {
-                    w.bool(true);
-                    key(w, k);
-                }
-                None => {
-                    w.bool(false);
-                }
-            }
-        }
+        w.bytes(self.curve_secret.as_bytes());
+        self.keys.write(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        fn key(r: &mut Reader<'_>) -> Result<OlmKey, DecodeError> {
-            let id = KeyId(r.u64("key id")?);
-            let published = r.bool("published flag")?;
-            let secret = Secret::new(r.array::<32>("private key")?);
-            Ok(OlmKey::new(
-                id,
-                StaticSecret::from(*secret.expose()),
-                published,
-            ))
-        }
         let format = r.u8("olm account format")?;
-        if format != 1 {
+        if format != 2 {
             return Err(DecodeError::UnknownVersion(format));
         }
         let signing = match r.u8("signing key form")? {
@@ -332,21 +278,10 @@ impl OlmAccount {
         };
         let curve = StaticSecret::from(*Secret::new(r.array::<32>("identity key")?).expose());
         let mut account = Self::from_parts(signing, curve);
-        account.next_key_id = r.u64("next key id")?;
-        let count = r.count(OLM_MAX_ONE_TIME_KEYS, "one-time keys")?;
-        for _ in 0..count {
-            account.one_time_keys.push_back(key(r)?);
+        account.keys = PreKeys::read(r)?;
+        if account.keys.one_time.keys.len() > OLM_MAX_ONE_TIME_KEYS {
+            return Err(DecodeError::InvalidValue("one-time keys"));
         }
-        account.fallback = if r.bool("fallback flag")? {
-            Some(key(r)?)
-        } else {
-            None
-        };
-        account.previous_fallback = if r.bool("previous fallback flag")? {
-            Some(key(r)?)
-        } else {
-            None
-        };
         Ok(account)
     }
 }
@@ -359,8 +294,11 @@ impl fmt::Debug for OlmAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OlmAccount")
             .field("identity_keys", &self.identity_keys())
-            .field("one_time_keys", &self.one_time_keys.len())
-            .field("fallback_key", &self.fallback.as_ref().map(|k| k.public))
+            .field("one_time_keys", &self.keys.one_time.keys.len())
+            .field(
+                "fallback_key",
+                &self.keys.current_fallback().map(|k| k.public),
+            )
             .finish_non_exhaustive()
     }
 }

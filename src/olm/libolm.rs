@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 
 use x25519_dalek::StaticSecret;
 
-use super::account::{OlmAccount, OlmKey};
+use super::account::OlmAccount;
 use super::session::{OlmSession, OlmSessionKeys, OlmV1};
 use crate::account::KeyId;
+use crate::account::{FallbackKey, PrivateKey};
 use crate::codec::{DecodeError, Reader};
 use crate::consts::{
     OLM_MAX_ONE_TIME_KEYS, OLM_MAX_RECEIVING_CHAINS, OLM_MAX_SKIPPED_MESSAGE_KEYS,
@@ -39,11 +40,11 @@ fn key_pair(r: &mut Reader<'_>, field: &'static str) -> Result<StaticSecret, Lib
 }
 
 /// A one-time or fallback key record: id, published flag, key pair.
-fn one_time_key(r: &mut Reader<'_>) -> Result<OlmKey, LibolmPickleError> {
+fn one_time_key(r: &mut Reader<'_>) -> Result<PrivateKey, LibolmPickleError> {
     let id = KeyId(u64::from(r.u32("key id")?));
     let published = r.bool("published flag")?;
     let secret = key_pair(r, "one-time key")?;
-    Ok(OlmKey::new(id, secret, published))
+    Ok(PrivateKey::new(id, secret, published))
 }
 
 /// The libolm Ed25519 key pair: public key, then the 64-byte expanded key.
@@ -57,6 +58,13 @@ pub(crate) fn ed25519_pair(r: &mut Reader<'_>) -> Result<Ed25519Secret, LibolmPi
     crate::keys::Ed25519PublicKey::from_bytes(&public)
         .map_err(|_| LibolmPickleError::InvalidKey("ed25519 key"))?;
     Ok(signing)
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl OlmAccount {
@@ -73,20 +81,23 @@ impl OlmAccount {
             let keys = count(r, OLM_MAX_ONE_TIME_KEYS, "one-time keys")?;
             for _ in 0..keys {
                 let key = one_time_key(r)?;
-                account.one_time_keys.push_back(key);
+                account.keys.one_time.keys.push_back(key);
             }
             let fallbacks = r.u8("fallback key count")?;
             if fallbacks > 2 {
                 return Err(DecodeError::InvalidValue("fallback key count").into());
             }
             if fallbacks >= 1 {
-                account.fallback = Some(one_time_key(r)?);
+                account.keys.fallback.current = Some(FallbackKey::new(one_time_key(r)?));
             }
             if fallbacks == 2 {
-                account.previous_fallback = Some(one_time_key(r)?);
+                // libolm keeps no time: the grace period starts at the import.
+                let mut previous = FallbackKey::new(one_time_key(r)?);
+                previous.retired_ms = Some(now_ms());
+                account.keys.fallback.previous = Some(previous);
             }
             // libolm stores the last id it gave out.
-            account.next_key_id = u64::from(r.u32("next key id")?) + 1;
+            account.keys.next_key_id = u64::from(r.u32("next key id")?) + 1;
             Ok(account)
         })
     }

@@ -20,8 +20,9 @@
 //! let alice = OlmAccount::new();
 //! let mut bob = OlmAccount::new();
 //! bob.generate_one_time_keys(1);
-//! let (_key_id, one_time_key) = bob.one_time_keys()[0];
-//! bob.mark_keys_as_published();
+//! let published = bob.one_time_keys();
+//! let (_key_id, one_time_key) = published[0];
+//! bob.mark_keys_as_published(&published);
 //!
 //! let mut outbound =
 //!     alice.create_outbound_session(bob.identity_keys().curve25519, one_time_key)?;

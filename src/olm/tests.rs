@@ -183,3 +183,53 @@ fn debug_output_shows_no_secret() {
         assert!(!debug.contains(&format!("{:?}", &secret[..6])));
     }
 }
+
+#[test]
+fn the_account_follows_the_native_pre_key_rules() {
+    // One implementation (account/pre_keys.rs) serves both accounts: a
+    // replayed pre-key message built on the fallback key is refused, the
+    // previous fallback key expires, and exactly the keys handed out are
+    // marked published.
+    let mut r = rng(40);
+    let alice = OlmAccount::new_with_rng(&mut r);
+    let mut bob = OlmAccount::new_with_rng(&mut r);
+    bob.rotate_fallback_key_with_rng(1_000, &mut r);
+    let (_, fallback) = bob.fallback_key().unwrap();
+    let mut outbound = alice
+        .create_outbound_session_with_rng(bob.identity_keys().curve25519, fallback, &mut r)
+        .unwrap();
+    let OlmMessage::PreKey(pre_key) = outbound.encrypt(b"first").unwrap() else {
+        unreachable!()
+    };
+    assert!(!bob.fallback_key_used());
+    bob.create_inbound_session(alice.identity_keys().curve25519, &pre_key)
+        .unwrap();
+    assert!(bob.fallback_key_used());
+    assert_eq!(
+        bob.create_inbound_session(alice.identity_keys().curve25519, &pre_key)
+            .unwrap_err(),
+        crate::AccountError::FallbackKeyReplay
+    );
+    bob.rotate_fallback_key_with_rng(2_000, &mut r);
+    assert_eq!(
+        bob.create_inbound_session(alice.identity_keys().curve25519, &pre_key)
+            .unwrap_err(),
+        crate::AccountError::FallbackKeyReplay
+    );
+    assert!(bob.forget_expired_fallback_key(2_000 + crate::consts::FALLBACK_KEY_GRACE_MS));
+    assert_eq!(
+        bob.create_inbound_session(alice.identity_keys().curve25519, &pre_key)
+            .unwrap_err(),
+        crate::AccountError::UnknownOneTimeKey
+    );
+    // Exact publication: a key made after the list was handed out stays.
+    bob.generate_one_time_keys_with_rng(2, &mut r);
+    let handed_out = bob.one_time_keys();
+    bob.generate_one_time_keys_with_rng(1, &mut r);
+    bob.mark_keys_as_published(&handed_out);
+    assert_eq!(bob.one_time_keys().len(), 1);
+    // And the records survive the pickle.
+    let key = crate::PickleKey::from_bytes(&mut [3; 32]);
+    let restored = OlmAccount::from_pickle(&bob.pickle(&key), &key).unwrap();
+    assert_eq!(restored.one_time_keys(), bob.one_time_keys());
+}

@@ -76,7 +76,8 @@ pub(crate) fn message_key(seed: &[u8; 32], salt: &[u8; SALT_LEN]) -> MessageKey 
 pub(crate) struct RatchetKeyPair {
     /// Boxed so that moving the session never leaves a copy behind.
     pub(crate) secret: Box<StaticSecret>,
-    pub(crate) public: Curve25519PublicKey,
+    /// Computed from the secret on first use.
+    public: std::sync::OnceLock<Curve25519PublicKey>,
 }
 
 impl RatchetKeyPair {
@@ -105,18 +106,26 @@ impl RatchetKeyPair {
     }
 
     pub(crate) fn from_secret(secret: StaticSecret) -> Self {
-        let public = Curve25519PublicKey::from(&secret);
         Self {
             secret: Box::new(secret),
-            public,
+            public: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The public key, computed on first use and kept (a new session's
+    /// first ratchet key costs nothing until its first message, and every
+    /// later message reuses it).
+    pub(crate) fn public(&self) -> Curve25519PublicKey {
+        *self
+            .public
+            .get_or_init(|| Curve25519PublicKey::from(self.secret.as_ref()))
     }
 }
 
 impl std::fmt::Debug for RatchetKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RatchetKeyPair")
-            .field("public", &self.public)
+            .field("public", &self.public())
             .finish_non_exhaustive()
     }
 }

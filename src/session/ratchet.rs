@@ -203,13 +203,13 @@ impl<P: Spec> DoubleRatchet<P> {
         rng: &mut R,
     ) -> Result<StagedSend, SessionError> {
         let (chain, key, new) = match &self.sending {
-            Some(sending) => (sending.chain.clone(), sending.key.public, None),
+            Some(sending) => (sending.chain.clone(), sending.key.public(), None),
             None => {
                 let remote = self.live().ok_or(SessionError::ChainExhausted)?;
                 let pair = RatchetKeyPair::generate(rng);
                 let (root, chain) =
                     Self::ratchet_root(&self.root, &pair.secret, &remote.ratchet_key)?;
-                (chain, pair.public, Some((root, pair)))
+                (chain, pair.public(), Some((root, pair)))
             }
         };
         let counter = chain.index;

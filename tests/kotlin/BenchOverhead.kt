@@ -19,11 +19,12 @@ const val TRIVIAL_CALLS = 100_000
 
 fun connect(alice: Endpoint, bob: Endpoint) {
     val upload = bob.keysToPublish(1u)
-    bob.markKeysAsPublished()
+    bob.markKeysAsPublished(upload)
     alice.establishSession(upload.deviceKeysJson, upload.oneTimeKeysJson[0]).use { device ->
         alice.setRotationPolicy(UInt.MAX_VALUE, 1_000_000_000uL)
         alice.shareRoomKey(BENCH_ROOM, listOf(device)).use { share ->
-            for (m in share.messages) bob.receiveDeviceMessage(alice.identity().curve25519, m.message)
+            for (m in share.messages) bob.receiveDeviceMessage(alice.userId(), m.senderKey, m.message)
+            alice.markRoomKeySent(share)
         }
     }
 }

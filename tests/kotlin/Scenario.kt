@@ -1,6 +1,8 @@
 // The roomseal bindings, driven from Kotlin on the JVM: three devices, a
-// relay that only moves bytes, a room key shared and rotated, events both
-// ways, pickles, typed exceptions and one object called from many threads.
+// relay that only moves bytes, a room key shared (and confirmed as sent),
+// reshared and rotated, events both ways with the sender's user id, stored
+// keys listed, pickles with their generations, recovery from a rollback,
+// typed exceptions and one object called from many threads.
 //
 // Run by scripts/kotlin.sh (which compiles it together with the generated
 // bindings/mobile/uniffi/roomseal/roomseal.kt). Every check throws on
@@ -15,6 +17,7 @@ import kotlin.system.exitProcess
 import uniffi.roomseal.*
 
 const val ROOM = "!room:example.org"
+const val CONFIRM_ROOM = "!confirm:example.org"
 const val THREAD_ROOM = "!threads:example.org"
 
 class CheckFailed(message: String) : Exception(message)
@@ -45,42 +48,53 @@ object Checks {
     }
 }
 
+/** A device message in flight, with the user the server authenticated as its sender. */
+data class InFlight(val senderUserId: String, val senderKey: String, val message: String)
+
 /** A stand-in server: published keys and pending device messages, by identity key. */
 class Relay : AutoCloseable {
     private val bundles = HashMap<String, String>()
     private val oneTimeKeys = HashMap<String, ArrayDeque<String>>()
-    private val inbox = HashMap<String, MutableList<Pair<String, String>>>()
+    private val inbox = HashMap<String, MutableList<InFlight>>()
     private val owned = ArrayList<Disposable>()
 
     /** Keeps [device] until the relay closes. */
-    fun own(device: Device): Device = device.also { owned.add(it) }
+    fun own(device: SelfSignedDevice): SelfSignedDevice = device.also { owned.add(it) }
 
-    fun publish(endpoint: Endpoint): Device {
+    fun publish(endpoint: Endpoint): SelfSignedDevice {
         val upload = endpoint.keysToPublish(5u)
         Checks.equal(upload.oneTimeKeysJson.size, 5, "one-time keys to publish")
         val key = endpoint.identity().curve25519
         bundles[key] = upload.deviceKeysJson
         oneTimeKeys.getOrPut(key) { ArrayDeque() }.addAll(upload.oneTimeKeysJson)
-        endpoint.markKeysAsPublished()
-        return own(Device.fromJson(upload.deviceKeysJson))
+        endpoint.markKeysAsPublished(upload)
+        // Exactly what was uploaded is published: nothing is listed again.
+        val again = endpoint.keysToPublish(0u)
+        Checks.that(again.oneTimeKeysJson.isEmpty() && again.fallbackKeyJson == null, "nothing left to publish")
+        return own(SelfSignedDevice.fromJson(upload.deviceKeysJson))
     }
 
-    fun bundle(device: Device): String = bundles.getValue(device.identity().curve25519)
+    fun bundle(device: SelfSignedDevice): String = bundles.getValue(device.identity().curve25519)
 
     /** The device's bundle and one of its one-time keys, as a server hands them out. */
-    fun claim(device: Device): Pair<String, String> {
+    fun claim(device: SelfSignedDevice): Pair<String, String> {
         val key = device.identity().curve25519
         return bundles.getValue(key) to oneTimeKeys.getValue(key).removeFirst()
     }
 
-    fun send(sender: Endpoint, share: ShareResult) {
+    /** Queues the share's messages and, if [confirm], confirms them as sent. */
+    fun send(sender: Endpoint, share: ShareResult, confirm: Boolean = true) {
         val from = sender.identity().curve25519
-        for (m in share.messages) inbox.getOrPut(m.recipientKey) { ArrayList() }.add(from to m.message)
+        for (m in share.messages) {
+            Checks.equal(m.senderKey, from, "the message names its sender's key")
+            inbox.getOrPut(m.recipientKey) { ArrayList() }.add(InFlight(sender.userId(), m.senderKey, m.message))
+        }
+        if (confirm) Checks.equal(sender.markRoomKeySent(share), share.messages.size.toUInt(), "shares confirmed as sent")
     }
 
     fun deliver(endpoint: Endpoint): List<ReceivedKey> =
         (inbox.remove(endpoint.identity().curve25519) ?: emptyList())
-            .map { (from, message) -> endpoint.receiveDeviceMessage(from, message) }
+            .map { endpoint.receiveDeviceMessage(it.senderUserId, it.senderKey, it.message) }
 
     override fun close() {
         owned.forEach { it.destroy() }
@@ -88,15 +102,17 @@ class Relay : AutoCloseable {
     }
 }
 
+/** What [share] did: whether the key rotated, its session id, how many messages went out. */
+data class Shared(val rotated: Boolean, val sessionId: String, val sent: Int)
+
 /**
  * Shares [sender]'s key of [room] with [devices], establishing sessions from
- * claimed keys when some are missing; returns (rotated, session id, number
- * of messages sent).
+ * claimed keys when some are missing, and sends (and confirms) the messages.
  */
-fun share(relay: Relay, sender: Endpoint, room: String, devices: List<Device>): Triple<Boolean, String, Int> {
+fun share(relay: Relay, sender: Endpoint, room: String, devices: List<SelfSignedDevice>): Shared {
     var result = sender.shareRoomKey(room, devices)
     var sent = 0
-    var rotated = result.rotated
+    val rotated = result.rotated
     if (result.missingSessions.isNotEmpty()) {
         result.use { first ->
             // Devices with a session already got their message; send those.
@@ -113,30 +129,37 @@ fun share(relay: Relay, sender: Endpoint, room: String, devices: List<Device>): 
     return result.use {
         Checks.that(it.missingSessions.isEmpty(), "every device has a session")
         relay.send(sender, it)
-        Triple(rotated || it.rotated, it.sessionId, sent + it.messages.size)
+        Shared(rotated || it.rotated, it.sessionId, sent + it.messages.size)
     }
 }
 
 fun readBody(reader: Endpoint, room: String, eventId: String, envelope: String): String =
     reader.decryptEvent(room, eventId, envelope).contentJson
 
-fun conversation(relay: Relay, alice: Endpoint, bob: Endpoint, carol: Endpoint) {
-    val aliceDev = relay.publish(alice)
-    val bobDev = relay.publish(bob)
-    val carolDev = relay.publish(carol)
-    Checks.equal(bobDev.userId(), "@bob:example.org", "device user id")
-    Checks.equal(carolDev.identity(), carol.identity(), "published identity")
+/** The published devices of the scenario's three endpoints. */
+class Devices(val alice: SelfSignedDevice, val bob: SelfSignedDevice, val carol: SelfSignedDevice)
+
+fun conversation(relay: Relay, alice: Endpoint, bob: Endpoint, carol: Endpoint, devices: Devices) {
+    Checks.equal(devices.bob.userId(), "@bob:example.org", "device user id")
+    Checks.equal(devices.carol.identity(), carol.identity(), "published identity")
 
     // Alice shares her room key with Bob and Carol (sessions from claimed keys).
-    val (rotated, sessionId, sent) = share(relay, alice, ROOM, listOf(bobDev, carolDev))
-    Checks.that(!rotated, "the first share does not rotate")
-    Checks.equal(sent, 2, "messages for two devices")
+    val first = share(relay, alice, ROOM, listOf(devices.bob, devices.carol))
+    Checks.that(!first.rotated, "the first share does not rotate")
+    Checks.equal(first.sent, 2, "messages for two devices")
     for (reader in listOf(bob, carol)) {
         val received = relay.deliver(reader).single()
         Checks.equal(received.roomId, ROOM, "received room")
-        Checks.equal(received.sessionId, sessionId, "received session")
+        Checks.equal(received.sessionId, first.sessionId, "received session")
         Checks.equal(received.sender, alice.identity(), "received sender")
+        Checks.equal(received.senderUserId, "@alice:example.org", "received sender user")
+        Checks.equal(received.senderDeviceId, "LAPTOP", "received sender device")
         Checks.equal(received.firstIndex, 0u, "received first index")
+        Checks.equal(received.status, KeyStatus.NEW, "the key is new")
+    }
+    // Confirmed as sent: the next share serves nobody again.
+    alice.shareRoomKey(ROOM, listOf(devices.bob, devices.carol)).use {
+        Checks.that(it.messages.isEmpty() && !it.rotated, "confirmed devices are not served again")
     }
 
     val hello = alice.encryptEvent(ROOM, "m.room.message", """{"body":"hello both"}""")
@@ -146,29 +169,32 @@ fun conversation(relay: Relay, alice: Endpoint, bob: Endpoint, carol: Endpoint) 
         Checks.equal(event.eventType, "m.room.message", "event type")
         Checks.equal(event.contentJson, """{"body":"hello both"}""", "event content")
         Checks.equal(event.sender, alice.identity(), "event sender")
+        Checks.equal(event.senderUserId, "@alice:example.org", "event sender user")
+        Checks.equal(event.senderDeviceId, "LAPTOP", "event sender device")
         Checks.equal(event.messageIndex, 0u, "event index")
         Checks.that(event.authenticated, "event authenticated")
     }
 
     // The other way: Bob and Carol share their own keys and write back.
-    share(relay, bob, ROOM, listOf(aliceDev, carolDev))
-    share(relay, carol, ROOM, listOf(aliceDev, bobDev))
-    Checks.equal(relay.deliver(alice).size, 2, "Alice receives two keys")
+    share(relay, bob, ROOM, listOf(devices.alice, devices.carol))
+    share(relay, carol, ROOM, listOf(devices.alice, devices.bob))
+    Checks.equal(relay.deliver(alice).map { it.senderUserId }.sorted(), listOf("@bob:example.org", "@carol:example.org"),
+        "Alice receives Bob's and Carol's keys")
     Checks.equal(relay.deliver(bob).size, 1, "Bob receives Carol's key")
     Checks.equal(relay.deliver(carol).size, 1, "Carol receives Bob's key")
     val fromBob = bob.encryptEvent(ROOM, "m.room.message", """{"body":"from bob"}""")
     val fromCarol = carol.encryptEvent(ROOM, "m.room.message", """{"body":"from carol"}""")
     Checks.equal(readBody(alice, ROOM, "\$2", fromBob), """{"body":"from bob"}""", "Alice reads Bob")
     Checks.equal(readBody(carol, ROOM, "\$2", fromBob), """{"body":"from bob"}""", "Carol reads Bob")
-    Checks.equal(readBody(alice, ROOM, "\$3", fromCarol), """{"body":"from carol"}""", "Alice reads Carol")
+    Checks.equal(alice.decryptEvent(ROOM, "\$3", fromCarol).senderUserId, "@carol:example.org", "Alice reads Carol")
     Checks.equal(readBody(bob, ROOM, "\$3", fromCarol), """{"body":"from carol"}""", "Bob reads Carol")
 
     // Carol's device is removed: Alice's key rotates and Carol cannot read on.
-    val (rotatedNow, newSession, sentNow) = share(relay, alice, ROOM, listOf(bobDev))
-    Checks.that(rotatedNow, "removing a device rotates the key")
-    Checks.that(newSession != sessionId, "the rotated key is a new session")
-    Checks.equal(sentNow, 1, "only Bob gets the new key")
-    Checks.equal(relay.deliver(bob).size, 1, "Bob receives the new key")
+    val afterCarol = share(relay, alice, ROOM, listOf(devices.bob))
+    Checks.that(afterCarol.rotated, "removing a device rotates the key")
+    Checks.that(afterCarol.sessionId != first.sessionId, "the rotated key is a new session")
+    Checks.equal(afterCarol.sent, 1, "only Bob gets the new key")
+    Checks.equal(relay.deliver(bob).single().status, KeyStatus.NEW, "Bob receives the new key")
     Checks.equal(relay.deliver(carol).size, 0, "Carol receives nothing")
     val afterRemoval = alice.encryptEvent(ROOM, "m.room.message", """{"body":"carol left"}""")
     Checks.equal(readBody(bob, ROOM, "\$4", afterRemoval), """{"body":"carol left"}""", "Bob reads on")
@@ -177,7 +203,47 @@ fun conversation(relay: Relay, alice: Endpoint, bob: Endpoint, carol: Endpoint) 
     }
 
     pickles(alice, bob, afterRemoval)
-    hostileInput(relay, alice, bob, bobDev)
+    hostileInput(relay, alice, bob, devices.bob)
+}
+
+/** Unconfirmed shares are served again; a confirmed recipient can be sent the key once more on request. */
+fun confirmation(relay: Relay, alice: Endpoint, bob: Endpoint, devices: Devices) {
+    val firstSession = alice.shareRoomKey(CONFIRM_ROOM, listOf(devices.bob)).use { first ->
+        Checks.equal(first.messages.size, 1, "Bob has a session: one message")
+        relay.send(alice, first, confirm = false)
+        first.sessionId
+    }
+    // Never confirmed (say, the app stopped before sending): Bob is served
+    // again, with the same key.
+    alice.shareRoomKey(CONFIRM_ROOM, listOf(devices.bob)).use { again ->
+        Checks.equal(again.sessionId, firstSession, "the same key is served again")
+        Checks.equal(again.messages.size, 1, "the unconfirmed device is served again")
+        relay.send(alice, again)
+    }
+    Checks.equal(relay.deliver(bob).map { it.status }, listOf(KeyStatus.NEW, KeyStatus.UNCHANGED),
+        "the second copy is not new")
+    alice.shareRoomKey(CONFIRM_ROOM, listOf(devices.bob)).use {
+        Checks.that(it.messages.isEmpty(), "a confirmed device is not served again")
+    }
+    // Bob reports the key missing: a message for him alone. Carol was never
+    // offered this room's key: nothing to reshare.
+    val reshared = alice.reshareRoomKey(CONFIRM_ROOM, devices.bob)
+    Checks.equal(reshared?.recipientKey, bob.identity().curve25519, "the reshare is for Bob")
+    Checks.equal(bob.receiveDeviceMessage(alice.userId(), reshared!!.senderKey, reshared.message).status,
+        KeyStatus.UNCHANGED, "the reshared key is known")
+    Checks.equal(alice.reshareRoomKey(CONFIRM_ROOM, devices.carol), null, "no reshare for a device never offered it")
+
+    // Bob's stored keys: listed (no secrets), and one forgotten.
+    val stored = bob.roomKeys().single { it.roomId == CONFIRM_ROOM }
+    Checks.equal(stored.sessionId, firstSession, "stored session")
+    Checks.equal(stored.sender, alice.identity(), "stored sender")
+    Checks.equal(stored.senderUserId, "@alice:example.org", "stored sender user")
+    Checks.equal(stored.firstIndex, 0u, "stored first index")
+    Checks.equal(stored.authenticatedFrom, 0u, "stored key authenticated from its first index")
+    Checks.that(stored.sizeBytes > 0uL, "stored size")
+    Checks.that(bob.forgetRoomKey(CONFIRM_ROOM, stored.sessionId), "the key is forgotten")
+    Checks.that(!bob.forgetRoomKey(CONFIRM_ROOM, stored.sessionId), "only once")
+    Checks.that(bob.roomKeys().none { it.roomId == CONFIRM_ROOM }, "the listing no longer has it")
 }
 
 /** Pickle and restore mid-conversation: state, identity and replay records survive. */
@@ -202,7 +268,48 @@ fun pickles(alice: Endpoint, bob: Endpoint, alreadyRead: String) {
     Checks.throws<RoomsealException.InvalidInput>("a short pickle key") { bob.pickle(ByteArray(5)) }
 }
 
-fun hostileInput(relay: Relay, alice: Endpoint, bob: Endpoint, bobDev: Device) {
+/**
+ * Generations: the same state pickles at the same generation, a changed one
+ * higher; an old pickle is refused; continuing from it anyway needs
+ * recoverFromRollback (a new room key, new sessions, new keys to publish).
+ */
+fun generations(alice: Endpoint, devices: Devices) {
+    val key = ByteArray(32) { (it * 7).toByte() }
+    val old = alice.pickle(key)
+    val oldGeneration = alice.pickleGeneration()
+    alice.pickle(key)
+    Checks.equal(alice.pickleGeneration(), oldGeneration, "the same state keeps its generation")
+    alice.encryptEvent(ROOM, "m.room.message", """{"n":"gen"}""")
+    val new = alice.pickle(key)
+    val newest = alice.pickleGeneration()
+    Checks.that(newest > oldGeneration, "a changed state has a higher generation")
+    Endpoint.fromPickleNoOlderThan(new, key, newest).use {
+        Checks.equal(it.pickleGeneration(), newest, "the newest pickle restores")
+    }
+    Checks.throws<RoomsealException.Pickle>("an older pickle is refused") {
+        Endpoint.fromPickleNoOlderThan(old, key, newest).close()
+    }
+
+    Endpoint.fromPickle(old, key).use { rolledBack ->
+        rolledBack.recoverFromRollback()
+        val refused = Checks.throws<RoomsealException.ShareRequired>("no room key after a rollback") {
+            rolledBack.encryptEvent(ROOM, "m.room.message", "{}")
+        }
+        Checks.that("rolled back" in refused.message.orEmpty(), "the refusal says why: ${refused.message}")
+        rolledBack.shareRoomKey(ROOM, listOf(devices.bob)).use {
+            Checks.that(it.rotated, "the next share rotates")
+            Checks.equal(it.rotationReason, "the state was rolled back", "rotation reason")
+            Checks.that(it.messages.isEmpty(), "no message on an old session")
+            Checks.equal(it.missingSessions.size, 1, "a new session is needed with Bob")
+        }
+        val upload = rolledBack.keysToPublish(3u)
+        Checks.equal(upload.oneTimeKeysJson.size, 3, "new one-time keys after a rollback")
+        Checks.that(upload.fallbackKeyJson != null, "a new fallback key after a rollback")
+        rolledBack.markKeysAsPublished(upload)
+    }
+}
+
+fun hostileInput(relay: Relay, alice: Endpoint, bob: Endpoint, bobDev: SelfSignedDevice) {
     val envelope = alice.encryptEvent(ROOM, "m.room.message", """{"x":1}""")
     // One character in the middle of the ciphertext changed: authentication fails.
     val tampered = Regex("\"ciphertext\":\"([^\"]+)\"").replace(envelope) { match ->
@@ -220,13 +327,30 @@ fun hostileInput(relay: Relay, alice: Endpoint, bob: Endpoint, bobDev: Device) {
     Checks.throws<RoomsealException.UnknownRoomKey>("a room without a key") {
         bob.decryptEvent("!other:example.org", "\$9", envelope)
     }
-    Checks.throws<RoomsealException.ShareRequired>("encrypting before sharing") {
+    val share = Checks.throws<RoomsealException.ShareRequired>("encrypting before sharing") {
         alice.encryptEvent("!other:example.org", "m.room.message", "{}")
     }
+    Checks.that("not been shared" in share.message.orEmpty(), "the refusal says why: ${share.message}")
     Checks.throws<RoomsealException.InvalidInput>("an empty user id") { Endpoint("", "D").close() }
+    Checks.throws<RoomsealException.InvalidInput>("a key that is not base64") {
+        bob.receiveDeviceMessage(alice.userId(), "%%%", "AQE")
+    }
     val forged = relay.bundle(bobDev).replace("\"PHONE\"", "\"EVIL\"")
     Checks.that(forged != relay.bundle(bobDev), "the bundle was forged")
-    Checks.throws<RoomsealException.Authentication>("a forged device bundle") { Device.fromJson(forged).close() }
+    Checks.throws<RoomsealException.Authentication>("a forged device bundle") { SelfSignedDevice.fromJson(forged).close() }
+}
+
+/** A share delivered as if another user sent it is refused. */
+fun spoofedSender(relay: Relay, carol: Endpoint, alice: Endpoint, devices: Devices) {
+    val room = "!spoof:example.org"
+    carol.shareRoomKey(room, listOf(devices.alice)).use { outcome ->
+        val m = outcome.messages.single()
+        Checks.throws<RoomsealException.Authentication>("a share from a spoofed user") {
+            alice.receiveDeviceMessage("@mallory:example.org", m.senderKey, m.message)
+        }
+        Checks.equal(alice.receiveDeviceMessage(carol.userId(), m.senderKey, m.message).senderUserId,
+            "@carol:example.org", "the genuine sender is accepted")
+    }
 }
 
 /** Several threads call into one endpoint at once; every result is exact. */
@@ -283,7 +407,11 @@ fun main() {
             Endpoint("@alice:example.org", "LAPTOP").use { alice ->
                 Endpoint("@bob:example.org", "PHONE").use { bob ->
                     Endpoint("@carol:example.org", "TABLET").use { carol ->
-                        conversation(relay, alice, bob, carol)
+                        val devices = Devices(relay.publish(alice), relay.publish(bob), relay.publish(carol))
+                        conversation(relay, alice, bob, carol, devices)
+                        confirmation(relay, alice, bob, devices)
+                        generations(alice, devices)
+                        spoofedSender(relay, carol, alice, devices)
                         threads(relay, alice, bob)
                     }
                 }
@@ -295,7 +423,8 @@ fun main() {
         exitProcess(1)
     }
     val ms = (System.nanoTime() - started) / 1_000_000
-    println("kotlin scenario: 3 devices, room key shared and rotated, events both ways, pickles,")
-    println("  typed exceptions, 8 writer + 4 reader threads on one endpoint (JNA ${Native.VERSION}, ${ms} ms)")
+    println("kotlin scenario: 3 devices, room key shared, confirmed, reshared and rotated, events both ways,")
+    println("  stored keys, pickles and generations, rollback recovery, typed exceptions,")
+    println("  8 writer + 4 reader threads on one endpoint (JNA ${Native.VERSION}, ${ms} ms)")
     println("kotlin: ${Checks.passed} passed, 0 failed")
 }
