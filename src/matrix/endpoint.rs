@@ -47,9 +47,8 @@ use super::tracker::{DeviceTracker, KeysQuery, KeysQueryOutcome};
 use super::upload::{KeysUploadRequest, KeysUploadResponse};
 use super::withheld::{WithheldNotice, WithheldNotices};
 use crate::account::Account;
-use crate::consts::{MAX_KEY_ALGORITHMS, MAX_PENDING_TO_DEVICE_REQUESTS};
+use crate::consts::MAX_PENDING_TO_DEVICE_REQUESTS;
 use crate::crypto::os_rng;
-use crate::group::GroupSessionId;
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::Generation;
 use crate::room::{Clock, Limits, RotationReason, SystemClock};
@@ -250,14 +249,6 @@ impl MatrixEndpoint {
         self.clock.now_ms()
     }
 
-    /// Our user and identity keys, as an Olm sender.
-    pub(super) fn olm_sender(&self) -> OlmSender<'_> {
-        OlmSender {
-            user_id: &self.user_id,
-            keys: self.account.identity_keys(),
-        }
-    }
-
     /// Whether we hold an Olm session with the device.
     pub fn has_olm_session(&self, device: &Device) -> bool {
         self.sessions.has_session(&device.keys().curve25519)
@@ -272,6 +263,16 @@ impl MatrixEndpoint {
     /// first index, replay records.
     pub fn room_keys(&self) -> Vec<MatrixRoomKeyInfo> {
         self.inbound.list()
+    }
+
+    /// Forgets a Megolm key (and its replay record); returns whether it was
+    /// held. Events of that session no longer decrypt.
+    pub fn forget_room_key(
+        &mut self,
+        room: &RoomId,
+        session_id: &crate::group::GroupSessionId,
+    ) -> bool {
+        self.inbound.forget(room, session_id)
     }
 
     /// Replay records held in all.
@@ -513,7 +514,8 @@ impl MatrixEndpoint {
                 .add(curve, session, true, Some(now), &self.limits);
             self.no_olm.remove(&curve);
             if let Some(content) = dummy {
-                let mut request = SendToDeviceRequest::new(super::events::ROOM_ENCRYPTED, self.txn_id());
+                let mut request =
+                    SendToDeviceRequest::new(super::events::ROOM_ENCRYPTED, self.txn_id());
                 request.add(
                     claimed.device.user_id().clone(),
                     claimed.device.device_id().clone(),

@@ -182,7 +182,6 @@ pub use self::room_events::{
 };
 pub use self::room_keys::{MatrixRoomKeyInfo, RoomKeyError, RoomKeySender, RoomKeySource};
 pub use self::share::{DeviceTrust, ShareError, ShareOutcome, SharePolicy};
-pub use self::withheld::WithheldNotice;
 pub use self::signing::{ED25519, SignatureError, sign_json, signed_bytes, verify_json};
 pub use self::sync::{
     DeviceListsSection, RejectedEvent, SyncChanges, SyncResponse, ToDeviceContent, ToDeviceEvent,
@@ -192,3 +191,4 @@ pub use self::to_device::SendToDeviceRequest;
 pub use self::top_up::KeyTopUp;
 pub use self::tracker::{DeviceTracker, KeysQuery, KeysQueryOutcome, RejectedDevice};
 pub use self::upload::{KeysUploadRequest, KeysUploadResponse, device_keys, key_id_text};
+pub use self::withheld::WithheldNotice;

@@ -50,7 +50,7 @@ impl OlmPeer {
     /// The sessions, most recently received first.
     pub(crate) fn by_recency(&self) -> Vec<&OlmEntry> {
         let mut sessions: Vec<&OlmEntry> = self.sessions.iter().collect();
-        sessions.sort_by(|a, b| b.last_received.cmp(&a.last_received));
+        sessions.sort_by_key(|e| std::cmp::Reverse(e.last_received));
         sessions
     }
 
@@ -239,8 +239,7 @@ impl OlmSessionStore {
             Some(peer) => {
                 peer.wedged
                     && peer.last_created_ms.is_none_or(|at| {
-                        now_ms.saturating_sub(at) >= MATRIX_NEW_SESSION_INTERVAL_MS
-                            || now_ms < at
+                        now_ms.saturating_sub(at) >= MATRIX_NEW_SESSION_INTERVAL_MS || now_ms < at
                     })
             }
         }

@@ -198,7 +198,11 @@ impl MatrixEndpoint {
                 .filter(|c| *c <= max)
                 .ok_or(DecodeError::InvalidValue(field))
         };
-        let pending = bounded(r.u32("pending requests")?, MAX_PENDING_TO_DEVICE_REQUESTS, "pending requests")?;
+        let pending = bounded(
+            r.u32("pending requests")?,
+            MAX_PENDING_TO_DEVICE_REQUESTS,
+            "pending requests",
+        )?;
         for _ in 0..pending {
             let id = RequestId(r.u64("request id")?);
             let mark = PendingMark::read(r)?;
@@ -206,31 +210,48 @@ impl MatrixEndpoint {
                 return Err(DecodeError::InvalidValue("pending requests"));
             }
         }
-        let queued = bounded(r.u32("queued requests")?, MAX_PENDING_TO_DEVICE_REQUESTS, "queued requests")?;
+        let queued = bounded(
+            r.u32("queued requests")?,
+            MAX_PENDING_TO_DEVICE_REQUESTS,
+            "queued requests",
+        )?;
         for _ in 0..queued {
             let id = RequestId(r.u64("request id")?);
             let event_type = read_text(r, "event type")?;
             let txn_id = read_text(r, "transaction id")?;
-            let len = bounded(r.u32("request body length")?, MAX_JSON_ITEM_LEN * 4, "request body")?;
+            let len = bounded(
+                r.u32("request body length")?,
+                MAX_JSON_ITEM_LEN * 4,
+                "request body",
+            )?;
             let body = r.bytes(len, "request body")?;
-            let parsed: SendToDeviceRequest =
-                serde_json::from_slice(body).map_err(|_| DecodeError::InvalidValue("request body"))?;
+            let parsed: SendToDeviceRequest = serde_json::from_slice(body)
+                .map_err(|_| DecodeError::InvalidValue("request body"))?;
             let request = SendToDeviceRequest {
                 event_type,
                 txn_id,
                 messages: parsed.messages,
             };
-            if !endpoint.pending.contains_key(&id) || endpoint.queued.insert(id, request).is_some() {
+            if !endpoint.pending.contains_key(&id) || endpoint.queued.insert(id, request).is_some()
+            {
                 return Err(DecodeError::InvalidValue("queued requests"));
             }
         }
-        let no_olm = bounded(r.u32("devices without keys")?, MAX_TRACKED_DEVICES, "devices without keys")?;
+        let no_olm = bounded(
+            r.u32("devices without keys")?,
+            MAX_TRACKED_DEVICES,
+            "devices without keys",
+        )?;
         for _ in 0..no_olm {
             let key = Curve25519PublicKey::from_bytes(r.array("device key")?);
             let sent = r.bool("notice sent")?;
             endpoint.no_olm.insert(key, sent);
         }
-        let trust = bounded(r.u32("trust decisions")?, MAX_DEVICE_TRUST_ENTRIES, "trust decisions")?;
+        let trust = bounded(
+            r.u32("trust decisions")?,
+            MAX_DEVICE_TRUST_ENTRIES,
+            "trust decisions",
+        )?;
         let mut decisions = BTreeMap::new();
         for _ in 0..trust {
             let user = read_id(r, "user id", UserId::parse)?;

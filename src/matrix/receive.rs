@@ -27,12 +27,14 @@ use thiserror::Error;
 use super::device_keys::MEGOLM_V1;
 use super::endpoint::MatrixEndpoint;
 use super::events::{
-    DUMMY, EventError, FORWARDED_ROOM_KEY, ForwardedRoomKeyContent, OlmEncryptedContent,
-    ROOM_KEY, RoomKeyContent,
+    DUMMY, EventError, FORWARDED_ROOM_KEY, ForwardedRoomKeyContent, OlmEncryptedContent, ROOM_KEY,
+    RoomKeyContent,
 };
 use super::ids::{RoomId, UserId};
 use super::json::{JsonError, parse};
-use super::olm_payload::{CheckedOlmPayload, OlmContext, OlmPayload, OlmPayloadError, SenderDevice};
+use super::olm_payload::{
+    CheckedOlmPayload, OlmContext, OlmPayload, OlmPayloadError, SenderDevice,
+};
 use super::room_keys::{RoomKeyError, RoomKeySender, RoomKeySource};
 use super::sync::{SyncChanges, ToDeviceContent, ToDeviceEvent};
 use super::withheld::WithheldNotice;
@@ -290,8 +292,9 @@ impl MatrixEndpoint {
         if sender_key == own.curve25519 {
             return Err(ToDeviceError::FromOwnDevice);
         }
-        let message = OlmMessage::from_base64_parts(ciphertext.message_type as u8, &ciphertext.body)
-            .map_err(ToDeviceError::Message)?;
+        let message =
+            OlmMessage::from_base64_parts(ciphertext.message_type as u8, &ciphertext.body)
+                .map_err(ToDeviceError::Message)?;
         let (staged, plaintext) = self.stage_olm(&sender_key, &message)?;
         let text = std::str::from_utf8(&plaintext)
             .map_err(|_| OlmPayloadError::Malformed(JsonError::Syntax { line: 1, column: 1 }))?;
@@ -305,9 +308,9 @@ impl MatrixEndpoint {
         })?;
         let processed = match checked.event_type.as_str() {
             ROOM_KEY => ProcessedToDevice::RoomKey(self.store_room_key(&sender_key, &checked)?),
-            FORWARDED_ROOM_KEY => {
-                ProcessedToDevice::ForwardedRoomKey(self.store_forwarded_key(&sender_key, &checked)?)
-            }
+            FORWARDED_ROOM_KEY => ProcessedToDevice::ForwardedRoomKey(
+                self.store_forwarded_key(&sender_key, &checked)?,
+            ),
             DUMMY => ProcessedToDevice::Dummy {
                 sender: checked.sender,
                 sender_key,
@@ -410,9 +413,15 @@ impl MatrixEndpoint {
     }
 
     /// The attribution of a key the Olm sender shared itself.
-    fn direct_sender(&self, sender_key: &Curve25519PublicKey, checked: &CheckedOlmPayload) -> RoomKeySender {
+    fn direct_sender(
+        &self,
+        sender_key: &Curve25519PublicKey,
+        checked: &CheckedOlmPayload,
+    ) -> RoomKeySender {
         let (ed25519, device_id) = match &checked.sender_device {
-            SenderDevice::Confirmed(device) => (device.keys().ed25519, Some(device.device_id().clone())),
+            SenderDevice::Confirmed(device) => {
+                (device.keys().ed25519, Some(device.device_id().clone()))
+            }
             SenderDevice::Unconfirmed { claimed_ed25519 } => (*claimed_ed25519, None),
         };
         RoomKeySender {
@@ -430,7 +439,8 @@ impl MatrixEndpoint {
         sender_key: &Curve25519PublicKey,
         checked: &CheckedOlmPayload,
     ) -> Result<ReceivedRoomKey, ToDeviceError> {
-        let content: RoomKeyContent = parse(checked.content.get()).map_err(ToDeviceError::Content)?;
+        let content: RoomKeyContent =
+            parse(checked.content.get()).map_err(ToDeviceError::Content)?;
         if content.algorithm != MEGOLM_V1 {
             return Err(RoomKeyError::UnsupportedAlgorithm.into());
         }
@@ -460,7 +470,9 @@ impl MatrixEndpoint {
         let session = MegolmInboundSession::import(&key);
         check_session_id(&session, &content.session_id)?;
         if content.sender_key == self.identity_keys().curve25519
-            && !self.inbound.contains(&content.room_id, &session.session_id())
+            && !self
+                .inbound
+                .contains(&content.room_id, &session.session_id())
         {
             return Err(RoomKeyError::ClaimsToBeOurs.into());
         }
@@ -485,9 +497,11 @@ impl MatrixEndpoint {
         let first_index = session.first_known_index();
         let own = self.identity_keys().curve25519;
         let tracker = &self.tracker;
-        let (added, evicted) = self.inbound.add(room, session, sender.clone(), &own, |key| {
-            tracker.device_by_curve25519(key).is_some()
-        })?;
+        let (added, evicted) = self
+            .inbound
+            .add(room, session, sender.clone(), &own, |key| {
+                tracker.device_by_curve25519(key).is_some()
+            })?;
         Ok(ReceivedRoomKey {
             room_id: room.clone(),
             session_id,

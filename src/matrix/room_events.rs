@@ -264,9 +264,8 @@ impl MatrixEndpoint {
                     RoomEventError::Forgotten { index }
                 }
             })?;
-        let text = std::str::from_utf8(&staged.decrypted.plaintext).map_err(|_| {
-            RoomEventError::Malformed(JsonError::Syntax { line: 1, column: 1 })
-        })?;
+        let text = std::str::from_utf8(&staged.decrypted.plaintext)
+            .map_err(|_| RoomEventError::Malformed(JsonError::Syntax { line: 1, column: 1 }))?;
         let payload = MegolmPayload::from_json_in_room(text, room).map_err(|e| match e {
             super::events::EventError::RoomMismatch => RoomEventError::RoomMismatch,
             super::events::EventError::Malformed(j) => RoomEventError::Malformed(j),

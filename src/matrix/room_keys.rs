@@ -391,7 +391,10 @@ impl MegolmKeyStore {
             .replay
             .check(claimed, &event_hash)
             .map_err(|r| StoreRefusal::Replay(r, claimed))?;
-        let decrypted = stored.session.decrypt(message).map_err(StoreRefusal::Group)?;
+        let decrypted = stored
+            .session
+            .decrypt(message)
+            .map_err(StoreRefusal::Group)?;
         Ok(StagedDecryption {
             decrypted,
             sender: stored.sender.clone(),
@@ -414,7 +417,12 @@ impl MegolmKeyStore {
         };
         stored.last_used = tick;
         let index = staged.decrypted.message_index;
-        if stored.replay.seen.insert(index, staged.event_hash).is_none() {
+        if stored
+            .replay
+            .seen
+            .insert(index, staged.event_hash)
+            .is_none()
+        {
             self.records += 1;
         }
         if stored.replay.seen.len() > MAX_TRACKED_INDICES {
@@ -422,7 +430,10 @@ impl MegolmKeyStore {
             self.records = self.records.saturating_sub(1);
         }
         while self.records > self.limits.replay_records {
-            let Some((_, largest)) = self.keys.iter_mut().max_by_key(|(_, k)| k.replay.seen.len())
+            let Some((_, largest)) = self
+                .keys
+                .iter_mut()
+                .max_by_key(|(_, k)| k.replay.seen.len())
             else {
                 return;
             };
@@ -490,7 +501,11 @@ impl MegolmKeyStore {
             }
             for _ in 0..count {
                 let index = r.u32("message index")?;
-                if replay.seen.insert(index, r.array("event id hash")?).is_some() {
+                if replay
+                    .seen
+                    .insert(index, r.array("event id hash")?)
+                    .is_some()
+                {
                     return Err(DecodeError::InvalidValue("replay entries"));
                 }
             }
@@ -541,7 +556,8 @@ pub(crate) fn read_text(r: &mut Reader<'_>, field: &'static str) -> Result<Strin
 }
 
 fn write_sender(w: &mut Writer, sender: &RoomKeySender) {
-    w.bytes(sender.sender_key.as_bytes()).u8(sender.source.code());
+    w.bytes(sender.sender_key.as_bytes())
+        .u8(sender.source.code());
     match &sender.sender_ed25519 {
         Some(key) => w.bool(true).bytes(key.as_bytes()),
         None => w.bool(false),

@@ -118,8 +118,8 @@ struct RoomKeyOut<'a> {
 
 /// What one eligible device gets.
 enum Plan {
-    /// The key at this index.
-    Key(u32),
+    /// The room key.
+    Key,
     /// A withheld notice with this code.
     Withheld(WithheldCode),
 }
@@ -151,7 +151,12 @@ impl MatrixEndpoint {
     /// when [`MAX_DEVICE_TRUST_ENTRIES`] decisions are held. A device that
     /// held a room key and is now blacklisted (or unverified under
     /// [`SharePolicy::only_verified`]) makes the next share rotate.
-    pub fn set_device_trust(&mut self, user: &UserId, device: &DeviceId, trust: DeviceTrust) -> bool {
+    pub fn set_device_trust(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+        trust: DeviceTrust,
+    ) -> bool {
         let Some(known) = self.tracker.device(user, device) else {
             return false;
         };
@@ -238,7 +243,7 @@ impl MatrixEndpoint {
                 Some(code) => plans.push((device, Plan::Withheld(code))),
                 None => {
                     eligible.insert(device.keys().curve25519, device.keys().ed25519);
-                    plans.push((device, Plan::Key(0)));
+                    plans.push((device, Plan::Key));
                 }
             }
         }
@@ -307,7 +312,11 @@ impl MatrixEndpoint {
 
     /// Serves every planned device the room's current key (or its withheld
     /// notice), in order.
-    fn serve(&mut self, room_id: &RoomId, plans: Vec<(&Device, Plan)>) -> Result<ShareOutcome, ShareError> {
+    fn serve(
+        &mut self,
+        room_id: &RoomId,
+        plans: Vec<(&Device, Plan)>,
+    ) -> Result<ShareOutcome, ShareError> {
         let sender = super::olm_send::OlmSender {
             user_id: &self.user_id,
             keys: self.account.identity_keys(),
@@ -344,7 +353,7 @@ impl MatrixEndpoint {
             };
             let code = match plan {
                 Plan::Withheld(code) => code,
-                Plan::Key(_) => {
+                Plan::Key => {
                     let index = match room.recipients.get(&curve) {
                         Some(r) if r.sent => continue,
                         Some(r) => r.first_index,
@@ -360,9 +369,9 @@ impl MatrixEndpoint {
                         }
                         continue;
                     };
-                    let text = texts
-                        .entry(index)
-                        .or_insert_with(|| SessionKeyText::new(room.key_at(index).to_base64().to_string()));
+                    let text = texts.entry(index).or_insert_with(|| {
+                        SessionKeyText::new(room.key_at(index).to_base64().to_string())
+                    });
                     let content = RoomKeyOut {
                         algorithm: MEGOLM_V1,
                         room_id,
@@ -371,7 +380,9 @@ impl MatrixEndpoint {
                     };
                     match sender.encrypt(session, device, ROOM_KEY, &content, &mut *self.rng) {
                         Ok(encrypted) => {
-                            room.recipients.entry(curve).or_insert_with(|| target(index));
+                            room.recipients
+                                .entry(curve)
+                                .or_insert_with(|| target(index));
                             keys_out.push(device, curve, encrypted);
                             outcome
                                 .served
@@ -388,9 +399,11 @@ impl MatrixEndpoint {
                 continue;
             }
             room.withheld.insert(curve, (target(current), code.clone()));
-            outcome
-                .withheld
-                .push((device.user_id().clone(), device.device_id().clone(), code.clone()));
+            outcome.withheld.push((
+                device.user_id().clone(),
+                device.device_id().clone(),
+                code.clone(),
+            ));
             withheld_out.add(device, curve, code);
         }
         room.prune_keys();
@@ -523,10 +536,20 @@ impl MatrixEndpoint {
             .sending_session(&device.keys().curve25519)
             .ok_or(ShareError::NotOwnDevice)?;
         let encrypted = sender
-            .encrypt(session, &device, FORWARDED_ROOM_KEY, &content, &mut *self.rng)
+            .encrypt(
+                session,
+                &device,
+                FORWARDED_ROOM_KEY,
+                &content,
+                &mut *self.rng,
+            )
             .map_err(|_| ShareError::NotOwnDevice)?;
         let mut request = SendToDeviceRequest::new(ROOM_ENCRYPTED, self.txn_id());
-        request.add(device.user_id().clone(), device.device_id().clone(), encrypted);
+        request.add(
+            device.user_id().clone(),
+            device.device_id().clone(),
+            encrypted,
+        );
         Ok(self.register_to_device(request, PendingMark::Nothing, true))
     }
 }
@@ -562,7 +585,12 @@ impl SendBatch {
 
     /// Adds a device's content.
     fn push(&mut self, device: &Device, key: Curve25519PublicKey, content: serde_json::Value) {
-        self.append(device.user_id().clone(), device.device_id().clone(), key, content);
+        self.append(
+            device.user_id().clone(),
+            device.device_id().clone(),
+            key,
+            content,
+        );
     }
 
     fn append(

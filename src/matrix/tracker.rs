@@ -21,10 +21,10 @@ use super::device_keys::{Device, DeviceKeysError};
 use super::ids::{DeviceId, UserId};
 use super::json::{JsonError, parse, parse_item};
 use super::query::{KeysQueryRequest, KeysQueryResponse};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
     MAX_DEVICES_PER_USER, MAX_KEYS_QUERY_USERS, MAX_TRACKED_DEVICES, MAX_TRACKED_USERS,
 };
-use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 
 /// One item of a response that was not applied, and why.
@@ -390,7 +390,9 @@ impl DeviceTracker {
                 None if self.by_curve.contains_key(&device.keys().curve25519) => {
                     // Another device already holds this Curve25519 key: a
                     // device claiming someone else's keys.
-                    outcome.rejected.push(reject(DeviceKeysError::CurveKeyInUse));
+                    outcome
+                        .rejected
+                        .push(reject(DeviceKeysError::CurveKeyInUse));
                 }
                 None => {
                     tracked.devices.insert(device_id.clone(), device.clone());
@@ -466,9 +468,7 @@ impl DeviceTracker {
                             (user.clone(), device.device_id().clone()),
                         )
                         .is_some()
-                    || devices
-                        .insert(device.device_id().clone(), device)
-                        .is_some()
+                    || devices.insert(device.device_id().clone(), device).is_some()
                 {
                     return Err(DecodeError::InvalidValue("tracked devices"));
                 }

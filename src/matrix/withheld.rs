@@ -130,7 +130,10 @@ impl WithheldNotices {
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        fn optional(r: &mut Reader<'_>, field: &'static str) -> Result<Option<String>, DecodeError> {
+        fn optional(
+            r: &mut Reader<'_>,
+            field: &'static str,
+        ) -> Result<Option<String>, DecodeError> {
             if r.bool(field)? {
                 read_text(r, field).map(Some)
             } else {
