@@ -42,16 +42,16 @@ fn settle(server: &mut Server, clients: &mut [&mut Client]) {
     }
 }
 
+/// Bodies read by event id, with whether the sender was authenticated.
+type Read = BTreeMap<String, (String, bool)>;
+
 /// Decrypts every timeline event from `from` on that `reader` has not read
 /// yet; returns the bodies by event id and the failures.
 fn read(
     server: &Server,
     reader: &mut Client,
     from: usize,
-) -> (
-    BTreeMap<String, (String, bool)>,
-    Vec<(String, RoomEventError)>,
-) {
+) -> (Read, Vec<(String, RoomEventError)>) {
     let mut ok = BTreeMap::new();
     let mut failed = Vec::new();
     for event in server.timeline.get(ROOM).into_iter().flatten().skip(from) {

@@ -74,11 +74,11 @@ impl Server {
                         stock.insert(name.clone(), key.clone());
                     }
                 }
-                if let Some(Value::Object(keys)) = body.get("fallback_keys") {
-                    if let Some((name, key)) = keys.iter().next() {
-                        self.fallback_keys
-                            .insert(me.clone(), (name.clone(), key.clone(), false));
-                    }
+                if let Some(Value::Object(keys)) = body.get("fallback_keys")
+                    && let Some((name, key)) = keys.iter().next()
+                {
+                    self.fallback_keys
+                        .insert(me.clone(), (name.clone(), key.clone(), false));
                 }
                 json!({"one_time_key_counts": {"signed_curve25519": self.count(&me)}}).to_string()
             }
