@@ -249,6 +249,14 @@ impl MatrixEndpoint {
         self.clock.now_ms()
     }
 
+    /// Whether `device` is this device: by ids, or by Curve25519 key (a
+    /// server's copy of our keys carries `unsigned` data and may differ
+    /// from the tracker's own entry in everything but these).
+    pub(super) fn is_own_device(&self, device: &Device) -> bool {
+        (device.user_id() == &self.user_id && device.device_id() == &self.device_id)
+            || device.keys().curve25519 == self.account.identity_keys().curve25519
+    }
+
     /// Whether we hold an Olm session with the device.
     pub fn has_olm_session(&self, device: &Device) -> bool {
         self.sessions.has_session(&device.keys().curve25519)
@@ -445,7 +453,6 @@ impl MatrixEndpoint {
         &mut self,
         users: impl IntoIterator<Item = &'a UserId>,
     ) -> Option<OutgoingRequest> {
-        let own = self.tracker.own_device();
         let now = self.now_ms();
         let in_flight: BTreeSet<(&UserId, &DeviceId)> = self
             .claims
@@ -457,7 +464,7 @@ impl MatrixEndpoint {
         let devices: Vec<_> = unique
             .into_iter()
             .flat_map(|u| self.tracker.devices(u))
-            .filter(|d| d.supports(OLM_V1) && *d != own)
+            .filter(|d| d.supports(OLM_V1) && !self.is_own_device(d))
             .filter(|d| !in_flight.contains(&(d.user_id(), d.device_id())))
             .filter(|d| self.sessions.needs_session(&d.keys().curve25519, now))
             .collect();

@@ -228,12 +228,11 @@ impl MatrixEndpoint {
         if !settings.is_megolm() {
             return Err(ShareError::UnsupportedAlgorithm);
         }
-        let own = self.tracker.own_device().clone();
         let unique: BTreeSet<&UserId> = users.iter().collect();
         let devices: Vec<Device> = unique
             .into_iter()
             .flat_map(|u| self.tracker.devices(u))
-            .filter(|d| d.supports(OLM_V1) && *d != &own)
+            .filter(|d| d.supports(OLM_V1) && !self.is_own_device(d))
             .cloned()
             .collect();
         let mut plans: Vec<(&Device, Plan)> = Vec::with_capacity(devices.len());
@@ -504,7 +503,7 @@ impl MatrixEndpoint {
         let device = self
             .tracker
             .device(&user, to)
-            .filter(|d| *d != self.tracker.own_device())
+            .filter(|d| !self.is_own_device(d))
             .cloned()
             .ok_or(ShareError::NotOwnDevice)?;
         let (export, creator) = self

@@ -484,7 +484,12 @@ impl DeviceTracker {
             }
         }
         let own = &tracker.own;
-        if tracker.device(own.user_id(), own.device_id()) != Some(own) {
+        // The listed copy may carry a display name; the keys must match.
+        if tracker
+            .device(own.user_id(), own.device_id())
+            .map(Device::keys)
+            != Some(own.keys())
+        {
             return Err(DecodeError::InvalidValue("own device"));
         }
         Ok(tracker)

@@ -86,7 +86,13 @@ impl Server {
                 let mut out = Map::new();
                 if let Some(Value::Object(users)) = body.get("device_keys") {
                     for u in users.keys() {
-                        let devices = self.device_keys.get(u).cloned().unwrap_or_default();
+                        // As a real server does, each device's keys come with
+                        // `unsigned` data the device did not sign.
+                        let mut devices = self.device_keys.get(u).cloned().unwrap_or_default();
+                        for (d, keys) in devices.iter_mut() {
+                            keys["unsigned"] =
+                                json!({"device_display_name": format!("{d} (memory)")});
+                        }
                         out.insert(u.clone(), json!(devices));
                     }
                 }
