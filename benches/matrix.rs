@@ -20,6 +20,10 @@
 //! fresh. The sessions on both sides are the sender's first (pre-key)
 //! messages, alike in both protocols.
 //!
+//! - `olm_floor` (in the share group): the Matrix share's cryptographic
+//!   work alone on plain `OlmSession`s, to tell the JSON's cost from the
+//!   ciphers'.
+//!
 //! After the criterion groups, each pair is timed in alternating runs and
 //! the Matrix / native ratio printed (`MATRIX_PAIRED=0` skips it).
 //!
@@ -129,6 +133,46 @@ impl NativeSharer {
             .share_room_key(ROOM, black_box(&self.devices))
             .expect("share");
         outcome.messages.len()
+    }
+}
+
+/// The cryptographic work of the Matrix share alone, on plain sessions: a
+/// new Megolm session and its session key, then 1,000 Olm encryptions of a
+/// plaintext the size of an `m.room_key` payload (no JSON, no requests).
+struct OlmFloor {
+    sessions: Vec<roomseal::OlmSession>,
+    plaintext: Vec<u8>,
+}
+
+impl OlmFloor {
+    fn new(r: &mut ChaCha20Rng) -> Self {
+        let alice = roomseal::OlmAccount::new_with_rng(r);
+        let sessions = (0..DEVICES)
+            .map(|_| {
+                let mut peer = roomseal::OlmAccount::new_with_rng(r);
+                peer.generate_one_time_keys_with_rng(1, r);
+                let otk = peer.one_time_keys().first().expect("a key").1;
+                alice
+                    .create_outbound_session_with_rng(peer.identity_keys().curve25519, otk, r)
+                    .expect("session")
+            })
+            .collect();
+        // The size of the JSON payload carrying an m.room_key (measured
+        // from the Matrix share: about 560 bytes).
+        Self {
+            sessions,
+            plaintext: vec![b'x'; 560],
+        }
+    }
+
+    fn op(&mut self) -> usize {
+        let megolm = roomseal::MegolmOutboundSession::new();
+        let text = megolm.session_key().to_base64();
+        black_box(text);
+        for s in &mut self.sessions {
+            black_box(s.encrypt(black_box(&self.plaintext)).expect("encrypt"));
+        }
+        self.sessions.len()
     }
 }
 
@@ -264,6 +308,7 @@ fn benches(c: &mut Criterion) {
     eprintln!("matrix bench: building fixtures (1,000 devices each side)...");
     let mut matrix_share = MatrixSharer::new();
     let mut native_share = NativeSharer::new(&mut r);
+    let mut olm_floor = OlmFloor::new(&mut r);
     let matrix_sync = MatrixReceiver::new();
     let native_receive = NativeReceiver::new(&mut r);
 
@@ -271,6 +316,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("matrix", |b| b.iter(|| matrix_share.op()));
     g.bench_function("native", |b| b.iter(|| native_share.op()));
+    g.bench_function("olm_floor", |b| b.iter(|| olm_floor.op()));
     g.finish();
 
     let mut g = c.benchmark_group("receive_1000_to_device");
@@ -289,12 +335,18 @@ fn benches(c: &mut Criterion) {
             || timed(1, || (), |()| matrix_share.op()),
             || timed(1, || (), |()| native_share.op()),
         );
+        let floor = paired(
+            9,
+            || timed(1, || (), |()| matrix_share.op()),
+            || timed(1, || (), |()| olm_floor.op()),
+        );
         let receive = paired(
             9,
             || timed(1, || matrix_sync.fresh(), |bob| matrix_sync.op(bob)),
             || timed(1, || native_receive.fresh(), |bob| native_receive.op(bob)),
         );
         println!("matrix/native ratio, share a room key to 1,000 devices of 200 users: {share:.2}");
+        println!("matrix/olm-floor ratio, the same share (Olm and Megolm work alone): {floor:.2}");
         println!("matrix/native ratio, one sync of 1,000 to-device room keys: {receive:.2}");
     }
 }
