@@ -30,6 +30,9 @@
 //! After the criterion groups, each pair is timed in alternating runs and
 //! the Matrix / native ratio printed (`MATRIX_PAIRED=0` skips it).
 //!
+//! `MATRIX_PROFILE=share` skips the measurements and shares 2,000 times on
+//! one warm endpoint, for a profiler attached once it says so.
+//!
 //! Run: `cargo bench --bench matrix -- --warm-up-time 1 --measurement-time 5`.
 
 #[path = "../tests/support/matrix_server.rs"]
@@ -342,6 +345,15 @@ fn benches(c: &mut Criterion) {
     let matrix_sync = MatrixReceiver::new();
     let native_receive = NativeReceiver::new(&mut r);
 
+    if std::env::var("MATRIX_PROFILE").as_deref() == Ok("share") {
+        // For a profiler attached now: shares only, on one warm endpoint.
+        let mut alice = matrix_share.fresh();
+        eprintln!("matrix bench: profiling the share");
+        for _ in 0..2_000 {
+            alice = matrix_share.op(alice).1;
+        }
+        std::process::exit(0);
+    }
     let mut g = c.benchmark_group("share_1000_devices");
     g.sample_size(10);
     g.bench_function("matrix", |b| {
