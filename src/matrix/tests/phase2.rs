@@ -335,3 +335,48 @@ fn quotas_bound_room_keys_and_replay_records() {
     }
     assert!(bob.ep.replay_records() <= 5);
 }
+
+#[test]
+fn hostile_room_events_get_typed_errors_and_change_nothing() {
+    let (mut server, mut alice, mut bob) = pair();
+    let genuine = alice.send(&mut server, ROOM, "hello");
+    bob.sync(&mut server);
+    let mut cases: Vec<String> = vec![
+        String::new(),
+        "[]".into(),
+        "{".into(),
+        json!({"event_id": "$x"}).to_string(),
+        "x".repeat(70_000),
+    ];
+    for (path, value) in [
+        ("algorithm", json!("m.olm.v1.curve25519-aes-sha2")),
+        ("algorithm", json!(5)),
+        ("ciphertext", json!("!!!")),
+        ("ciphertext", json!("")),
+        ("session_id", json!("AAAA")),
+        ("session_id", json!(null)),
+    ] {
+        let mut event = genuine.clone();
+        event["content"][path] = value;
+        cases.push(event.to_string());
+    }
+    let mut event = genuine.clone();
+    event["event_id"] = json!("");
+    cases.push(event.to_string());
+    let mut event = genuine.clone();
+    event["sender"] = json!("not a user");
+    cases.push(event.to_string());
+    let before = snapshot(&bob);
+    for case in &cases {
+        assert!(
+            bob.ep.decrypt_room_event_json(&room(), case).is_err(),
+            "{case:.80}"
+        );
+    }
+    assert_eq!(snapshot(&bob), before);
+    assert!(
+        bob.ep
+            .decrypt_room_event_json(&room(), &genuine.to_string())
+            .is_ok()
+    );
+}
