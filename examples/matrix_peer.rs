@@ -4,9 +4,10 @@
 //! like any other participant. The line protocol is documented in
 //! `tests/element/README.md`.
 //!
-//! It speaks what the Matrix layer does today: key upload and top-up,
-//! device tracking, key claims, sync processing. Operations that need the
-//! Olm and Megolm ciphers answer `{"kind": "unsupported"}`.
+//! It speaks everything the Matrix layer does: key upload and top-up,
+//! device tracking, key claims and Olm sessions, to-device decryption,
+//! room key sharing (with rotation and withheld notices), forwarding a key
+//! to an own device, and room event encryption and decryption.
 //!
 //! Run by `scripts/element-interop.sh`; by hand:
 //! `echo '{"id":1,"op":"init","user_id":"@a:b","device_id":"D"}' | cargo run --example matrix_peer`.
@@ -14,9 +15,11 @@
 use std::io::{self, BufRead, Write};
 
 use roomseal::Account;
+use roomseal::GroupSessionId;
 use roomseal::matrix::{
-    ClaimOutcome, KeysQueryOutcome, MatrixEndpoint, OutgoingRequest, RequestId, RequestKind,
-    ResponseOutcome, SyncChanges, ToDeviceContent, UserId,
+    ClaimOutcome, DeviceId, DeviceTrust, KeysQueryOutcome, MatrixEndpoint, OutgoingRequest,
+    ProcessedToDevice, RequestId, RequestKind, ResponseOutcome, RoomEventError, RoomId,
+    SyncChanges, SyncOutcome, ToDeviceContent, UserId,
 };
 use serde_json::{Value, json};
 
@@ -24,12 +27,14 @@ use serde_json::{Value, json};
 struct Failure {
     kind: &'static str,
     message: String,
+    withheld_code: Option<String>,
 }
 
 fn failure(kind: &'static str, message: impl ToString) -> Failure {
     Failure {
         kind,
         message: message.to_string(),
+        withheld_code: None,
     }
 }
 
@@ -52,7 +57,9 @@ fn main() -> io::Result<()> {
         };
         let line = match answer {
             Ok(ok) => json!({ "id": id, "ok": ok }),
-            Err(f) => json!({ "id": id, "error": { "kind": f.kind, "message": f.message } }),
+            Err(f) => json!({ "id": id, "error": {
+                "kind": f.kind, "message": f.message, "withheld_code": f.withheld_code,
+            } }),
         };
         writeln!(stdout, "{line}")?;
         stdout.flush()?;
@@ -90,7 +97,7 @@ fn handle(peer: &mut Option<MatrixEndpoint>, op: &str, request: &Value) -> Resul
         let keys = endpoint.identity_keys();
         *peer = Some(endpoint);
         return Ok(json!({
-            "capabilities": ["keys"],
+            "capabilities": ["keys", "olm", "megolm"],
             "identity_keys": { "ed25519": keys.ed25519, "curve25519": keys.curve25519 },
         }));
     }
@@ -116,10 +123,10 @@ fn handle(peer: &mut Option<MatrixEndpoint>, op: &str, request: &Value) -> Resul
         }
         "receive_sync_changes" => {
             let sync = field(request, "sync")?.to_string();
-            let changes = endpoint
-                .receive_sync_changes(&sync)
-                .map_err(|e| failure("error", e))?;
-            Ok(sync_json(endpoint, &changes))
+            let changes = SyncChanges::from_json(&sync).map_err(|e| failure("error", e))?;
+            let envelopes = envelopes_json(endpoint, &changes);
+            let outcome = endpoint.receive_changes(changes);
+            Ok(sync_json(envelopes, &outcome))
         }
         "update_tracked_users" => {
             let users = users(request)?;
@@ -149,19 +156,93 @@ fn handle(peer: &mut Option<MatrixEndpoint>, op: &str, request: &Value) -> Resul
             Ok(json!({ "devices": devices }))
         }
         "shutdown" => Ok(json!({})),
-        "share_room_key" | "encrypt_room_event" | "decrypt_room_event" => Err(failure(
-            "unsupported",
-            "needs the Olm and Megolm ciphers (phase 2)",
-        )),
+        "share_room_key" => {
+            let room = room_id(request)?;
+            let users = users(request)?;
+            let outcome = endpoint
+                .share_room_key(&room, &users)
+                .map_err(|e| failure("error", e))?;
+            Ok(json!({
+                "requests": outcome.requests.iter().map(request_json).collect::<Vec<_>>(),
+                "rotated": outcome.rotated,
+                "session_id": outcome.session_id.to_base64(),
+                "missing_sessions": outcome.missing_sessions,
+            }))
+        }
+        "encrypt_room_event" => {
+            let room = room_id(request)?;
+            let event_type = text(request, "event_type")?;
+            let content = serde_json::value::to_raw_value(field(request, "content")?)
+                .map_err(|e| failure("bad_request", e))?;
+            let encrypted = endpoint
+                .encrypt_room_event(&room, event_type, &content)
+                .map_err(|e| failure("error", e))?;
+            Ok(json!({ "content": encrypted.to_json_value() }))
+        }
+        "decrypt_room_event" => {
+            let room = room_id(request)?;
+            let event = field(request, "event")?.to_string();
+            match endpoint.decrypt_room_event_json(&room, &event) {
+                Ok(clear) => {
+                    let content: Value = serde_json::from_str(clear.content.get())
+                        .map_err(|e| failure("error", e))?;
+                    Ok(json!({
+                        "type": clear.event_type,
+                        "content": content,
+                        "sender": clear.sender,
+                        "authenticated": clear.authenticated,
+                        "key_source": format!("{:?}", clear.key_source),
+                        "message_index": clear.message_index,
+                    }))
+                }
+                Err(e) => Err(undecryptable(&e)),
+            }
+        }
+        "forward_room_key" => {
+            let room = room_id(request)?;
+            let session = GroupSessionId::from_base64(text(request, "session_id")?)
+                .map_err(|e| failure("bad_request", e))?;
+            let to: DeviceId = text(request, "device_id")?
+                .parse()
+                .map_err(|e| failure("bad_request", e))?;
+            let request = endpoint
+                .forward_room_key(&room, &session, &to)
+                .map_err(|e| failure("error", e))?;
+            Ok(json!({ "request": request_json(&request) }))
+        }
+        "set_device_trust" => {
+            let user =
+                UserId::parse(text(request, "user_id")?).map_err(|e| failure("bad_request", e))?;
+            let device: DeviceId = text(request, "device_id")?
+                .parse()
+                .map_err(|e| failure("bad_request", e))?;
+            let trust = match text(request, "trust")? {
+                "verified" => DeviceTrust::Verified,
+                "blacklisted" => DeviceTrust::Blacklisted,
+                "unset" => DeviceTrust::Unset,
+                other => return Err(failure("bad_request", format!("trust {other}"))),
+            };
+            Ok(json!({ "known": endpoint.set_device_trust(&user, &device, trust) }))
+        }
+        "rotate_room_key" => {
+            let room = room_id(request)?;
+            Ok(json!({ "rotated": endpoint.rotate_room_key(&room) }))
+        }
         other => Err(failure("unknown_op", other)),
     }
 }
 
 fn request_json(request: &OutgoingRequest) -> Value {
-    let kind = match request.kind {
+    let kind = match &request.kind {
         RequestKind::KeysUpload(_) => "keys_upload",
         RequestKind::KeysQuery(_) => "keys_query",
         RequestKind::KeysClaim(_) => "keys_claim",
+        RequestKind::ToDevice(send) => {
+            return json!({
+                "id": request.id.to_string(), "type": "to_device", "body": request.kind.body(),
+                "event_type": send.event_type, "txn_id": send.txn_id,
+            });
+        }
     };
     json!({ "id": request.id.to_string(), "type": kind, "body": request.kind.body() })
 }
@@ -173,6 +254,7 @@ fn outcome_json(outcome: &ResponseOutcome) -> Value {
         }
         ResponseOutcome::KeysQueried(outcome) => query_json(outcome),
         ResponseOutcome::KeysClaimed(outcome) => claim_json(outcome),
+        ResponseOutcome::ToDeviceSent { marked } => json!({ "marked": marked }),
     }
 }
 
@@ -205,36 +287,80 @@ fn claim_json(outcome: &ClaimOutcome) -> Value {
     })
 }
 
-/// What a sync brought. Olm events are reported (sender, whether one is
-/// addressed to this device and its message type) but not decrypted.
-fn sync_json(endpoint: &MatrixEndpoint, changes: &SyncChanges) -> Value {
+/// Each to-device event's envelope, by its position in the sync: the
+/// sender, and for Olm the sender key and the message type addressed to
+/// this device.
+fn envelopes_json(endpoint: &MatrixEndpoint, changes: &SyncChanges) -> Vec<(usize, Value)> {
     let own_key = endpoint.identity_keys().curve25519;
-    let events: Vec<Value> = changes
+    changes
         .to_device
         .iter()
-        .map(|event| match &event.content {
-            ToDeviceContent::Olm(olm) => json!({
-                "type": event.event_type, "sender": event.sender, "algorithm": "olm",
-                "sender_key": olm.sender_key,
-                "for_this_device": olm.ciphertext_for(&own_key).map(|c| json!({
-                    "message_type": c.message_type as u8,
-                })),
-            }),
-            ToDeviceContent::RoomKeyWithheld(w) => json!({
-                "type": event.event_type, "sender": event.sender, "code": w.code.as_str(),
-            }),
-            ToDeviceContent::Other(_) => {
-                json!({ "type": event.event_type, "sender": event.sender })
-            }
+        .map(|event| {
+            let summary = match &event.content {
+                ToDeviceContent::Olm(olm) => json!({
+                    "type": event.event_type, "sender": event.sender, "algorithm": "olm",
+                    "sender_key": olm.sender_key,
+                    "for_this_device": olm.ciphertext_for(&own_key).map(|c| json!({
+                        "message_type": c.message_type as u8,
+                    })),
+                }),
+                ToDeviceContent::RoomKeyWithheld(w) => json!({
+                    "type": event.event_type, "sender": event.sender, "code": w.code.as_str(),
+                }),
+                ToDeviceContent::Other(_) => {
+                    json!({ "type": event.event_type, "sender": event.sender })
+                }
+            };
+            (event.index, summary)
         })
-        .collect();
+        .collect()
+}
+
+/// What a sync brought: every event's envelope, and for each event the
+/// endpoint took, what it was (`decrypted` with the inner `event_type` for
+/// Olm); refused events under `rejected` with their error.
+fn sync_json(envelopes: Vec<(usize, Value)>, outcome: &SyncOutcome) -> Value {
+    let mut events: Vec<(usize, Value)> = envelopes;
+    for (index, processed) in &outcome.to_device {
+        let Some((_, summary)) = events.iter_mut().find(|(i, _)| i == index) else {
+            continue;
+        };
+        let inner = match processed {
+            ProcessedToDevice::RoomKey(_) => Some("m.room_key"),
+            ProcessedToDevice::ForwardedRoomKey(_) => Some("m.forwarded_room_key"),
+            ProcessedToDevice::Dummy { .. } => Some("m.dummy"),
+            ProcessedToDevice::Decrypted(d) => Some(d.event_type.as_str()),
+            ProcessedToDevice::Withheld(_) | ProcessedToDevice::Plain(_) => None,
+        };
+        if let (Some(inner), Some(object)) = (inner, summary.as_object_mut()) {
+            object.insert("decrypted".into(), json!(true));
+            object.insert("event_type".into(), json!(inner));
+        }
+    }
     json!({
-        "to_device": events,
-        "rejected": changes.rejected_events.iter().map(|r| json!({
+        "to_device": events.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "rejected": outcome.rejected.iter().map(|r| json!({
             "index": r.index, "error": r.error.to_string(),
         })).collect::<Vec<_>>(),
-        "changed": changes.changed_users,
-        "left": changes.left_users,
-        "one_time_key_count": changes.one_time_key_count,
+        "changed": outcome.changed_users,
+        "left": outcome.left_users,
+        "one_time_key_count": outcome.one_time_key_count,
     })
+}
+
+fn room_id(request: &Value) -> Result<RoomId, Failure> {
+    RoomId::parse(text(request, "room_id")?).map_err(|e| failure("bad_request", e))
+}
+
+/// A decryption failure: kind `undecryptable`, with the withheld code the
+/// sender sent for the session, if any.
+fn undecryptable(error: &RoomEventError) -> Failure {
+    let mut f = failure("undecryptable", error);
+    if let RoomEventError::UnknownRoomKey {
+        withheld: Some(code),
+    } = error
+    {
+        f.withheld_code = Some(code.as_str().to_owned());
+    }
+    f
 }

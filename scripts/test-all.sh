@@ -23,6 +23,9 @@ echo "== Kotlin bindings: the scenario compiled with kotlinc and run on the JVM 
 echo "== Swift bindings (no Swift compiler here): C symbols against libroomseal.a, the C header in a C program"
 ./scripts/swift-check.sh
 
+echo "== Element interop: roomseal's Matrix endpoint and Element's crypto engine in one room (Node, in-memory server)"
+./scripts/element-interop.sh
+
 echo "== End to end against a real Synapse on 127.0.0.1 (Element's crypto engine under Node; leak check)"
 ./scripts/e2e-synapse.sh
 

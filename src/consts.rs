@@ -238,6 +238,33 @@ pub const MAX_KEY_ALGORITHMS: usize = 16;
 /// whose first message has not arrived yet still have room in the account.
 pub const MATRIX_ONE_TIME_KEY_TARGET: usize = MAX_ONE_TIME_KEYS / 2;
 
+/// Least time between two Olm sessions this device starts with one peer
+/// device to replace a wedged one, in milliseconds: one hour, as the Matrix
+/// specification asks ("Recovering from undecryptable messages"), so a peer
+/// (or a server replaying garbage in its name) cannot make us burn its
+/// one-time keys.
+pub const MATRIX_NEW_SESSION_INTERVAL_MS: u64 = 3_600_000;
+
+/// Received `m.room_key.withheld` notices kept (per room and session, and
+/// `m.no_olm` per sending device). They are unauthenticated hints for the
+/// user interface; past the bound the oldest is forgotten.
+pub const MAX_WITHHELD_NOTICES: usize = 10_000;
+
+/// Recipient devices per to-device request the Matrix layer builds (as
+/// Element's engine does): a share to more devices is split over several
+/// requests, each confirmed on its own.
+pub const MAX_TO_DEVICE_PER_REQUEST: usize = 250;
+
+/// To-device requests (room-key shares, withheld notices, `m.dummy`) the
+/// Matrix layer remembers until the app confirms them as sent. Past it the
+/// oldest is forgotten: its devices are simply served again by the next
+/// share.
+pub const MAX_PENDING_TO_DEVICE_REQUESTS: usize = 1_000;
+
+/// Devices the app has given a trust decision (verified or blacklisted) in
+/// the Matrix layer; as many as the tracker can hold.
+pub const MAX_DEVICE_TRUST_ENTRIES: usize = MAX_TRACKED_DEVICES;
+
 /// Olm v1: receiving chains an Olm session keeps, the live one included.
 ///
 /// Olm messages carry no previous-chain counter, so a late message of an

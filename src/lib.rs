@@ -177,6 +177,11 @@
     )
 )]
 
+// Lets unit tests share helpers written against the public API (such as
+// the in-memory Matrix server of tests/support) by the crate's own name.
+#[cfg(test)]
+extern crate self as roomseal;
+
 #[cfg(feature = "ffi")]
 uniffi::setup_scaffolding!();
 

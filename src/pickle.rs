@@ -121,6 +121,7 @@ pub(crate) enum PickleKind {
     OlmSession,
     MegolmOutboundSession,
     MegolmInboundSession,
+    MatrixEndpoint,
 }
 
 impl PickleKind {
@@ -135,6 +136,7 @@ impl PickleKind {
             PickleKind::OlmSession => b"olm-session",
             PickleKind::MegolmOutboundSession => b"megolm-outbound-session",
             PickleKind::MegolmInboundSession => b"megolm-inbound-session",
+            PickleKind::MatrixEndpoint => b"matrix-endpoint",
         }
     }
 

@@ -9,6 +9,8 @@
 
 #[path = "../fuzz/src/entry.rs"]
 mod entry;
+#[path = "../fuzz/src/matrix.rs"]
+mod matrix;
 #[path = "../fuzz/src/olm.rs"]
 mod olm;
 
@@ -89,7 +91,9 @@ fn random_input(rng: &mut ChaCha20Rng, seeds: &[(PathBuf, Vec<u8>)]) -> Vec<u8> 
 
 /// The entry function of a native or an Olm/Megolm target.
 fn entry_of(target: &str) -> Option<fn(&[u8])> {
-    entry::entry(target).or_else(|| olm::olm_entry(target))
+    entry::entry(target)
+        .or_else(|| olm::olm_entry(target))
+        .or_else(|| matrix::matrix_entry(target))
 }
 
 /// Every target: the native ones and the Olm/Megolm ones.
@@ -97,6 +101,7 @@ fn all_targets() -> Vec<&'static str> {
     entry::TARGETS
         .iter()
         .chain(olm::OLM_TARGETS.iter())
+        .chain(matrix::MATRIX_TARGETS.iter())
         .copied()
         .collect()
 }
@@ -181,6 +186,15 @@ fn olm_and_megolm_targets() {
     }
 }
 
+/// The Matrix layer's targets (`fuzz/src/matrix.rs`), each from its own
+/// seed.
+#[test]
+fn matrix_targets() {
+    for (i, target) in matrix::MATRIX_TARGETS.iter().enumerate() {
+        replay(target, 200 + i as u64);
+    }
+}
+
 /// Every fuzz target has an entry function, committed small seeds, and a
 /// replay test above; every seed directory belongs to a target.
 #[test]
@@ -220,6 +234,7 @@ fn targets_seeds_and_entries_agree() {
 fn generate_seeds() {
     let mut inputs = entry::seed_inputs();
     inputs.extend(olm::seed_inputs());
+    inputs.extend(matrix::seed_inputs());
     for target in all_targets() {
         let dir = fuzz_dir().join("seeds").join(target);
         if dir.exists() {

@@ -29,6 +29,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ONE_TIME_KEYS;
 use crate::crypto::{Secret, os_rng};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature, IdentityKeys};
+use crate::olm::{OlmInboundCreation, OlmPreKeyMessage, OlmSession};
 use crate::pickle::{Generation, PickleKind, Pickled, pickle_methods};
 use crate::plaintext::Plaintext;
 use crate::session::{LocalIdentity, PreKeyMessage, Session, SessionError};
@@ -364,6 +365,40 @@ impl Account {
             message,
         )?;
         Ok((InboundCreation { session, plaintext }, used))
+    }
+
+    /// Starts an Olm (`m.olm.v1.curve25519-aes-sha2`) session with the
+    /// device whose Curve25519 identity key is `identity_key`, from one of its
+    /// one-time (or fallback) keys whose signature the Matrix layer checked.
+    /// The same identity serves both protocols.
+    pub(crate) fn create_olm_outbound_session<R: rand::CryptoRng + ?Sized>(
+        &self,
+        identity_key: Curve25519PublicKey,
+        one_time_key: Curve25519PublicKey,
+        rng: &mut R,
+    ) -> Result<OlmSession, SessionError> {
+        OlmSession::new_outbound(
+            rng,
+            &self.curve_secret,
+            self.curve25519,
+            identity_key,
+            one_time_key,
+        )
+    }
+
+    /// Builds the responder's Olm session from a pre-key message and
+    /// decrypts its first message, changing nothing: the one-time or
+    /// fallback key use is returned for [`Account::commit_key_use`], under
+    /// the same rules (fallback replay refused) as the native protocol.
+    pub(crate) fn stage_olm_inbound_session(
+        &self,
+        message: &OlmPreKeyMessage,
+    ) -> Result<(OlmInboundCreation, KeyUse), AccountError> {
+        let (secret, used) =
+            self.inbound_key(&message.one_time_key(), message.session_id().as_bytes())?;
+        let (session, plaintext) =
+            OlmSession::new_inbound(&self.curve_secret, self.curve25519, secret, message)?;
+        Ok((OlmInboundCreation { session, plaintext }, used))
     }
 
     /// The private key a pre-key message names (a one-time or fallback

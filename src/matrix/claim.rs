@@ -46,6 +46,10 @@ pub enum OneTimeKeyError {
     /// The device already has a key in this response; one is used.
     #[error("more than one key for the device")]
     Duplicate,
+    /// The key verified but no Olm session can be started from it (a
+    /// low-order point: the exchange would not be contributory).
+    #[error("no Olm session can be started from the key")]
+    Unusable,
 }
 
 /// A one-time (or fallback) key of a known device, its signature checked.

@@ -18,6 +18,7 @@ use thiserror::Error;
 use super::ids::{DeviceId, UserId};
 use super::json::{JsonError, from_object};
 use super::signing::{ED25519, SignatureError, verify_json};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, IdentityKeys};
 
 /// Olm version 1, the pairwise algorithm (`m.olm.v1.curve25519-aes-sha2`).
@@ -111,6 +112,11 @@ pub enum DeviceKeysError {
     /// them is an attack, a real new device gets a new id).
     #[error("device already known with other keys")]
     KeysChanged,
+    /// Another known device (of this or another user) already has this
+    /// Curve25519 key: a device claiming someone else's keys, so that
+    /// messages from the real owner would be attributed to it.
+    #[error("Curve25519 key already held by another device")]
+    CurveKeyInUse,
     /// Our own device is listed with keys that are not ours.
     #[error("our own device listed with other keys")]
     NotOurKeys,
@@ -169,7 +175,7 @@ impl Device {
         let algorithms = parsed
             .algorithms
             .into_iter()
-            .filter(|a| a.len() <= MAX_ALGORITHM_LEN)
+            .filter(|a| !a.is_empty() && a.len() <= MAX_ALGORITHM_LEN)
             .take(MAX_DEVICE_ALGORITHMS)
             .collect();
         let display_name = parsed
@@ -177,7 +183,7 @@ impl Device {
             .as_ref()
             .and_then(|u| u.get("device_display_name"))
             .and_then(Value::as_str)
-            .filter(|n| n.len() <= MAX_DISPLAY_NAME_LEN)
+            .filter(|n| !n.is_empty() && n.len() <= MAX_DISPLAY_NAME_LEN)
             .map(str::to_owned);
         Ok(Self {
             user_id: parsed.user_id,
@@ -231,5 +237,48 @@ impl Device {
     /// The display name the server reported (unsigned, at most 255 bytes).
     pub fn display_name(&self) -> Option<&str> {
         self.display_name.as_deref()
+    }
+
+    /// The device as the Matrix endpoint's pickle stores it: ids, identity
+    /// keys, algorithms, display name (the pickle is authenticated, so the
+    /// self-signature checked when it arrived is not stored).
+    pub(crate) fn write_contents(&self, w: &mut Writer) {
+        w.short_bytes(self.user_id.as_str().as_bytes())
+            .short_bytes(self.device_id.as_str().as_bytes())
+            .bytes(&self.keys.to_bytes())
+            .count(self.algorithms.len());
+        for algorithm in &self.algorithms {
+            w.short_bytes(algorithm.as_bytes());
+        }
+        match &self.display_name {
+            Some(name) => w.bool(true).short_bytes(name.as_bytes()),
+            None => w.bool(false),
+        };
+    }
+
+    pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let text = |r: &mut Reader<'_>, field| super::room_keys::read_text(r, field);
+        let user_id =
+            UserId::parse(text(r, "user id")?).map_err(|_| DecodeError::InvalidValue("user id"))?;
+        let device_id = DeviceId::parse(text(r, "device id")?)
+            .map_err(|_| DecodeError::InvalidValue("device id"))?;
+        let keys = IdentityKeys::read(r)?;
+        let count = r.count(MAX_DEVICE_ALGORITHMS, "algorithms")?;
+        let mut algorithms = Vec::with_capacity(count);
+        for _ in 0..count {
+            algorithms.push(text(r, "algorithm")?);
+        }
+        let display_name = if r.bool("display name flag")? {
+            Some(text(r, "display name")?)
+        } else {
+            None
+        };
+        Ok(Self {
+            user_id,
+            device_id,
+            keys,
+            algorithms,
+            display_name,
+        })
     }
 }

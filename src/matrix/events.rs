@@ -20,7 +20,7 @@ use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::device_keys::{MEGOLM_V1, OLM_V1};
-use super::ids::RoomId;
+use super::ids::{DeviceId, RoomId};
 use super::json::{JsonError, check_len, from_object, parse};
 use crate::RotationPolicy;
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey};
@@ -335,6 +335,9 @@ pub struct RoomKeyWithheldContent {
     /// A human-readable reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The withholding device's id (MSC3735, sent by current clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_device: Option<DeviceId>,
 }
 
 /// `m.dummy`: sent over a new Olm session to make it known; empty.

@@ -19,8 +19,6 @@
 //!
 //! # What is here
 //!
-//! Everything that needs no Olm or Megolm cipher:
-//!
 //! - [`canonical_json`], the one canonical JSON encoder, which everything
 //!   signed goes through ([`sign_json`], [`verify_json`]);
 //! - serde types for the JSON shapes: [`KeysUploadRequest`] and
@@ -36,12 +34,20 @@
 //! - one-time key claims checked against the tracked devices
 //!   ([`receive_keys_claim`]) and key stocking decisions ([`KeyTopUp`]);
 //! - [`MatrixEndpoint`], which drives all of it like Element's `OlmMachine`
-//!   (outgoing requests, answers, syncs).
+//!   (outgoing requests, answers, syncs) and does the Olm and Megolm work:
+//!   to-device decryption and checks
+//!   ([`MatrixEndpoint::receive_sync_changes`], [`ProcessedToDevice`]),
+//!   room key sharing per the room's settings with rotation and withheld
+//!   notices ([`MatrixEndpoint::share_room_key`]), forwarding to an own
+//!   device ([`MatrixEndpoint::forward_room_key`]), room events
+//!   ([`MatrixEndpoint::encrypt_room_event`],
+//!   [`MatrixEndpoint::decrypt_room_event`]), and one pickle for all of it.
 //!
 //! Functions that take what a server sent come in a text form for fuzzing
 //! and apps: [`DeviceTracker::receive_keys_query_json`],
 //! [`receive_keys_claim_json`], [`SyncChanges::from_json`],
-//! [`EncryptedContent::from_json`], [`OlmPayload::from_json`].
+//! [`EncryptedContent::from_json`], [`OlmPayload::from_json`],
+//! [`MatrixEndpoint::decrypt_room_event_json`].
 //!
 //! # A device's key life cycle
 //!
@@ -81,36 +87,18 @@
 //! # }
 //! ```
 //!
-//! # Where Olm and Megolm plug in
+//! # Sending and reading in a room
 //!
-//! The ciphers come as a second step; these are the seams, and nothing here
-//! pretends to encrypt or decrypt:
-//!
-//! - **To-device decryption.** [`MatrixEndpoint::receive_sync_changes`]
-//!   returns [`ToDeviceContent::Olm`] events untouched. Take the ciphertext
-//!   for this device ([`OlmEncryptedContent::ciphertext_for`]), decrypt it
-//!   with an existing Olm session or create one from a pre-key message
-//!   (consuming the one-time key only once the first message decrypted),
-//!   then parse and check the plaintext with [`OlmPayload::from_json`] and
-//!   [`OlmPayload::check`], with the sender found by
-//!   [`DeviceTracker::device_by_curve25519`]. Dispatch `m.room_key`
-//!   ([`RoomKeyContent`]), `m.forwarded_room_key` and `m.dummy` from the
-//!   checked payload only.
-//! - **Session creation.** [`MatrixEndpoint::keys_claim_request`] claims for
-//!   every device; restrict it to devices without an Olm session, and start
-//!   outbound sessions from the [`ClaimedKey`]s of the answer.
-//! - **Room key sharing.** Per room, with the [`RoomEncryptionContent`]'s
-//!   [`rotation_policy`](RoomEncryptionContent::rotation_policy): rotate
-//!   when a device of [`KeysQueryOutcome::removed_devices`] or a departed
-//!   member had the key; encrypt `m.room_key` to each member device with
-//!   Olm into a [`SendToDeviceRequest`] of `m.room.encrypted`; send
-//!   `m.room_key.withheld` (`m.no_olm`) to devices a session could not be
-//!   made with. Outgoing to-device sends then join [`RequestKind`].
-//! - **Room events.** Encrypt `{"type", "content", "room_id"}` with Megolm
-//!   into [`MegolmEncryptedContent`]; decrypt with the inbound session
-//!   found by session id only (never `sender_key` or `device_id`), parse the
-//!   plaintext with [`MegolmPayload::from_json_in_room`] and reject replayed
-//!   message indices.
+//! Per encrypted room, with its members `users`: track them
+//! ([`MatrixEndpoint::update_tracked_users`]) and send the outgoing
+//! requests; claim keys for devices without an Olm session
+//! ([`MatrixEndpoint::keys_claim_request`]); then
+//! [`MatrixEndpoint::share_room_key`] returns the `/sendToDevice` requests
+//! (confirm each once sent) and [`MatrixEndpoint::encrypt_room_event`] the
+//! `m.room.encrypted` content. Received events go to
+//! [`MatrixEndpoint::decrypt_room_event_json`], which says whether the sender
+//! is authenticated. `tests/matrix_room.rs` runs the whole cycle through an
+//! in-memory server; PROTOCOL.md 18 has every rule.
 //!
 //! # Bounds and strictness
 //!
@@ -130,7 +118,15 @@ mod events;
 mod ids;
 mod json;
 mod olm_payload;
+mod olm_send;
+mod olm_sessions;
+mod outbound;
+mod persist;
 mod query;
+mod receive;
+mod room_events;
+mod room_keys;
+mod share;
 mod signing;
 mod sync;
 #[cfg(test)]
@@ -139,6 +135,7 @@ mod to_device;
 mod top_up;
 mod tracker;
 mod upload;
+mod withheld;
 
 pub use self::canonical::{CanonicalJsonError, MAX_SAFE_INTEGER, canonical_json};
 pub use self::claim::{
@@ -164,6 +161,15 @@ pub use self::olm_payload::{
     CheckedOlmPayload, OlmContext, OlmPayload, OlmPayloadError, SenderDevice, SigningKeys,
 };
 pub use self::query::{KeysClaimRequest, KeysClaimResponse, KeysQueryRequest, KeysQueryResponse};
+pub use self::receive::{
+    DecryptedToDevice, ProcessedToDevice, ReceivedRoomKey, RejectedToDevice, SyncOutcome,
+    ToDeviceError,
+};
+pub use self::room_events::{
+    DecryptedRoomEvent, EncryptedRoomEvent, MegolmEncryptedContentIn, RoomEventError,
+};
+pub use self::room_keys::{MatrixRoomKeyInfo, RoomKeyError, RoomKeySender, RoomKeySource};
+pub use self::share::{DeviceTrust, ShareError, ShareOutcome, SharePolicy};
 pub use self::signing::{ED25519, SignatureError, sign_json, signed_bytes, verify_json};
 pub use self::sync::{
     DeviceListsSection, RejectedEvent, SyncChanges, SyncResponse, ToDeviceContent, ToDeviceEvent,
@@ -173,3 +179,4 @@ pub use self::to_device::SendToDeviceRequest;
 pub use self::top_up::KeyTopUp;
 pub use self::tracker::{DeviceTracker, KeysQuery, KeysQueryOutcome, RejectedDevice};
 pub use self::upload::{KeysUploadRequest, KeysUploadResponse, device_keys, key_id_text};
+pub use self::withheld::WithheldNotice;

@@ -14,7 +14,7 @@
 //! Curve25519 key the Olm session runs with, by a checked device-keys
 //! object) or reported as unconfirmed, never silently trusted.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -55,7 +55,7 @@ pub enum OlmPayloadError {
 }
 
 /// `{"ed25519": ...}`, the signing keys named in a payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeys {
     /// An Ed25519 key.
     pub ed25519: Ed25519PublicKey,

@@ -71,6 +71,8 @@ struct RawToDeviceEvent {
 /// A to-device event, its content read as far as this layer understands.
 #[derive(Debug)]
 pub struct ToDeviceEvent {
+    /// Its position in the sync's list.
+    pub index: usize,
     /// The sending user (set by the server).
     pub sender: UserId,
     /// The event type.
@@ -151,7 +153,7 @@ impl SyncChanges {
         }
         if let Some(section) = response.to_device {
             for (index, raw) in section.events.check("to-device events")?.iter().enumerate() {
-                match to_device_event(raw) {
+                match to_device_event(index, raw) {
                     Ok(event) => changes.to_device.push(event),
                     Err(error) => changes.rejected_events.push(RejectedEvent { index, error }),
                 }
@@ -173,7 +175,7 @@ fn user_ids(list: &[String]) -> (Vec<UserId>, usize) {
     (valid, invalid)
 }
 
-fn to_device_event(raw: &RawValue) -> Result<ToDeviceEvent, EventError> {
+fn to_device_event(index: usize, raw: &RawValue) -> Result<ToDeviceEvent, EventError> {
     let event: RawToDeviceEvent = parse_item(raw, "to-device event")?;
     let content = match event.event_type.as_str() {
         ROOM_ENCRYPTED => match EncryptedContent::from_json(event.content.get())? {
@@ -185,6 +187,7 @@ fn to_device_event(raw: &RawValue) -> Result<ToDeviceEvent, EventError> {
         _ => ToDeviceContent::Other(event.content),
     };
     Ok(ToDeviceEvent {
+        index,
         sender: event.sender,
         event_type: event.event_type,
         content,

@@ -21,10 +21,11 @@ use super::device_keys::{Device, DeviceKeysError};
 use super::ids::{DeviceId, UserId};
 use super::json::{JsonError, parse, parse_item};
 use super::query::{KeysQueryRequest, KeysQueryResponse};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
     MAX_DEVICES_PER_USER, MAX_KEYS_QUERY_USERS, MAX_TRACKED_DEVICES, MAX_TRACKED_USERS,
 };
-use crate::keys::IdentityKeys;
+use crate::keys::{Curve25519PublicKey, IdentityKeys};
 
 /// One item of a response that was not applied, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +80,9 @@ struct TrackedUser {
 pub struct DeviceTracker {
     own: Device,
     users: BTreeMap<UserId, TrackedUser>,
+    /// Every held device by its Curve25519 key (how an Olm message's sender
+    /// is found), so that lookup does not scan all devices.
+    by_curve: BTreeMap<Curve25519PublicKey, (UserId, DeviceId)>,
     device_count: usize,
     next_mark: u64,
 }
@@ -93,6 +97,10 @@ impl DeviceTracker {
         let mut tracker = Self {
             own: own.clone(),
             users: BTreeMap::new(),
+            by_curve: BTreeMap::from([(
+                own_keys.curve25519,
+                (own_user.clone(), own_device.clone()),
+            )]),
             device_count: 1,
             next_mark: 1,
         };
@@ -147,6 +155,9 @@ impl DeviceTracker {
         }
         if let Some(tracked) = self.users.remove(user) {
             self.device_count = self.device_count.saturating_sub(tracked.devices.len());
+            for device in tracked.devices.values() {
+                self.by_curve.remove(&device.keys().curve25519);
+            }
         }
     }
 
@@ -207,11 +218,9 @@ impl DeviceTracker {
 
     /// The known device whose Curve25519 identity key is `key` (how an Olm
     /// message's sender is found).
-    pub fn device_by_curve25519(&self, key: &crate::keys::Curve25519PublicKey) -> Option<&Device> {
-        self.users
-            .values()
-            .flat_map(|t| t.devices.values())
-            .find(|d| &d.keys().curve25519 == key)
+    pub fn device_by_curve25519(&self, key: &Curve25519PublicKey) -> Option<&Device> {
+        let (user, device) = self.by_curve.get(key)?;
+        self.device(user, device)
     }
 
     /// This device as the tracker knows it.
@@ -378,8 +387,17 @@ impl DeviceTracker {
                         .rejected
                         .push(reject(DeviceKeysError::TooManyDevices));
                 }
+                None if self.by_curve.contains_key(&device.keys().curve25519) => {
+                    // Another device already holds this Curve25519 key: a
+                    // device claiming someone else's keys.
+                    outcome
+                        .rejected
+                        .push(reject(DeviceKeysError::CurveKeyInUse));
+                }
                 None => {
-                    tracked.devices.insert(device_id, device.clone());
+                    tracked.devices.insert(device_id.clone(), device.clone());
+                    self.by_curve
+                        .insert(device.keys().curve25519, (user.clone(), device_id));
                     self.device_count = self.device_count.saturating_add(1);
                     outcome.new_devices.push(device);
                 }
@@ -398,9 +416,83 @@ impl DeviceTracker {
         for device_id in gone {
             if let Some(device) = tracked.devices.remove(&device_id) {
                 self.device_count = self.device_count.saturating_sub(1);
+                self.by_curve.remove(&device.keys().curve25519);
                 outcome.removed_devices.push(device);
             }
         }
+    }
+}
+
+impl DeviceTracker {
+    pub(crate) fn write_contents(&self, w: &mut Writer) {
+        w.u64(self.next_mark).count32(self.users.len());
+        for (user, tracked) in &self.users {
+            w.short_bytes(user.as_str().as_bytes())
+                .u64(tracked.outdated.unwrap_or(0))
+                .u64(tracked.applied)
+                .count32(tracked.devices.len());
+            for device in tracked.devices.values() {
+                device.write_contents(w);
+            }
+        }
+    }
+
+    /// Reads what [`DeviceTracker::write_contents`] wrote, for the device
+    /// `own` (which must be listed with its own keys).
+    pub(crate) fn read_contents(r: &mut Reader<'_>, own: Device) -> Result<Self, DecodeError> {
+        let mut tracker = Self {
+            own,
+            users: BTreeMap::new(),
+            by_curve: BTreeMap::new(),
+            device_count: 0,
+            next_mark: r.u64("tracker mark")?,
+        };
+        let users = r.u32("tracked users")?;
+        if usize::try_from(users).map_or(true, |u| u > MAX_TRACKED_USERS) {
+            return Err(DecodeError::InvalidValue("tracked users"));
+        }
+        for _ in 0..users {
+            let user = UserId::parse(super::room_keys::read_text(r, "user id")?)
+                .map_err(|_| DecodeError::InvalidValue("user id"))?;
+            let outdated = Some(r.u64("outdated mark")?).filter(|&m| m != 0);
+            let applied = r.u64("applied mark")?;
+            let mut devices = BTreeMap::new();
+            for _ in 0..r.u32("devices")? {
+                let device = Device::read_contents(r)?;
+                if device.user_id() != &user
+                    || tracker.device_count >= MAX_TRACKED_DEVICES
+                    || tracker
+                        .by_curve
+                        .insert(
+                            device.keys().curve25519,
+                            (user.clone(), device.device_id().clone()),
+                        )
+                        .is_some()
+                    || devices.insert(device.device_id().clone(), device).is_some()
+                {
+                    return Err(DecodeError::InvalidValue("tracked devices"));
+                }
+                tracker.device_count += 1;
+            }
+            let entry = TrackedUser {
+                outdated,
+                applied,
+                devices,
+            };
+            if tracker.users.insert(user, entry).is_some() {
+                return Err(DecodeError::InvalidValue("tracked users"));
+            }
+        }
+        let own = &tracker.own;
+        // The listed copy may carry a display name; the keys must match.
+        if tracker
+            .device(own.user_id(), own.device_id())
+            .map(Device::keys)
+            != Some(own.keys())
+        {
+            return Err(DecodeError::InvalidValue("own device"));
+        }
+        Ok(tracker)
     }
 }
 

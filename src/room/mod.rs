@@ -35,6 +35,8 @@ pub use self::policy::{Clock, RotationPolicy, RotationReason, SystemClock};
 pub use self::share::RoomKeyShare;
 pub use self::store::{InboundKeyStore, KeyAdded, StoredRoomKey};
 
+pub(crate) use self::limits::Limits;
+
 use crate::account::AccountError;
 use crate::codec::DecodeError;
 use crate::group::GroupError;

@@ -8,6 +8,9 @@ mod events;
 mod hostile;
 mod ids;
 mod olm_payload;
+mod phase2;
+#[path = "../../../tests/support/matrix_server.rs"]
+mod server;
 mod signing;
 mod sync;
 mod tracker;

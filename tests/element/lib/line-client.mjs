@@ -31,6 +31,8 @@ export class LineClient {
     this.deviceId = deviceId;
     this.kind = "line";
     this.nextId = 1;
+    /** withheld notices received ({ sender, code }) */
+    this.withheld = [];
     this.pending = new Map();
     this.exited = new Promise((resolve) => child.on("exit", resolve));
     createInterface({ input: child.stdout }).on("line", (line) => this.onLine(line));
@@ -76,7 +78,11 @@ export class LineClient {
   }
 
   async receiveSyncChanges(sync) {
-    return this.call("receive_sync_changes", { sync });
+    const summary = await this.call("receive_sync_changes", { sync });
+    for (const e of summary.to_device ?? []) {
+      if (e.type === "m.room_key.withheld") this.withheld.push({ sender: e.sender, code: e.code });
+    }
+    return summary;
   }
 
   async updateTrackedUsers(users) {
@@ -97,6 +103,20 @@ export class LineClient {
 
   async decryptRoomEvent(event, roomId) {
     return this.call("decrypt_room_event", { room_id: roomId, event });
+  }
+
+  /** Blacklists a device (it then gets withheld notices). */
+  async blacklist(user, device) {
+    return this.call("set_device_trust", { user_id: user, device_id: device, trust: "blacklisted" });
+  }
+
+  async invalidateGroupSession(roomId) {
+    return (await this.call("rotate_room_key", { room_id: roomId })).rotated;
+  }
+
+  /** Forwards a held room key to an own device; returns the to_device request. */
+  async forwardRoomKey(roomId, sessionId, deviceId) {
+    return (await this.call("forward_room_key", { room_id: roomId, session_id: sessionId, device_id: deviceId })).request;
   }
 
   async devices(user) {

@@ -84,6 +84,8 @@ test("roomseal keys interoperate with Element's engine", { skip: !PEER && "set R
   assert.equal(olm[0].sender, "@alice:memory");
   assert.equal(olm[0].sender_key, alice.client.identity().curve25519);
   assert.deepEqual(olm[0].for_this_device, { message_type: 0 }, "a pre-key message to roomseal's key");
+  assert.equal(olm[0].decrypted, true, "roomseal decrypted it");
+  assert.equal(olm[0].event_type, "m.room_key");
   assert.ok(!sync.to_device.some((e) => e.type === "m.room_key.withheld"), "no withheld notice");
   // The count fell to 49: roomseal tops its keys up to 50 again.
   await bob.pump();
@@ -118,8 +120,8 @@ test("roomseal keys interoperate with Element's engine", { skip: !PEER && "set R
   assert.deepEqual(await control.devices("@bob:memory"), [], "Element refused the forged keys");
   await control.close();
 
-  // What needs the ciphers says so, rather than pretending.
-  await assert.rejects(peer.encryptRoomEvent(ROOM, "m.room.message", {}), (e) => e.kind === "unsupported");
+  // Encrypting before the room key was shared is refused, not improvised.
+  await assert.rejects(peer.encryptRoomEvent(ROOM, "m.room.message", {}), (e) => e.kind === "error" && /share the room key first/.test(e.message));
 
   await peer.close();
   await alice.client.close();

@@ -1,0 +1,6 @@
+#![no_main]
+
+#[path = "../src/matrix.rs"]
+mod matrix;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| matrix::matrix_sync(data));
