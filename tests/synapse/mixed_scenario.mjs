@@ -85,7 +85,7 @@ async function say(client, roomId, label) {
   let entry;
   if (isRoomseal(client)) {
     const sent = await client.send(roomId, body);
-    entry = { eventId: sent.event_id, sessionId: sent.session_id, rotated: sent.rotated, served: sent.served };
+    entry = { eventId: sent.event_id, sessionId: sent.session_id, rotated: sent.rotated, rotationReason: sent.rotation_reason, served: sent.served };
   } else {
     const sent = await client.sendEncrypted(roomId, { msgtype: "m.text", body });
     entry = { eventId: sent.eventId, sessionId: sent.content.session_id, served: recipients(sent.shares), content: sent.content };
@@ -218,6 +218,9 @@ step(`round 1: ${ledger.length} events (roomseal->roomseal, roomseal->Element, E
 const sessionsBefore = new Set(ledger.map((e) => e.sessionId));
 await bob1.logout();
 readers.get(bob1).until = ledger.length;
+// The client forgets its token on logout; the server refuses the request without one.
+const afterLogoutSync = await bob1.sync().then(() => "ok", (e) => `${e.kind}: ${e.message}`);
+check(/^http: .*HTTP 401/.test(afterLogoutSync), `BOB1 must not sync after /logout (got ${afterLogoutSync})`);
 await syncUntil([alice1, carol], async () => {
   for (const c of [alice1, carol]) if ((await devicesSeen(c, BOB)).includes("BOB1")) return false;
   return true;
@@ -227,12 +230,13 @@ await round(room, [alice1, carol], 3, "round 2");
 const round2 = ledger.slice(afterLogout);
 check(round2.every((e) => !sessionsBefore.has(e.sessionId)), "every event after the logout uses a new room key");
 check(new Set(round2.map((e) => e.sessionId)).size === 2, "one new room key each for alice and carol");
-check(round2.find((e) => e.sender === alice1.name).rotated === true, "roomseal reports the rotation");
+const aliceRotation = round2.find((e) => e.sender === alice1.name);
+check(aliceRotation.rotated === true && aliceRotation.rotationReason === "DeviceLeft", `roomseal reports the rotation as DeviceLeft (got ${aliceRotation.rotationReason})`);
 const round2Served = round2.flatMap((e) => e.served).map(([u, d]) => `${u}/${d}`);
 check(!round2Served.includes(`${BOB}/BOB1`), "no new room key went to the logged-out BOB1");
 check(round2Served.includes(`${CAROL}/CAROL1`) && round2Served.includes(`${ALICE}/ALICE1`), "the new room keys went to ALICE1 and CAROL1");
 n = await checkAll(room, [alice1, carol]);
-step(`logout: BOB1 logged out; roomseal and Element both rotated; the ${round2.length} later events went to ALICE1 and CAROL1 only (${n} reads)`);
+step(`logout: BOB1 logged out (and can no longer sync); roomseal (DeviceLeft) and Element both rotated; the ${round2.length} later events went to ALICE1 and CAROL1 only (${n} reads)`);
 
 // --- 4. A new roomseal device of bob ------------------------------------------------------------------
 
