@@ -247,6 +247,7 @@ fn segment(text: &str) -> String {
 
 // --- Server answers (only the members read) --------------------------------------------------
 
+/// `POST /login`'s answer.
 #[derive(Deserialize)]
 struct LoginAnswer {
     user_id: String,
@@ -254,16 +255,19 @@ struct LoginAnswer {
     access_token: String,
 }
 
+/// `POST /createRoom`'s answer.
 #[derive(Deserialize)]
 struct RoomIdAnswer {
     room_id: String,
 }
 
+/// `PUT /rooms/{room}/send/...`'s answer.
 #[derive(Deserialize)]
 struct EventIdAnswer {
     event_id: String,
 }
 
+/// `GET /rooms/{room}/joined_members`'s answer (the profiles are skipped).
 #[derive(Deserialize)]
 struct JoinedMembers {
     joined: BTreeMap<String, IgnoredAny>,
@@ -278,6 +282,7 @@ struct SyncRooms {
     rooms: Option<Rooms>,
 }
 
+/// A sync's `rooms`.
 #[derive(Deserialize, Default)]
 struct Rooms {
     #[serde(default)]
@@ -286,6 +291,7 @@ struct Rooms {
     invite: BTreeMap<String, IgnoredAny>,
 }
 
+/// One joined room of a sync.
 #[derive(Deserialize, Default)]
 struct JoinedRoom {
     #[serde(default)]
@@ -294,6 +300,7 @@ struct JoinedRoom {
     timeline: Option<EventList>,
 }
 
+/// A sync's `state` or `timeline` (each event read on its own).
 #[derive(Deserialize, Default)]
 struct EventList {
     #[serde(default)]
@@ -648,7 +655,11 @@ impl Client {
         }
         let mut new_events = 0;
         for (room_id, room) in sync_rooms.join {
-            let room_parsed = parse_room(&room_id)?;
+            // A room id the server should never send is skipped, not fatal: the
+            // endpoint has already taken this sync's to-device events.
+            let Ok(room_parsed) = RoomId::parse(room_id.as_str()) else {
+                continue;
+            };
             self.invites.remove(&room_id);
             let state = room.state.unwrap_or_default().events;
             let timeline = room.timeline.unwrap_or_default().events;
