@@ -29,4 +29,8 @@ echo "== Element interop: roomseal's Matrix endpoint and Element's crypto engine
 echo "== End to end against a real Synapse on 127.0.0.1 (Element's crypto engine under Node; leak check)"
 ./scripts/e2e-synapse.sh
 
+echo "== End to end against a real Synapse: two roomseal clients over HTTP and Element's engine in one room (leak check)"
+cargo build --locked --quiet --example synapse_client
+./scripts/e2e-synapse.sh node tests/synapse/mixed_scenario.mjs
+
 echo "== All tests passed"
