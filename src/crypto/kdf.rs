@@ -2,6 +2,7 @@
 //! protocol feeds them. PROTOCOL.md lists the same labels.
 
 use hkdf::Hkdf;
+use hmac::digest::FixedOutput;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
@@ -97,7 +98,9 @@ fn keyed(key: &[u8; 32]) -> HmacSha256 {
     let (head, _) = block.split_at_mut(32);
     head.copy_from_slice(key);
     let mac = HmacSha256::new(&block.into());
-    zeroize::Zeroize::zeroize(&mut block);
+    // Only the first half ever held the key; the second half is still zero.
+    let (head, _) = block.split_at_mut(32);
+    zeroize::Zeroize::zeroize(head);
     mac
 }
 
@@ -126,6 +129,23 @@ pub(crate) fn hmac(key: &[u8; 32], data: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac = keyed(key);
     mac.update(data);
     Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// HMAC-SHA-256 of `data` under `key`, written over `out`: whatever `out`
+/// held is overwritten by the output, so a chain step needs no wipe of the
+/// value it replaces.
+pub(crate) fn hmac_into(key: &[u8; 32], data: &[u8], out: &mut [u8; 32]) {
+    let mut mac = keyed(key);
+    mac.update(data);
+    mac.finalize_into(out.into());
+}
+
+/// One step of an HMAC chain in place: `value` becomes HMAC(`value`,
+/// `data`), overwriting the key it was computed under.
+pub(crate) fn hmac_step(value: &mut [u8; 32], data: &[u8]) {
+    let mut mac = keyed(value);
+    mac.update(data);
+    mac.finalize_into(value.into());
 }
 
 /// HMAC-SHA-256 of the concatenation of `parts` under a 32-byte key.

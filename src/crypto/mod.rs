@@ -14,7 +14,7 @@ mod signing;
 
 pub(crate) use aead::{AeadFailure, MessageKey, NONCE_LEN, SALT_LEN, TAG_LEN};
 pub(crate) use cbc::{BLOCK_LEN, CbcKeys, MAC_LEN};
-pub(crate) use kdf::{hkdf, hmac, hmac_pair, label, sha256};
+pub(crate) use kdf::{hkdf, hmac, hmac_into, hmac_pair, hmac_step, label, sha256};
 pub(crate) use secret::Secret;
 pub(crate) use signing::Ed25519Secret;
 

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::crypto::{CbcKeys, MessageKey, SALT_LEN, Secret, hmac, label};
+use crate::crypto::{CbcKeys, MessageKey, SALT_LEN, Secret, hmac_into, hmac_step, label};
 
 /// What one group protocol fixes about the four-part ratchet.
 pub(crate) trait GroupSpec {
@@ -121,20 +121,27 @@ impl<K: GroupSpec> Ratchet<K> {
         let mut current = zeroize::Zeroizing::new([0u8; 32]);
         current.copy_from_slice(part);
         let before_last = if K::LOWER_FROM_PREVIOUS { 1 } else { 0 };
+        // Each step overwrites the value it was keyed with, so no
+        // intermediate value is left to wipe (only the last, on drop).
         for _ in 0..times.saturating_sub(before_last) {
-            current = hmac(&current, own);
+            hmac_step(&mut current, own);
             #[cfg(test)]
             tests::count_hmac();
         }
         let base = current.clone();
         if K::LOWER_FROM_PREVIOUS && times > 0 {
-            current = hmac(&current, own);
+            hmac_step(&mut current, own);
         }
         for (k, slot) in parts.chunks_exact_mut(32).enumerate().skip(j) {
+            let Ok(slot) = <&mut [u8; 32]>::try_from(slot) else {
+                continue;
+            };
             if k == j {
                 slot.copy_from_slice(current.as_slice());
             } else if let Some(&lower) = K::INPUTS.get(k) {
-                slot.copy_from_slice(hmac(&base, lower).as_slice());
+                // Written straight into the ratchet: the old part is
+                // overwritten, no copy of the new one is left behind.
+                hmac_into(&base, lower, slot);
                 #[cfg(test)]
                 tests::count_hmac();
             }
