@@ -174,6 +174,9 @@ impl MatrixEndpoint {
 
     /// The app's trust decision for a device.
     pub fn device_trust(&self, device: &Device) -> DeviceTrust {
+        if self.trust.is_empty() {
+            return DeviceTrust::Unset;
+        }
         match self
             .trust
             .get(&(device.user_id().clone(), device.device_id().clone()))
