@@ -16,8 +16,7 @@
 //! every buffer that held plaintext is wiped (none is reallocated while it
 //! holds some).
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::device_keys::OLM_V1;
@@ -65,45 +64,6 @@ pub(crate) struct PayloadTemplate {
     sender_key: String,
     /// The plaintext for the current recipient.
     plaintext: Zeroizing<Vec<u8>>,
-    /// The current Olm message's base64.
-    body: Vec<u8>,
-}
-
-/// `m.room.encrypted` content with Olm for one recipient, written in the
-/// members' sorted order (as a `serde_json::Value` writes it).
-#[derive(Serialize)]
-struct OlmContentOut<'a> {
-    algorithm: &'static str,
-    ciphertext: OneCiphertext<'a>,
-    sender_key: &'a str,
-}
-
-/// `{"<recipient key>": {"body": …, "type": …}}`.
-struct OneCiphertext<'a> {
-    recipient_key: &'a str,
-    body: &'a str,
-    message_type: u8,
-}
-
-#[derive(Serialize)]
-struct CiphertextOut<'a> {
-    body: &'a str,
-    #[serde(rename = "type")]
-    message_type: u8,
-}
-
-impl Serialize for OneCiphertext<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry(
-            self.recipient_key,
-            &CiphertextOut {
-                body: self.body,
-                message_type: self.message_type,
-            },
-        )?;
-        map.end()
-    }
 }
 
 /// Counts the bytes written to it.
@@ -159,7 +119,6 @@ impl OlmSender<'_> {
             prefix,
             suffix,
             sender_key: self.keys.curve25519.to_base64(),
-            body: Vec::new(),
         }
     }
 
@@ -193,11 +152,13 @@ impl OlmSender<'_> {
             OlmMessage::PreKey(_) => 0,
             OlmMessage::Normal(_) => 1,
         };
-        template.body.clear();
-        base64_encode_append(&message.to_bytes(), &mut template.body);
-        let body = std::str::from_utf8(&template.body).unwrap_or_default();
-        olm_content(&template.sender_key, &keys.curve25519, body, message_type)
-            .ok_or(OlmSendError::Json)
+        olm_content(
+            &template.sender_key,
+            &keys.curve25519,
+            &message.to_bytes(),
+            message_type,
+        )
+        .ok_or(OlmSendError::Json)
     }
 }
 
@@ -227,27 +188,31 @@ impl PayloadTemplate {
     }
 }
 
-/// The `m.room.encrypted` content carrying one Olm message (`body`, its
-/// base64) for the device with Curve25519 key `recipient`.
+/// The `m.room.encrypted` content carrying one Olm message (`message`,
+/// its bytes) for the device with Curve25519 key `recipient`, from our key
+/// `sender_key` (base64), members in sorted order:
+/// `{"algorithm":…,"ciphertext":{"<recipient>":{"body":…,"type":…}},"sender_key":…}`.
+/// Written straight into one buffer (base64 and the algorithm name need no
+/// escaping), then checked as JSON once.
 fn olm_content(
     sender_key: &str,
     recipient: &crate::keys::Curve25519PublicKey,
-    body: &str,
+    message: &[u8],
     message_type: u8,
 ) -> Option<ToDeviceMessage> {
-    let mut recipient_key = Vec::with_capacity(43);
-    base64_encode_append(recipient.as_bytes(), &mut recipient_key);
-    let content = OlmContentOut {
-        algorithm: OLM_V1,
-        ciphertext: OneCiphertext {
-            recipient_key: std::str::from_utf8(&recipient_key).unwrap_or_default(),
-            body,
-            message_type,
-        },
-        sender_key,
-    };
-    // Strings and a number only: writing it cannot fail.
-    ToDeviceMessage::new(&content)
+    let mut out = Vec::with_capacity(message.len().div_ceil(3) * 4 + sender_key.len() + 160);
+    out.extend_from_slice(b"{\"algorithm\":\"");
+    out.extend_from_slice(OLM_V1.as_bytes());
+    out.extend_from_slice(b"\",\"ciphertext\":{\"");
+    base64_encode_append(recipient.as_bytes(), &mut out);
+    out.extend_from_slice(b"\":{\"body\":\"");
+    base64_encode_append(message, &mut out);
+    out.extend_from_slice(b"\",\"type\":");
+    out.push(if message_type == 0 { b'0' } else { b'1' });
+    out.extend_from_slice(b"}},\"sender_key\":\"");
+    out.extend_from_slice(sender_key.as_bytes());
+    out.extend_from_slice(b"\"}");
+    ToDeviceMessage::from_json(String::from_utf8(out).ok()?)
 }
 
 #[cfg(test)]
@@ -314,16 +279,17 @@ mod tests {
                     theirs.curve25519.to_base64(),
                     OlmCiphertext {
                         message_type: kind,
-                        body: "AwogAbc+/".to_owned(),
+                        body: "AwogAbc+/w".to_owned(),
                     },
                 )]),
             })
             .to_json_value()
             .to_string();
+            let message = crate::keys::base64_decode("AwogAbc+/w").unwrap();
             let new = olm_content(
                 &ours.curve25519.to_base64(),
                 &theirs.curve25519,
-                "AwogAbc+/",
+                &message,
                 message_type,
             )
             .unwrap();

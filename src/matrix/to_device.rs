@@ -27,6 +27,11 @@ impl ToDeviceMessage {
         serde_json::value::to_raw_value(value).ok().map(Self)
     }
 
+    /// JSON text written by this crate, checked once.
+    pub(crate) fn from_json(text: String) -> Option<Self> {
+        RawValue::from_string(text).ok().map(Self)
+    }
+
     /// The JSON text, as it goes into the request body.
     pub fn json(&self) -> &str {
         self.0.get()
