@@ -638,7 +638,7 @@ impl SendBatch {
         for (user, device, key, code) in std::mem::take(&mut self.notices) {
             // A notice is strings only; one that could not be written is
             // not sent (and so not marked: the next share tries again).
-            if let Some(content) = ToDeviceMessage::new(&notice(&code)) {
+            if let Ok(content) = ToDeviceMessage::new(&notice(&code)) {
                 self.append(&user, device, key, content);
             }
         }

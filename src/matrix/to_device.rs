@@ -21,10 +21,10 @@ use super::ids::{DeviceId, UserId};
 pub struct ToDeviceMessage(Box<RawValue>);
 
 impl ToDeviceMessage {
-    /// The content of `value` (anything serde can write as JSON; `None` if
-    /// it cannot, for example a map with non-string keys).
-    pub fn new<T: Serialize + ?Sized>(value: &T) -> Option<Self> {
-        serde_json::value::to_raw_value(value).ok().map(Self)
+    /// The content of `value`, written as JSON once (fails only for what
+    /// JSON cannot hold, for example a map with non-string keys).
+    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
     }
 
     /// JSON text written by this crate, checked once.
