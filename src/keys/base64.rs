@@ -13,6 +13,20 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     Base64Unpadded::encode_string(bytes)
 }
 
+/// Appends the unpadded base64 of `bytes` to `out` (for text assembled in
+/// one buffer: no `String` per value).
+pub(crate) fn encode_append(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + Base64Unpadded::encoded_len(bytes), 0);
+    let written = out
+        .get_mut(start..)
+        .is_some_and(|dst| Base64Unpadded::encode(bytes, dst).is_ok());
+    if !written {
+        // Unreachable (the length is exact); never leave zero bytes behind.
+        out.truncate(start);
+    }
+}
+
 /// Decodes unpadded or padded base64.
 pub(crate) fn decode(text: &str) -> Result<Vec<u8>, InvalidBase64> {
     if text.ends_with('=') {

@@ -16,7 +16,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-pub(crate) use self::base64::{decode as base64_decode, encode as base64_encode};
+pub(crate) use self::base64::{
+    decode as base64_decode, encode as base64_encode, encode_append as base64_encode_append,
+};
 
 /// Why a key or signature was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

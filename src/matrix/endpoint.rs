@@ -508,7 +508,7 @@ impl MatrixEndpoint {
                 sender
                     .encrypt(
                         &mut session,
-                        &claimed.device,
+                        (claimed.device.user_id(), &claimed.device.keys()),
                         DUMMY,
                         &DummyContent {},
                         &mut *self.rng,
@@ -524,7 +524,7 @@ impl MatrixEndpoint {
                 let mut request =
                     SendToDeviceRequest::new(super::events::ROOM_ENCRYPTED, self.txn_id());
                 request.add(
-                    claimed.device.user_id().clone(),
+                    claimed.device.user_id(),
                     claimed.device.device_id().clone(),
                     content,
                 );

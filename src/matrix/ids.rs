@@ -8,11 +8,15 @@
 //! else is an [`IdError`]. Historical user ids with unusual localpart
 //! characters are accepted (the specification asks clients to), so the
 //! checks are structural, not the full grammar.
+//!
+//! An id is immutable and shared: cloning one counts a reference, it does
+//! not copy the text (the share path clones each device's ids several times).
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::consts::MAX_ID_LEN;
@@ -45,9 +49,9 @@ fn check_common(id: &str, what: &'static str) -> Result<(), IdError> {
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $what:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Checks `id` and wraps it.
@@ -56,7 +60,7 @@ macro_rules! identifier {
                 check_common(&id, $what)?;
                 let check: fn(&str) -> Result<(), IdError> = $check;
                 check(&id)?;
-                Ok(Self(id))
+                Ok(Self(Arc::from(id)))
             }
 
             /// The identifier's text.
@@ -74,7 +78,13 @@ macro_rules! identifier {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                String::from(&*id.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
 

@@ -23,7 +23,8 @@
 //!   signed goes through ([`sign_json`], [`verify_json`]);
 //! - serde types for the JSON shapes: [`KeysUploadRequest`] and
 //!   [`KeysUploadResponse`], [`KeysQueryRequest`] and [`KeysQueryResponse`],
-//!   [`KeysClaimRequest`] and [`KeysClaimResponse`], [`SendToDeviceRequest`],
+//!   [`KeysClaimRequest`] and [`KeysClaimResponse`], [`SendToDeviceRequest`] (its
+//!   contents [`ToDeviceMessage`]),
 //!   the sync's E2EE parts ([`SyncResponse`]), the event contents
 //!   ([`EncryptedContent`], [`RoomKeyContent`], [`ForwardedRoomKeyContent`],
 //!   [`RoomKeyWithheldContent`], [`DummyContent`], [`RoomEncryptionContent`])
@@ -175,7 +176,7 @@ pub use self::sync::{
     DeviceListsSection, RejectedEvent, SyncChanges, SyncResponse, ToDeviceContent, ToDeviceEvent,
     ToDeviceSection,
 };
-pub use self::to_device::SendToDeviceRequest;
+pub use self::to_device::{SendToDeviceRequest, ToDeviceMessage};
 pub use self::top_up::KeyTopUp;
 pub use self::tracker::{DeviceTracker, KeysQuery, KeysQueryOutcome, RejectedDevice};
 pub use self::upload::{KeysUploadRequest, KeysUploadResponse, device_keys, key_id_text};

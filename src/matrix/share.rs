@@ -35,12 +35,13 @@ use super::events::{
     RoomEncryptionContent, RoomKeyWithheldContent, SessionKeyText, WithheldCode,
 };
 use super::ids::{DeviceId, RoomId, UserId};
+use super::olm_send::{OlmSender, PayloadTemplate};
 use super::outbound::{OutboundMegolmRoom, PendingMark, Target};
 use super::room_keys::{RoomKeySender, RoomKeySource};
-use super::to_device::SendToDeviceRequest;
+use super::to_device::{SendToDeviceRequest, ToDeviceMessage};
 use crate::consts::{MAX_DEVICE_TRUST_ENTRIES, MAX_TO_DEVICE_PER_REQUEST};
 use crate::group::GroupSessionId;
-use crate::keys::{Curve25519PublicKey, Ed25519PublicKey};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, IdentityKeys};
 use crate::megolm::{MegolmInboundSession, MegolmOutboundSession};
 use crate::room::RotationReason;
 
@@ -116,6 +117,27 @@ struct RoomKeyOut<'a> {
     session_key: &'a SessionKeyText,
 }
 
+/// A device a share serves: its ids (shared, not copied) and keys.
+struct Recipient {
+    user_id: UserId,
+    device_id: DeviceId,
+    keys: IdentityKeys,
+}
+
+impl Recipient {
+    fn new(device: &Device) -> Self {
+        Self {
+            user_id: device.user_id().clone(),
+            device_id: device.device_id().clone(),
+            keys: device.keys(),
+        }
+    }
+
+    fn ids(&self) -> (UserId, DeviceId) {
+        (self.user_id.clone(), self.device_id.clone())
+    }
+}
+
 /// What one eligible device gets.
 enum Plan {
     /// The room key.
@@ -174,6 +196,9 @@ impl MatrixEndpoint {
 
     /// The app's trust decision for a device.
     pub fn device_trust(&self, device: &Device) -> DeviceTrust {
+        if self.trust.is_empty() {
+            return DeviceTrust::Unset;
+        }
         match self
             .trust
             .get(&(device.user_id().clone(), device.device_id().clone()))
@@ -229,20 +254,18 @@ impl MatrixEndpoint {
             return Err(ShareError::UnsupportedAlgorithm);
         }
         let unique: BTreeSet<&UserId> = users.iter().collect();
-        let devices: Vec<Device> = unique
+        let mut plans: Vec<(Recipient, Plan)> = Vec::new();
+        let mut eligible: BTreeMap<Curve25519PublicKey, Ed25519PublicKey> = BTreeMap::new();
+        let devices = unique
             .into_iter()
             .flat_map(|u| self.tracker.devices(u))
-            .filter(|d| d.supports(OLM_V1) && !self.is_own_device(d))
-            .cloned()
-            .collect();
-        let mut plans: Vec<(&Device, Plan)> = Vec::with_capacity(devices.len());
-        let mut eligible: BTreeMap<Curve25519PublicKey, Ed25519PublicKey> = BTreeMap::new();
-        for device in &devices {
+            .filter(|d| d.supports(OLM_V1) && !self.is_own_device(d));
+        for device in devices {
             match self.withheld_code(device) {
-                Some(code) => plans.push((device, Plan::Withheld(code))),
+                Some(code) => plans.push((Recipient::new(device), Plan::Withheld(code))),
                 None => {
                     eligible.insert(device.keys().curve25519, device.keys().ed25519);
-                    plans.push((device, Plan::Key));
+                    plans.push((Recipient::new(device), Plan::Key));
                 }
             }
         }
@@ -314,9 +337,9 @@ impl MatrixEndpoint {
     fn serve(
         &mut self,
         room_id: &RoomId,
-        plans: Vec<(&Device, Plan)>,
+        plans: Vec<(Recipient, Plan)>,
     ) -> Result<ShareOutcome, ShareError> {
-        let sender = super::olm_send::OlmSender {
+        let sender = OlmSender {
             user_id: &self.user_id,
             keys: self.account.identity_keys(),
         };
@@ -340,13 +363,14 @@ impl MatrixEndpoint {
             withheld: Vec::new(),
             missing_sessions: Vec::new(),
         };
-        let mut texts: BTreeMap<u32, SessionKeyText> = BTreeMap::new();
+        // The payload up to the recipient, per index offered (usually one).
+        let mut templates: BTreeMap<u32, PayloadTemplate> = BTreeMap::new();
         for (device, plan) in plans {
-            let curve = device.keys().curve25519;
+            let curve = device.keys.curve25519;
             let target = |first_index| Target {
-                user_id: device.user_id().clone(),
-                device_id: device.device_id().clone(),
-                ed25519: device.keys().ed25519,
+                user_id: device.user_id.clone(),
+                device_id: device.device_id.clone(),
+                ed25519: device.keys.ed25519,
                 first_index,
                 sent: false,
             };
@@ -361,35 +385,31 @@ impl MatrixEndpoint {
                     let Some(session) = self.sessions.sending_session(&curve) else {
                         match self.no_olm.get(&curve) {
                             Some(true) => {}
-                            Some(false) => no_olm_out.add(device, curve, WithheldCode::NoOlm),
-                            None => outcome
-                                .missing_sessions
-                                .push((device.user_id().clone(), device.device_id().clone())),
+                            Some(false) => no_olm_out.add(&device, curve, WithheldCode::NoOlm),
+                            None => outcome.missing_sessions.push(device.ids()),
                         }
                         continue;
                     };
-                    let text = texts.entry(index).or_insert_with(|| {
-                        SessionKeyText::new(room.key_at(index).to_base64().to_string())
+                    let template = templates.entry(index).or_insert_with(|| {
+                        let text = SessionKeyText::new(room.key_at(index).to_base64().to_string());
+                        let content = RoomKeyOut {
+                            algorithm: MEGOLM_V1,
+                            room_id,
+                            session_id: &session_text,
+                            session_key: &text,
+                        };
+                        sender.template(ROOM_KEY, &content)
                     });
-                    let content = RoomKeyOut {
-                        algorithm: MEGOLM_V1,
-                        room_id,
-                        session_id: &session_text,
-                        session_key: text,
-                    };
-                    match sender.encrypt(session, device, ROOM_KEY, &content, &mut *self.rng) {
+                    let to = (&device.user_id, &device.keys);
+                    match sender.encrypt_with(template, session, to, &mut *self.rng) {
                         Ok(encrypted) => {
                             room.recipients
                                 .entry(curve)
                                 .or_insert_with(|| target(index));
+                            outcome.served.push(device.ids());
                             keys_out.push(device, curve, encrypted);
-                            outcome
-                                .served
-                                .push((device.user_id().clone(), device.device_id().clone()));
                         }
-                        Err(_) => outcome
-                            .missing_sessions
-                            .push((device.user_id().clone(), device.device_id().clone())),
+                        Err(_) => outcome.missing_sessions.push(device.ids()),
                     }
                     continue;
                 }
@@ -399,11 +419,11 @@ impl MatrixEndpoint {
             }
             room.withheld.insert(curve, (target(current), code.clone()));
             outcome.withheld.push((
-                device.user_id().clone(),
-                device.device_id().clone(),
+                device.user_id.clone(),
+                device.device_id.clone(),
                 code.clone(),
             ));
-            withheld_out.add(device, curve, code);
+            withheld_out.add(&device, curve, code);
         }
         room.prune_keys();
         let our_key = self.account.identity_keys().curve25519;
@@ -526,7 +546,7 @@ impl MatrixEndpoint {
             forwarding_curve25519_key_chain: chain,
             withheld: None,
         };
-        let sender = super::olm_send::OlmSender {
+        let sender = OlmSender {
             user_id: &self.user_id,
             keys: self.account.identity_keys(),
         };
@@ -537,18 +557,14 @@ impl MatrixEndpoint {
         let encrypted = sender
             .encrypt(
                 session,
-                &device,
+                (device.user_id(), &device.keys()),
                 FORWARDED_ROOM_KEY,
                 &content,
                 &mut *self.rng,
             )
             .map_err(|_| ShareError::NotOwnDevice)?;
         let mut request = SendToDeviceRequest::new(ROOM_ENCRYPTED, self.txn_id());
-        request.add(
-            device.user_id().clone(),
-            device.device_id().clone(),
-            encrypted,
-        );
+        request.add(device.user_id(), device.device_id().clone(), encrypted);
         Ok(self.register_to_device(request, PendingMark::Nothing, true))
     }
 }
@@ -583,21 +599,16 @@ impl SendBatch {
     }
 
     /// Adds a device's content.
-    fn push(&mut self, device: &Device, key: Curve25519PublicKey, content: serde_json::Value) {
-        self.append(
-            device.user_id().clone(),
-            device.device_id().clone(),
-            key,
-            content,
-        );
+    fn push(&mut self, device: Recipient, key: Curve25519PublicKey, content: ToDeviceMessage) {
+        self.append(&device.user_id, device.device_id, key, content);
     }
 
     fn append(
         &mut self,
-        user: UserId,
+        user: &UserId,
         device: DeviceId,
         key: Curve25519PublicKey,
-        content: serde_json::Value,
+        content: ToDeviceMessage,
     ) {
         if self
             .chunks
@@ -614,13 +625,9 @@ impl SendBatch {
     }
 
     /// Adds a device to tell `code`.
-    fn add(&mut self, device: &Device, key: Curve25519PublicKey, code: WithheldCode) {
-        self.notices.push((
-            device.user_id().clone(),
-            device.device_id().clone(),
-            key,
-            code,
-        ));
+    fn add(&mut self, device: &Recipient, key: Curve25519PublicKey, code: WithheldCode) {
+        self.notices
+            .push((device.user_id.clone(), device.device_id.clone(), key, code));
     }
 
     /// The requests, the notices' contents made by `notice`.
@@ -629,8 +636,11 @@ impl SendBatch {
         notice: impl Fn(&WithheldCode) -> RoomKeyWithheldContent,
     ) -> Vec<(SendToDeviceRequest, Vec<Curve25519PublicKey>)> {
         for (user, device, key, code) in std::mem::take(&mut self.notices) {
-            let value = serde_json::to_value(notice(&code)).unwrap_or_default();
-            self.append(user, device, key, value);
+            // A notice is strings only; one that could not be written is
+            // not sent (and so not marked: the next share tries again).
+            if let Ok(content) = ToDeviceMessage::new(&notice(&code)) {
+                self.append(&user, device, key, content);
+            }
         }
         self.chunks
     }

@@ -168,3 +168,51 @@ fn devices_are_queried_and_keys_claimed() {
     assert!(shown.contains("@alice:a.org"));
     let _: Value = claim.kind.body();
 }
+
+/// The specification (client-server API, end-to-end encryption, "Extensions
+/// to /sync"): `device_one_time_keys_count` is required whenever unclaimed
+/// one-time keys exist, a server may leave out an algorithm whose count is
+/// zero, and the whole member when every count is zero. So a sync without
+/// it says the server holds none: the endpoint tops up. An absent
+/// `device_unused_fallback_key_types` is a server that does not report
+/// fallback keys: the published fallback key is not replaced.
+#[test]
+fn absent_key_counts_mean_zero_and_absent_fallback_types_mean_unreported() {
+    let mut alice = endpoint("@alice:a.org", "PHONE");
+    let first = alice.outgoing_requests().unwrap();
+    let (id, body) = upload(&first).unwrap();
+    let target = body.one_time_keys.len() as u64;
+    alice.mark_request_as_sent(id, &counts(target)).unwrap();
+    assert!(upload(&alice.outgoing_requests().unwrap()).is_none());
+
+    // Neither member: every key was claimed, the fallback key is kept.
+    let outcome = alice
+        .receive_sync_changes(r#"{"next_batch": "s1"}"#)
+        .unwrap();
+    assert_eq!(outcome.one_time_key_count, 0);
+    assert_eq!(outcome.unused_fallback_key_types, None);
+    let requests = alice.outgoing_requests().unwrap();
+    let (id, body) = upload(&requests).unwrap();
+    assert_eq!(body.one_time_keys.len(), MATRIX_ONE_TIME_KEY_TARGET);
+    assert!(body.fallback_keys.is_empty(), "not reported is not used");
+    alice.mark_request_as_sent(id, &counts(target)).unwrap();
+
+    // A map without `signed_curve25519`: that algorithm's count is zero.
+    alice
+        .receive_sync_changes(
+            r#"{"device_one_time_keys_count": {"other_algorithm": 7},
+                "device_unused_fallback_key_types": ["signed_curve25519"]}"#,
+        )
+        .unwrap();
+    let requests = alice.outgoing_requests().unwrap();
+    let (id, body) = upload(&requests).unwrap();
+    assert_eq!(body.one_time_keys.len(), MATRIX_ONE_TIME_KEY_TARGET);
+    assert!(body.fallback_keys.is_empty());
+    alice.mark_request_as_sent(id, &counts(target)).unwrap();
+
+    // A full count and no fallback types: nothing to upload.
+    alice
+        .receive_sync_changes(r#"{"device_one_time_keys_count": {"signed_curve25519": 50}}"#)
+        .unwrap();
+    assert!(upload(&alice.outgoing_requests().unwrap()).is_none());
+}
