@@ -241,9 +241,19 @@ pub(crate) trait Pickled: Sized {
 
     /// Restores an object from its pickle, keeping the pickle's generation.
     fn restore(text: &str, key: &PickleKey, owner: &[u8]) -> Result<Self, PickleError> {
+        Self::restore_with(text, key, owner, Self::read_contents)
+    }
+
+    /// [`Pickled::restore`] with the contents read by `read`.
+    fn restore_with(
+        text: &str,
+        key: &PickleKey,
+        owner: &[u8],
+        read: impl FnOnce(&mut Reader<'_>) -> Result<Self, DecodeError>,
+    ) -> Result<Self, PickleError> {
         let (contents, generation) = open(Self::KIND, key, owner, text)?;
         let mut reader = Reader::new(&contents);
-        let value = Self::read_contents(&mut reader)?;
+        let value = read(&mut reader)?;
         reader.finish()?;
         value.generation().restored(generation, &contents);
         Ok(value)
@@ -346,7 +356,11 @@ const HEADER_LEN: usize = 1 + 8 + NONCE_LEN;
 /// generation is part of the associated data), so a tampered value makes
 /// restoring fail.
 pub fn pickle_generation(pickle: &str) -> Result<u64, PickleError> {
-    let bytes = base64_decode(pickle).map_err(|_| PickleError::Base64)?;
+    generation_of(&base64_decode(pickle).map_err(|_| PickleError::Base64)?)
+}
+
+/// The version check and generation of a pickle's decoded bytes.
+fn generation_of(bytes: &[u8]) -> Result<u64, PickleError> {
     let (&version, rest) = bytes.split_first().ok_or(PickleError::Truncated)?;
     if version != PROTOCOL_VERSION {
         return Err(PickleError::UnknownVersion(version));
@@ -407,8 +421,9 @@ pub(crate) fn open(
     owner: &[u8],
     text: &str,
 ) -> Result<(Zeroizing<Vec<u8>>, u64), PickleError> {
-    let generation = pickle_generation(text)?;
+    // Decoded once: the generation is read from the same bytes.
     let bytes = base64_decode(text).map_err(|_| PickleError::Base64)?;
+    let generation = generation_of(&bytes)?;
     if bytes.len() < HEADER_LEN + TAG_LEN {
         return Err(PickleError::Truncated);
     }

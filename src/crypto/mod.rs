@@ -62,8 +62,8 @@ pub(crate) fn diffie_hellman(
 /// only non-canonical encodings dalek accepts are a `y` coordinate of at
 /// least p = 2^255 - 19, checked on the bytes, and `x = 0` with the sign
 /// bit set, whose points (`y = 1` and `y = -1`) have small order and are
-/// refused by the weak-key check. Saves a field inversion per key on the
-/// group-session paths.
+/// refused by the weak-key check. Saves a field inversion per key where
+/// session keys, messages' session ids and identity keys are read.
 pub(crate) fn ed25519_public_key(bytes: &[u8; 32]) -> Option<crate::keys::Ed25519PublicKey> {
     let (low, rest) = bytes.split_first()?;
     let (top, middle) = rest.split_last()?;
@@ -96,9 +96,13 @@ mod tests {
         p[0] = 0xed;
         p[31] = 0x7f;
         cases.push(p);
-        let mut p_plus_one = p;
-        p_plus_one[0] = 0xee;
-        cases.push(p_plus_one);
+        // Every non-canonical y, p to 2^255 - 1 (y = p + 1 is the point
+        // with x = 0 that is the identity).
+        for low in 0xeeu8..=0xff {
+            let mut y = p;
+            y[0] = low;
+            cases.push(y);
+        }
         for seed in 0..64u8 {
             let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
             cases.push(key.to_bytes());

@@ -321,11 +321,33 @@ impl IdentityKeys {
         out
     }
 
+    /// Reads identity keys that must be `expected`'s (validated when
+    /// `expected` was made): compares the bytes instead of validating the
+    /// Ed25519 key again. Other keys are `InvalidValue(mismatch)`.
+    pub(crate) fn read_expecting(
+        reader: &mut crate::codec::Reader<'_>,
+        expected: &Self,
+        mismatch: &'static str,
+    ) -> Result<Self, crate::codec::DecodeError> {
+        let ed25519 = reader.array::<32>("ed25519 identity key")?;
+        let curve25519 = reader.array::<32>("curve25519 identity key")?;
+        if ed25519 != *expected.ed25519.as_bytes() || curve25519 != *expected.curve25519.as_bytes()
+        {
+            return Err(crate::codec::DecodeError::InvalidValue(mismatch));
+        }
+        Ok(*expected)
+    }
+
     pub(crate) fn read(
         reader: &mut crate::codec::Reader<'_>,
     ) -> Result<Self, crate::codec::DecodeError> {
-        let ed25519 = Ed25519PublicKey::from_bytes(&reader.array("ed25519 identity key")?)
-            .map_err(|_| crate::codec::DecodeError::InvalidValue("ed25519 identity key"))?;
+        // The same rules as `Ed25519PublicKey::from_bytes`, one field
+        // inversion cheaper (every session pickle and session key reads one
+        // or two of these).
+        let ed25519 = crate::crypto::ed25519_public_key(&reader.array("ed25519 identity key")?)
+            .ok_or(crate::codec::DecodeError::InvalidValue(
+                "ed25519 identity key",
+            ))?;
         let curve25519 = Curve25519PublicKey::from_bytes(reader.array("curve25519 identity key")?);
         Ok(Self {
             ed25519,

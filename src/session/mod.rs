@@ -536,16 +536,12 @@ impl Session {
         key: &PickleKey,
         owner: &IdentityKeys,
     ) -> Result<Self, PickleError> {
-        let session = Self::restore(pickle, key, &owner.to_bytes())?;
         // The owner is bound by the associated data; the contents must name
         // the same account (only a holder of the pickle key could make them
         // differ, and then the session would not be that account's).
-        if session.local != *owner {
-            return Err(PickleError::Contents(DecodeError::InvalidValue(
-                "session owner",
-            )));
-        }
-        Ok(session)
+        Self::restore_with(pickle, key, &owner.to_bytes(), |r| {
+            Self::read_contents_of(r, Some(owner))
+        })
     }
 
     /// [`Session::from_pickle`], refusing a pickle older than `newest`, the
@@ -618,6 +614,15 @@ impl Session {
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::read_contents_of(r, None)
+    }
+
+    /// The contents of a session of `owner` (when known, its local identity
+    /// must be `owner`'s, and is compared rather than validated again).
+    fn read_contents_of(
+        r: &mut Reader<'_>,
+        owner: Option<&IdentityKeys>,
+    ) -> Result<Self, DecodeError> {
         fn secret(r: &mut Reader<'_>, field: &'static str) -> Result<Secret<32>, DecodeError> {
             Ok(Secret::from_mut(&mut r.array::<32>(field)?))
         }
@@ -631,7 +636,10 @@ impl Session {
             1 => Role::Responder,
             _ => return Err(DecodeError::InvalidValue("role")),
         };
-        let local = IdentityKeys::read(r)?;
+        let local = match owner {
+            Some(owner) => IdentityKeys::read_expecting(r, owner, "session owner")?,
+            None => IdentityKeys::read(r)?,
+        };
         let peer = IdentityKeys::read(r)?;
         // Recomputed, not stored, so it always matches the identities.
         let ad_binding = match role {
