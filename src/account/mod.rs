@@ -355,14 +355,16 @@ impl Account {
         message: &PreKeyMessage,
         rng: &mut R,
     ) -> Result<(InboundCreation, KeyUse), AccountError> {
-        let (secret, used) =
-            self.inbound_key(&message.one_time_key(), message.session_id().as_bytes())?;
+        // Hashed once: the key lookup and the session use the same id.
+        let id = message.session_id();
+        let (secret, used) = self.inbound_key(&message.one_time_key(), id.as_bytes())?;
         let (session, plaintext) = Session::new_inbound(
             rng,
             &self.curve_secret,
             self.identity_keys(),
             secret,
             message,
+            id,
         )?;
         Ok((InboundCreation { session, plaintext }, used))
     }

@@ -180,15 +180,27 @@ fn triple_dh_keys(id: &SessionId, dh: [Secret<32>; 3]) -> (RootKey, ChainKey) {
     for (slot, part) in ikm.chunks_exact_mut(32).zip(dh.iter()) {
         slot.copy_from_slice(part.expose());
     }
-    let info = [label::TRIPLE_DH, id.as_bytes().as_slice()].concat();
+    let mut info = [0u8; label::TRIPLE_DH.len() + 32];
+    let (context, session) = info.split_at_mut(label::TRIPLE_DH.len());
+    context.copy_from_slice(label::TRIPLE_DH);
+    session.copy_from_slice(id.as_bytes());
     split_root_and_chain(&hkdf::<64>(None, ikm.as_slice(), &info))
 }
 
 /// What the initiator signs to bind its Ed25519 key to the session and to
 /// the responder's identity key.
-fn binding_message(id: &SessionId, responder: &Curve25519PublicKey) -> Vec<u8> {
-    [label::SESSION_BINDING, id.as_bytes(), responder.as_bytes()].concat()
+fn binding_message(id: &SessionId, responder: &Curve25519PublicKey) -> [u8; BINDING_LEN] {
+    let mut bytes = [0u8; BINDING_LEN];
+    let (context, rest) = bytes.split_at_mut(label::SESSION_BINDING.len());
+    let (session, key) = rest.split_at_mut(32);
+    context.copy_from_slice(label::SESSION_BINDING);
+    session.copy_from_slice(id.as_bytes());
+    key.copy_from_slice(responder.as_bytes());
+    bytes
 }
+
+/// Bytes the binding signature covers: label, session id, X25519 key.
+const BINDING_LEN: usize = label::SESSION_BINDING.len() + 32 + 32;
 
 /// The digest every message's associated data starts with: it binds the
 /// protocol version, the session id and both devices' identity keys.
@@ -283,16 +295,17 @@ impl Session {
         })
     }
 
-    /// Builds the responder's session from a pre-key message and decrypts
-    /// its first message. Touches nothing outside the returned session.
+    /// Builds the responder's session from a pre-key message whose session
+    /// id (6.2) is `id`, and decrypts its first message. Touches nothing
+    /// outside the returned session.
     pub(crate) fn new_inbound<R: rand::CryptoRng + ?Sized>(
         rng: &mut R,
         our_curve_secret: &StaticSecret,
         ours: IdentityKeys,
         one_time_secret: &StaticSecret,
         message: &PreKeyMessage,
+        id: SessionId,
     ) -> Result<(Self, Plaintext), SessionError> {
-        let id = message.session_id();
         let initiator = message.identity_keys;
         initiator
             .ed25519
