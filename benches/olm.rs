@@ -499,7 +499,339 @@ fn paired_ratios(_: &mut Criterion) {
                 .unwrap()
         }),
     );
+    native_rows(&mut run, &mut r);
     paired::report(&estimates, "olm_paired.json");
+}
+
+/// A batch of `n` operations on fresh state made by `setup` (not timed).
+fn with_setup<'a, S, O>(
+    mut setup: impl FnMut() -> S + 'a,
+    mut op: impl FnMut(&mut S) -> O + 'a,
+) -> paired::Timed<'a> {
+    Box::new(move |n| {
+        let mut states: Vec<S> = (0..n).map(|_| setup()).collect();
+        let mut outputs = Vec::with_capacity(states.len());
+        let start = std::time::Instant::now();
+        for state in &mut states {
+            outputs.push(op(state));
+        }
+        let elapsed = start.elapsed();
+        drop(black_box(outputs));
+        elapsed
+    })
+}
+
+/// Two timed operations one after the other (a vodozemac operation plus
+/// the extra work the native protocol does on top of it).
+fn both<'a>(mut first: paired::Timed<'a>, mut second: paired::Timed<'a>) -> paired::Timed<'a> {
+    Box::new(move |n| first(n) + second(n))
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in parts {
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// The native protocol (PROTOCOL.md sections 6 and 11) against vodozemac
+/// on the operations that do comparable work. Each row whose native
+/// operation does work vodozemac does not has two more rows: `/extra`
+/// times exactly that work (written against the primitive crates) over the
+/// vodozemac operation, so the note can say "of which the extra work
+/// accounts for Y"; `/vs_vodozemac_plus_extra` times the native operation
+/// over the vodozemac operation followed by that extra work.
+fn native_rows(
+    run: &mut impl FnMut(&str, paired::Timed<'_>, paired::Timed<'_>),
+    r: &mut ChaCha20Rng,
+) {
+    use ed25519_dalek::{Signer, SigningKey};
+    use paired::timed;
+    use roomseal::{
+        Account, DeviceMessage, GroupMessage, InboundGroupSession, OutboundGroupSession, Session,
+        SessionKey,
+    };
+    use std::cell::RefCell;
+
+    // What the extra work signs, verifies and hashes: the same lengths as
+    // the native protocol's inputs (PROTOCOL.md 5.1, 6.2, 6.3, 6.5).
+    let signer = SigningKey::generate(r);
+    let verifier = signer.verifying_key();
+    let otk_signed = [0x11u8; 24 + 8 + 32];
+    let otk_signature = signer.sign(&otk_signed);
+    let binding_signed = [0x22u8; 27 + 32 + 32];
+    let binding_signature = signer.sign(&binding_signed);
+    let identity = [0x33u8; 64];
+    let key32 = [0x44u8; 32];
+    let session_id = || sha256(&[b"roomseal/v2/session-id", &identity, &key32, &key32]);
+    let ad_binding = || {
+        sha256(&[
+            b"roomseal/v2/session-ad",
+            &[2],
+            &key32,
+            &identity,
+            &identity,
+        ])
+    };
+    // Validating an Ed25519 key as the native decoder does (a canonical
+    // encoding, checked on the bytes; a point, not of small order).
+    let ed25519_key = verifier.to_bytes();
+    let validate = |bytes: &[u8; 32]| {
+        let y_at_least_p =
+            bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed;
+        assert!(!y_at_least_p);
+        let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).unwrap();
+        assert!(!key.is_weak());
+        key
+    };
+
+    // Pairwise session creation. Both sides draw from the operating system
+    // (vodozemac through its thread-local generator).
+    let alice = Account::new_with_rng(r);
+    let mut bob = Account::new_with_rng(r);
+    bob.generate_one_time_keys_with_rng(1, r);
+    let otk = bob.one_time_keys().remove(0);
+    bob.mark_keys_as_published(std::slice::from_ref(&otk));
+    let bob_device = bob
+        .device_keys("@bob:example.org", "BOBDEV")
+        .unwrap()
+        .check_self_signature()
+        .unwrap();
+    let valice = VAccount::new();
+    let mut vbob = VAccount::new();
+    vbob.generate_one_time_keys(1);
+    let votk = *vbob.one_time_keys().values().next().unwrap();
+    vbob.mark_keys_as_published();
+    let vbob_key = vbob.curve25519_key();
+    let v_outbound = || {
+        valice
+            .create_outbound_session(SessionConfig::version_1(), vbob_key, votk)
+            .unwrap()
+    };
+    // Verify the one-time key's signature, sign the binding, hash the
+    // session id and the associated-data binding.
+    let outbound_extra = || {
+        verifier
+            .verify_strict(black_box(&otk_signed), &otk_signature)
+            .unwrap();
+        (signer.sign(&binding_signed), session_id(), ad_binding())
+    };
+    let native_outbound = || alice.create_outbound_session(&bob_device, &otk).unwrap();
+    run(
+        "native/create_outbound",
+        timed(native_outbound),
+        timed(v_outbound),
+    );
+    run(
+        "native/create_outbound/extra",
+        timed(outbound_extra),
+        timed(v_outbound),
+    );
+    run(
+        "native/create_outbound/vs_vodozemac_plus_extra",
+        timed(native_outbound),
+        both(timed(v_outbound), timed(outbound_extra)),
+    );
+
+    // Inbound session creation from a pre-key message, with its first
+    // message (64 bytes); each account is restored from a pickle before
+    // the batch (not timed), so each holds the one-time key.
+    let pickle_key = PickleKey::from_bytes(&mut [3; 32]);
+    let bob_pickle = bob.pickle(&pickle_key);
+    let DeviceMessage::PreKey(pre_key) = native_outbound().encrypt(&[0x42; 64]).unwrap() else {
+        unreachable!()
+    };
+    let vbob_pickle = serde_json::to_string(&vbob.pickle()).unwrap();
+    let VOlm::PreKey(vpre) = v_outbound().encrypt([0x42u8; 64]).unwrap() else {
+        unreachable!()
+    };
+    let valice_key = valice.curve25519_key();
+    let native_inbound = || {
+        with_setup(
+            || Account::from_pickle(&bob_pickle, &pickle_key).unwrap(),
+            |bob: &mut Account| bob.create_inbound_session(&pre_key).unwrap(),
+        )
+    };
+    let v_inbound = || {
+        with_setup(
+            || VAccount::from_pickle(serde_json::from_str(&vbob_pickle).unwrap()),
+            |vbob: &mut VAccount| {
+                vbob.create_inbound_session(SessionConfig::version_1(), valice_key, &vpre)
+                    .unwrap()
+            },
+        )
+    };
+    // Verify the binding signature; the eager first ratchet step (draw a
+    // ratchet key, one X25519, the root HKDF); hash the session id and the
+    // associated-data binding.
+    let their_ratchet =
+        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::random_from_rng(&mut *r));
+    let root = [0x55u8; 32];
+    let inbound_extra = || {
+        verifier
+            .verify_strict(black_box(&binding_signed), &binding_signature)
+            .unwrap();
+        let ours = x25519_dalek::StaticSecret::random_from_rng(&mut rand::rand_core::UnwrapErr(
+            rand::rngs::SysRng,
+        ));
+        let shared = ours.diffie_hellman(&their_ratchet);
+        assert!(shared.was_contributory());
+        let mut okm = [0u8; 64];
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(&root), shared.as_bytes())
+            .expand(b"roomseal/v2/root", &mut okm)
+            .unwrap();
+        (okm, session_id(), ad_binding())
+    };
+    run("native/create_inbound", native_inbound(), v_inbound());
+    run(
+        "native/create_inbound/extra",
+        timed(inbound_extra),
+        v_inbound(),
+    );
+    run(
+        "native/create_inbound/vs_vodozemac_plus_extra",
+        native_inbound(),
+        both(v_inbound(), timed(inbound_extra)),
+    );
+
+    // Group: from a signed session key at 0 to the message at 100,000
+    // (parse the key, verify its signature, verify the message's, jump,
+    // decrypt), against the same in vodozemac. The native key also names
+    // its creator, whose Ed25519 key is validated when the key is parsed.
+    let room = "!room:example.org";
+    let mut far = OutboundGroupSession::new_with_rng(room, alice.identity_keys(), r).unwrap();
+    let far_key = far.session_key().to_bytes();
+    let mut vfar = VOutbound::new(VGroupConfig::version_1());
+    let vfar_key = vfar.session_key().to_bytes();
+    let (mut m, mut vm) = (None, None);
+    for _ in 0..=100_000 {
+        m = Some(far.encrypt_with_rng(b"", r).unwrap());
+        vm = Some(vfar.encrypt(b""));
+    }
+    let (m, vm): (GroupMessage, VMegolm) = (m.unwrap(), vm.unwrap());
+    let native_far = || {
+        let key = SessionKey::from_bytes(&far_key).unwrap();
+        InboundGroupSession::new(&key)
+            .unwrap()
+            .decrypt(room, &m)
+            .unwrap()
+    };
+    let v_far = || {
+        let key = vodozemac::megolm::SessionKey::from_bytes(&vfar_key).unwrap();
+        VInbound::new(&key, VGroupConfig::version_1())
+            .decrypt(&vm)
+            .unwrap()
+    };
+    let far_extra = || validate(black_box(&ed25519_key));
+    run("native/decrypt_at_100000", timed(native_far), timed(v_far));
+    run(
+        "native/decrypt_at_100000/extra",
+        timed(far_extra),
+        timed(v_far),
+    );
+    run(
+        "native/decrypt_at_100000/vs_vodozemac_plus_extra",
+        timed(native_far),
+        both(timed(v_far), timed(far_extra)),
+    );
+
+    // Group: export at the first index and import (no extra work: both
+    // copy a ratchet and a public key).
+    let mut outbound = OutboundGroupSession::new_with_rng(room, alice.identity_keys(), r).unwrap();
+    let mut inbound = InboundGroupSession::new(&outbound.session_key()).unwrap();
+    inbound
+        .decrypt(room, &outbound.encrypt_with_rng(&[0x33; 1024], r).unwrap())
+        .unwrap();
+    let vinbound = {
+        let mut vout = VOutbound::new(VGroupConfig::version_1());
+        let mut vin = VInbound::new(&vout.session_key(), VGroupConfig::version_1());
+        vin.decrypt(&vout.encrypt([0x33u8; 1024])).unwrap();
+        RefCell::new(vin)
+    };
+    run(
+        "native/export_import",
+        timed(|| InboundGroupSession::import(&inbound.export_at(0).unwrap())),
+        timed(|| {
+            VInbound::import(
+                &vinbound.borrow_mut().export_at(0).unwrap(),
+                VGroupConfig::version_1(),
+            )
+        }),
+    );
+
+    // The same through the binary forms (encode the export, decode it:
+    // both validate the session's Ed25519 key).
+    run(
+        "native/export_import_bytes",
+        timed(|| {
+            let bytes = inbound.export_at(0).unwrap().to_bytes();
+            InboundGroupSession::import(&roomseal::ExportedSessionKey::from_bytes(&bytes).unwrap())
+        }),
+        timed(|| {
+            let bytes = vinbound.borrow_mut().export_at(0).unwrap().to_bytes();
+            VInbound::import(
+                &vodozemac::megolm::ExportedSessionKey::from_bytes(&bytes).unwrap(),
+                VGroupConfig::version_1(),
+            )
+        }),
+    );
+
+    // Pairwise session unpickle: an established initiator session (its
+    // first message read by the responder, a reply read back). The native
+    // pickle holds both devices' Ed25519 identity keys, validated when
+    // read (the peer's validated, our own compared with the owner's), and
+    // the associated-data binding is recomputed from them; vodozemac's holds
+    // no Ed25519 key.
+    let mut a = native_outbound();
+    let DeviceMessage::PreKey(first) = a.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut bob2 = Account::from_pickle(&bob_pickle, &pickle_key).unwrap();
+    let mut b = bob2.create_inbound_session(&first).unwrap().session;
+    a.decrypt(&b.encrypt(b"reply").unwrap()).unwrap();
+    let session_pickle = a.pickle(&pickle_key);
+    let owner = alice.identity_keys();
+    let mut va = v_outbound();
+    let VOlm::PreKey(vfirst) = va.encrypt(b"x").unwrap() else {
+        unreachable!()
+    };
+    let mut vbob2 = VAccount::from_pickle(serde_json::from_str(&vbob_pickle).unwrap());
+    let mut vb = vbob2
+        .create_inbound_session(SessionConfig::version_1(), valice_key, &vfirst)
+        .unwrap()
+        .session;
+    va.decrypt(&vb.encrypt(b"reply").unwrap()).unwrap();
+    let vsession_pickle = va.pickle().encrypt(&[3; 32]);
+    let native_unpickle = || Session::from_pickle(&session_pickle, &pickle_key, &owner).unwrap();
+    let v_unpickle = || {
+        vodozemac::olm::Session::from_pickle(
+            vodozemac::olm::SessionPickle::from_encrypted(&vsession_pickle, &[3; 32]).unwrap(),
+        )
+    };
+    let owner_bytes = [owner.ed25519.to_bytes(), owner.curve25519.to_bytes()];
+    let unpickle_extra = || {
+        assert!(
+            black_box(&owner_bytes) == &[owner.ed25519.to_bytes(), owner.curve25519.to_bytes()]
+        );
+        (validate(black_box(&ed25519_key)), ad_binding())
+    };
+    run(
+        "native/session_unpickle",
+        timed(native_unpickle),
+        timed(v_unpickle),
+    );
+    run(
+        "native/session_unpickle/extra",
+        timed(unpickle_extra),
+        timed(v_unpickle),
+    );
+    run(
+        "native/session_unpickle/vs_vodozemac_plus_extra",
+        timed(native_unpickle),
+        both(timed(v_unpickle), timed(unpickle_extra)),
+    );
 }
 
 criterion_group!(benches, floor, olm, megolm, paired_ratios);
