@@ -323,7 +323,9 @@ impl IdentityKeys {
 
     /// Reads identity keys that must be `expected`'s (validated when
     /// `expected` was made): compares the bytes instead of validating the
-    /// Ed25519 key again. Other keys are `InvalidValue(mismatch)`.
+    /// Ed25519 key again. Other keys are refused as `IdentityKeys::read`
+    /// refuses them if their Ed25519 key is invalid, else with
+    /// `InvalidValue(mismatch)`.
     pub(crate) fn read_expecting(
         reader: &mut crate::codec::Reader<'_>,
         expected: &Self,
@@ -333,6 +335,9 @@ impl IdentityKeys {
         let curve25519 = reader.array::<32>("curve25519 identity key")?;
         if ed25519 != *expected.ed25519.as_bytes() || curve25519 != *expected.curve25519.as_bytes()
         {
+            crate::crypto::ed25519_public_key(&ed25519).ok_or(
+                crate::codec::DecodeError::InvalidValue("ed25519 identity key"),
+            )?;
             return Err(crate::codec::DecodeError::InvalidValue(mismatch));
         }
         Ok(*expected)
