@@ -8,8 +8,10 @@
 //! the end instead: roomseal and vodozemac timed in alternating short
 //! batches (benches/support/paired.rs), one ratio per round
 //! (`OLM_PAIRED=0` skips it, `OLM_PAIRED_SECS` sets its time per
-//! operation, `OLM_PAIRED_ONLY=1` runs only it). Pickle sizes are printed
-//! once (not timed).
+//! operation, `OLM_PAIRED_ONLY=1` runs only it). The paired section also
+//! times the native protocol against vodozemac (`native/...` rows, with
+//! floor rows for the work only the native protocol does; PROTOCOL.md
+//! 17.1). Pickle sizes are printed once (not timed).
 
 #[path = "support/paired.rs"]
 mod paired;
@@ -587,8 +589,10 @@ fn native_rows(
         key
     };
 
-    // Pairwise session creation. Both sides draw from the operating system
-    // (vodozemac through its thread-local generator).
+    // Pairwise session creation. roomseal draws from the operating system
+    // (one call per session), vodozemac from its thread-local user-space
+    // generator; `olm/create_outbound_without_getrandom` shows what that
+    // difference costs.
     let alice = Account::new_with_rng(r);
     let mut bob = Account::new_with_rng(r);
     bob.generate_one_time_keys_with_rng(1, r);
