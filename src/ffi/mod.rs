@@ -8,6 +8,9 @@
 //!   once;
 //! - `endpoint.rs`: [`Endpoint`], the native endpoint kept in memory and
 //!   saved as a pickle by the app;
+//! - `matrix.rs`: `MatrixMachine`, the Matrix client layer (Olm, Megolm
+//!   and the client-server API's JSON), kept in memory and saved as a pickle
+//!   by the app; its records are in `matrix_records.rs`;
 //! - `durable.rs` (feature `sqlite`): `DurableEndpoint`, the same
 //!   operations on an endpoint kept in a SQLite file, committed before each
 //!   call returns.
@@ -39,6 +42,8 @@ use crate::room::RoomError;
 #[cfg(feature = "sqlite")]
 mod durable;
 mod endpoint;
+mod matrix;
+mod matrix_records;
 mod operations;
 mod records;
 
@@ -47,6 +52,13 @@ pub use self::durable::DurableEndpoint;
 #[cfg(feature = "ffi-test-probes")]
 pub use self::endpoint::test_probe_panic;
 pub use self::endpoint::{Endpoint, native_event_round_trip_ns};
+pub use self::matrix::MatrixMachine;
+pub use self::matrix_records::{
+    MatrixDevice, MatrixDeviceRef, MatrixDeviceTrust, MatrixReceivedKey, MatrixRejectedItem,
+    MatrixRequest, MatrixRequestKind, MatrixResponseResult, MatrixRoomEvent, MatrixRoomKey,
+    MatrixShareResult, MatrixSyncResult, MatrixToDeviceEvent, MatrixWithheldDevice,
+    MatrixWithheldNotice,
+};
 pub use self::records::{
     DeviceIdentity, KeyStatus, KeyUpload, OutgoingMessage, ReceivedKey, RoomEvent, RoomKeyExport,
     RotationPolicy, SelfSignedDevice, ShareResult, StoredKey,
@@ -71,6 +83,12 @@ pub enum RoomsealError {
     /// No room key is held for this event's session.
     #[error("no room key for this event")]
     UnknownRoomKey(String),
+    /// No room key is held for this event's session, and its sender said
+    /// why (the message is the `m.room_key.withheld` code, for example
+    /// `m.unverified`). The notice is unauthenticated: a hint for the user
+    /// interface.
+    #[error("room key withheld by the sender: {0}")]
+    KeyWithheld(String),
     /// No pairwise session can read the message.
     #[error("no session with the sending device")]
     NoSession(String),
@@ -78,6 +96,10 @@ pub enum RoomsealError {
     /// message says why (never shared, expired, a device was forgotten...).
     #[error("{0}")]
     ShareRequired(String),
+    /// No request with this id is waiting for an answer (already answered,
+    /// dropped, or never issued by this object).
+    #[error("{0}")]
+    UnknownRequest(String),
     /// The durable store could not load or commit (full, busy, an I/O
     /// error, a stale generation, a corrupt record, a wrong key): the call
     /// changed nothing. After a stale generation the endpoint holds the
