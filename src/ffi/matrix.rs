@@ -285,7 +285,7 @@ impl MatrixMachine {
     ) -> Result<String, RoomsealError> {
         let room = self::room_id(&room_id)?;
         let content: Box<RawValue> = json(&content_json, "event content")?;
-        if !content.get().starts_with('{') {
+        if !content.get().trim_start().starts_with('{') {
             return Err(RoomsealError::InvalidInput(
                 "event content must be a JSON object".into(),
             ));
