@@ -29,7 +29,7 @@ use super::matrix_records::{
     MatrixRoomKey, MatrixShareResult, MatrixSyncResult, MatrixWithheldNotice,
 };
 use super::records::DeviceIdentity;
-use super::{Guarded, RoomsealError, count, json, pickle_key};
+use super::{Guarded, RoomsealError, count, json, pickle_key, restore};
 use crate::account::Account;
 use crate::group::{GroupError, GroupSessionId};
 use crate::matrix::{
@@ -89,8 +89,7 @@ impl MatrixMachine {
     /// Restores a machine from its pickle under a 32-byte key.
     #[uniffi::constructor]
     pub fn from_pickle(pickle: String, pickle_key: Vec<u8>) -> Result<Arc<Self>, RoomsealError> {
-        let key = self::pickle_key(pickle_key)?;
-        Ok(Self::wrap(MatrixEndpoint::from_pickle(&pickle, &key)?))
+        Ok(Self::wrap(restore(&pickle, pickle_key, None)?))
     }
 
     /// Restores a machine from its pickle, refusing one older than
@@ -102,9 +101,11 @@ impl MatrixMachine {
         pickle_key: Vec<u8>,
         newest_generation: u64,
     ) -> Result<Arc<Self>, RoomsealError> {
-        let key = self::pickle_key(pickle_key)?;
-        let endpoint = MatrixEndpoint::from_pickle_no_older_than(&pickle, &key, newest_generation)?;
-        Ok(Self::wrap(endpoint))
+        Ok(Self::wrap(restore(
+            &pickle,
+            pickle_key,
+            Some(newest_generation),
+        )?))
     }
 
     /// The encrypted pickle of the whole machine under a 32-byte key (the
@@ -443,5 +444,77 @@ impl From<RoomEventError> for RoomsealError {
             RoomEventError::ShareRequired(_) => Self::ShareRequired(text),
             RoomEventError::Megolm(_) => Self::Rejected(text),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine's first request, an upload.
+    fn upload(machine: &MatrixMachine) -> MatrixRequest {
+        let requests = machine.outgoing_requests().unwrap();
+        assert_eq!(
+            requests[0].kind,
+            super::super::MatrixRequestKind::KeysUpload
+        );
+        requests[0].clone()
+    }
+
+    #[test]
+    fn refused_answers_are_typed_and_the_request_is_asked_again() {
+        let machine = MatrixMachine::new("@a:example.org".into(), "A".into()).unwrap();
+        let first = upload(&machine);
+        assert!(matches!(
+            machine.mark_request_as_sent(first.request_id, "{\"one_time_key_counts\": 7".into()),
+            Err(RoomsealError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            machine.mark_request_as_sent(first.request_id, "{}".into()),
+            Err(RoomsealError::UnknownRequest(_))
+        ));
+        let again = upload(&machine);
+        let body: serde_json::Value = serde_json::from_str(&again.body_json).unwrap();
+        assert!(body["device_keys"].is_object());
+        let answer = r#"{"one_time_key_counts": {"signed_curve25519": 50}}"#;
+        let result = machine
+            .mark_request_as_sent(again.request_id, answer.into())
+            .unwrap();
+        assert_eq!(result.one_time_key_count, Some(50));
+    }
+
+    #[test]
+    fn errors_name_the_problem_without_the_input() {
+        let machine = MatrixMachine::new("@a:example.org".into(), "A".into()).unwrap();
+        let secret = "SECRETSECRETSECRET";
+        let cases = [
+            machine
+                .receive_sync_changes(format!("{{\"to_device\": \"{secret}\"}}"))
+                .unwrap_err(),
+            machine
+                .decrypt_room_event("!r:x".into(), format!("{{\"event_id\": \"{secret}\"}}"))
+                .unwrap_err(),
+            machine
+                .encrypt_room_event(
+                    "!r:x".into(),
+                    "m.room.message".into(),
+                    format!("\"{secret}\""),
+                )
+                .unwrap_err(),
+            machine
+                .set_room_encryption("!r:x".into(), format!("{{\"algorithm\": {secret}}}"))
+                .unwrap_err(),
+        ];
+        for error in cases {
+            assert!(matches!(error, RoomsealError::InvalidInput(_)), "{error:?}");
+            assert!(!error.to_string().contains(secret), "{error}");
+        }
+        let withheld = RoomEventError::UnknownRoomKey {
+            withheld: Some(crate::matrix::WithheldCode::Unverified),
+        };
+        assert_eq!(
+            RoomsealError::from(withheld).to_string(),
+            "room key withheld by the sender: m.unverified"
+        );
     }
 }

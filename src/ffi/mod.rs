@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::DecodeError;
 use crate::keys::KeyError;
-use crate::pickle::{PickleError, PickleKey};
+use crate::pickle::{PickleError, PickleKey, Pickled};
 use crate::room::RoomError;
 
 #[cfg(feature = "sqlite")]
@@ -194,6 +194,22 @@ pub(crate) fn pickle_key(bytes: Vec<u8>) -> Result<PickleKey, RoomsealError> {
         RoomsealError::InvalidInput(format!("pickle key must be 32 bytes, not {}", bytes.len()))
     })?;
     Ok(PickleKey::from_bytes(&mut array))
+}
+
+/// Restores a pickled object under the caller's 32-byte key (the copy the
+/// bindings made of it wiped once used), refusing a pickle older than
+/// `newest_generation` when one is given (a rollback).
+pub(crate) fn restore<T: Pickled>(
+    pickle: &str,
+    pickle_key: Vec<u8>,
+    newest_generation: Option<u64>,
+) -> Result<T, RoomsealError> {
+    let key = self::pickle_key(pickle_key)?;
+    let restored = match newest_generation {
+        None => T::restore(pickle, &key, &[]),
+        Some(newest) => T::restore_no_older_than(pickle, &key, &[], newest),
+    };
+    Ok(restored?)
 }
 
 /// A count for the foreign side (u32), saturating.

@@ -926,14 +926,19 @@ class MatrixMachines(unittest.TestCase):
 
 
 class ReadmeExample(unittest.TestCase):
-    def test_readme_example(self):
-        """The Python example of README.md runs as written."""
+    @staticmethod
+    def readme_code(heading):
+        """The first Python block of README.md after `heading`."""
         readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
         with open(readme, encoding="utf-8") as f:
             text = f.read()
-        section = text[text.index("### Python"):]
+        section = text[text.index(heading):]
         code = section[section.index("```python\n") + len("```python\n"):]
-        code = code[: code.index("```")]
+        return code[: code.index("```")]
+
+    def test_readme_example(self):
+        """The Python example of README.md runs as written."""
+        code = self.readme_code("### Python")
         with tempfile.TemporaryDirectory() as tmp:
             exec(compile(code, "README.md (Python example)", "exec"), {"app_dir": tmp})
 
@@ -941,12 +946,7 @@ class ReadmeExample(unittest.TestCase):
         """The Matrix example of README.md runs as written, against the
         in-test homeserver: every path and body it sends is the one the
         client-server API names."""
-        readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
-        with open(readme, encoding="utf-8") as f:
-            text = f.read()
-        section = text[text.index("#### Python: a Matrix client"):]
-        code = section[section.index("```python\n") + len("```python\n"):]
-        code = code[: code.index("```")]
+        code = self.readme_code("#### Python: a Matrix client")
         server = Homeserver()
         kinds = {
             "/_matrix/client/v3/keys/upload": rs.MatrixRequestKind.KEYS_UPLOAD,
