@@ -3,7 +3,11 @@
 # compiler can (no Swift toolchain installs on Linux here):
 #   (a) every uniffi_roomseal_* / ffi_roomseal_* function that roomseal.swift
 #       calls is declared in roomsealFFI.h and exported by libroomseal.a (nm);
-#   (b) roomsealFFI.h compiles in a C program (tests/swift-header/check.c)
+#   (b) every type an app names is public: each generated enum, struct and
+#       error enum (uniffi's error template writes `public` and `enum` on
+#       two lines, so a line-by-line grep for `public enum RoomsealError`
+#       finds nothing although the declaration is public);
+#   (c) roomsealFFI.h compiles in a C program (tests/swift-header/check.c)
 #       linked against libroomseal.a, which checks the contract version and
 #       every API checksum roomseal.swift expects and calls through the header.
 #
@@ -41,7 +45,18 @@ if [ -n "$missing" ] || [ -n "$undeclared" ]; then
 fi
 echo "swift-check: all $(wc -l <"$out/called.txt") functions roomseal.swift calls are declared in the header and exported by $lib"
 
-# (b) What the Swift bindings check when they load, from roomseal.swift.
+# (b) The declarations apps name are public (modifier and keyword may sit on
+# two lines: Swift reads the newline as plain whitespace there).
+flat=$(tr '\n' ' ' <"$swift")
+for decl in "enum RoomsealError" "class Endpoint" "class MatrixMachine" "struct MatrixRequest" "enum MatrixRequestKind"; do
+  if ! grep -Eq "(public|open)[[:space:]]+${decl}[:[:space:]]" <<<"$flat"; then
+    echo "swift-check: '$decl' is not public in $swift" >&2
+    exit 1
+  fi
+done
+echo "swift-check: RoomsealError, Endpoint, MatrixMachine and the Matrix records are public"
+
+# (c) What the Swift bindings check when they load, from roomseal.swift.
 contract=$(sed -n 's/.*let bindings_contract_version = \([0-9]*\).*/\1/p' "$swift")
 sed -n 's/.*if (\(uniffi_roomseal_checksum_[a-z0-9_]*\)() != \([0-9]*\)).*/CHECKSUM(\1, \2)/p' "$swift" >"$out/checksums.inc"
 declared=$(grep -c 'uniffi_roomseal_checksum_[a-z0-9_]*(void' "$header")

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Guarded, RoomsealError, pickle_key};
+use super::{Guarded, RoomsealError, restore};
 use crate::room::{EncryptedEvent, Endpoint as CoreEndpoint, RotationPolicy};
 
 /// What a poisoned endpoint's refusals tell the app to do.
@@ -39,8 +39,7 @@ impl Endpoint {
     /// rotation policy).
     #[uniffi::constructor]
     pub fn from_pickle(pickle: String, pickle_key: Vec<u8>) -> Result<Arc<Self>, RoomsealError> {
-        let key = self::pickle_key(pickle_key)?;
-        Ok(Self::wrap(CoreEndpoint::from_pickle(&pickle, &key)?))
+        Ok(Self::wrap(restore(&pickle, pickle_key, None)?))
     }
 
     /// Restores a device from its pickle, refusing one older than
@@ -52,9 +51,11 @@ impl Endpoint {
         pickle_key: Vec<u8>,
         newest_generation: u64,
     ) -> Result<Arc<Self>, RoomsealError> {
-        let key = self::pickle_key(pickle_key)?;
-        let endpoint = CoreEndpoint::from_pickle_no_older_than(&pickle, &key, newest_generation)?;
-        Ok(Self::wrap(endpoint))
+        Ok(Self::wrap(restore(
+            &pickle,
+            pickle_key,
+            Some(newest_generation),
+        )?))
     }
 }
 

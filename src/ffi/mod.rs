@@ -8,6 +8,9 @@
 //!   once;
 //! - `endpoint.rs`: [`Endpoint`], the native endpoint kept in memory and
 //!   saved as a pickle by the app;
+//! - `matrix.rs`: `MatrixMachine`, the Matrix client layer (Olm, Megolm
+//!   and the client-server API's JSON), kept in memory and saved as a pickle
+//!   by the app; its records are in `matrix_records.rs`;
 //! - `durable.rs` (feature `sqlite`): `DurableEndpoint`, the same
 //!   operations on an endpoint kept in a SQLite file, committed before each
 //!   call returns.
@@ -33,12 +36,14 @@ use zeroize::Zeroizing;
 
 use crate::codec::DecodeError;
 use crate::keys::KeyError;
-use crate::pickle::{PickleError, PickleKey};
+use crate::pickle::{PickleError, PickleKey, Pickled};
 use crate::room::RoomError;
 
 #[cfg(feature = "sqlite")]
 mod durable;
 mod endpoint;
+mod matrix;
+mod matrix_records;
 mod operations;
 mod records;
 
@@ -47,6 +52,13 @@ pub use self::durable::DurableEndpoint;
 #[cfg(feature = "ffi-test-probes")]
 pub use self::endpoint::test_probe_panic;
 pub use self::endpoint::{Endpoint, native_event_round_trip_ns};
+pub use self::matrix::MatrixMachine;
+pub use self::matrix_records::{
+    MatrixDevice, MatrixDeviceRef, MatrixDeviceTrust, MatrixReceivedKey, MatrixRejectedItem,
+    MatrixRequest, MatrixRequestKind, MatrixResponseResult, MatrixRoomEvent, MatrixRoomKey,
+    MatrixShareResult, MatrixSyncResult, MatrixToDeviceEvent, MatrixWithheldDevice,
+    MatrixWithheldNotice,
+};
 pub use self::records::{
     DeviceIdentity, KeyStatus, KeyUpload, OutgoingMessage, ReceivedKey, RoomEvent, RoomKeyExport,
     RotationPolicy, SelfSignedDevice, ShareResult, StoredKey,
@@ -71,6 +83,12 @@ pub enum RoomsealError {
     /// No room key is held for this event's session.
     #[error("no room key for this event")]
     UnknownRoomKey(String),
+    /// No room key is held for this event's session, and its sender said
+    /// why (the message is the `m.room_key.withheld` code, for example
+    /// `m.unverified`). The notice is unauthenticated: a hint for the user
+    /// interface.
+    #[error("room key withheld by the sender: {0}")]
+    KeyWithheld(String),
     /// No pairwise session can read the message.
     #[error("no session with the sending device")]
     NoSession(String),
@@ -78,6 +96,10 @@ pub enum RoomsealError {
     /// message says why (never shared, expired, a device was forgotten...).
     #[error("{0}")]
     ShareRequired(String),
+    /// No request with this id is waiting for an answer (already answered,
+    /// dropped, or never issued by this object).
+    #[error("{0}")]
+    UnknownRequest(String),
     /// The durable store could not load or commit (full, busy, an I/O
     /// error, a stale generation, a corrupt record, a wrong key): the call
     /// changed nothing. After a stale generation the endpoint holds the
@@ -172,6 +194,22 @@ pub(crate) fn pickle_key(bytes: Vec<u8>) -> Result<PickleKey, RoomsealError> {
         RoomsealError::InvalidInput(format!("pickle key must be 32 bytes, not {}", bytes.len()))
     })?;
     Ok(PickleKey::from_bytes(&mut array))
+}
+
+/// Restores a pickled object under the caller's 32-byte key (the copy the
+/// bindings made of it wiped once used), refusing a pickle older than
+/// `newest_generation` when one is given (a rollback).
+pub(crate) fn restore<T: Pickled>(
+    pickle: &str,
+    pickle_key: Vec<u8>,
+    newest_generation: Option<u64>,
+) -> Result<T, RoomsealError> {
+    let key = self::pickle_key(pickle_key)?;
+    let restored = match newest_generation {
+        None => T::restore(pickle, &key, &[]),
+        Some(newest) => T::restore_no_older_than(pickle, &key, &[], newest),
+    };
+    Ok(restored?)
 }
 
 /// A count for the foreign side (u32), saturating.

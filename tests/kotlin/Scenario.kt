@@ -4,7 +4,9 @@
 // keys listed, exported and imported on another device, pickles with their
 // generations, recovery from a rollback, a durable SQLite store (reopened,
 // and a stale second handle refused), typed exceptions and one object
-// called from many threads.
+// called from many threads; then the Matrix machine (MatrixMachine): two
+// users' three devices through a tiny in-memory homeserver, Olm sessions, a
+// room key shared, events both ways, typed exceptions and a pickle restored.
 //
 // Run by scripts/kotlin.sh (which compiles it together with the generated
 // bindings/mobile/uniffi/roomseal/roomseal.kt). Every check throws on
@@ -482,6 +484,293 @@ fun threads(relay: Relay, alice: Endpoint, bob: Endpoint) {
     }
 }
 
+// ---- The Matrix machine (MatrixMachine): two users' devices through a tiny in-memory homeserver ----
+
+const val MATRIX_ROOM = "!matrix:example.org"
+const val M_ALICE = "@alice:example.org"
+const val M_BOB = "@bob:example.org"
+
+/** Just enough JSON for the test homeserver (objects, arrays, strings, numbers, booleans, null). */
+object Json {
+    fun parse(text: String): Any? {
+        val p = Parser(text)
+        val value = p.value()
+        p.ws()
+        if (p.i != text.length) throw IllegalArgumentException("trailing JSON")
+        return value
+    }
+
+    fun write(value: Any?): String = StringBuilder().also { write(it, value) }.toString()
+
+    private fun write(out: StringBuilder, value: Any?) {
+        when (value) {
+            null -> out.append("null")
+            is String -> {
+                out.append('"')
+                for (c in value) when {
+                    c == '"' -> out.append("\\\"")
+                    c == '\\' -> out.append("\\\\")
+                    c < ' ' -> out.append(String.format("\\u%04x", c.code))
+                    else -> out.append(c)
+                }
+                out.append('"')
+            }
+            is Map<*, *> -> {
+                out.append('{')
+                value.entries.forEachIndexed { n, (k, v) ->
+                    if (n > 0) out.append(',')
+                    write(out, k as String)
+                    out.append(':')
+                    write(out, v)
+                }
+                out.append('}')
+            }
+            is List<*> -> {
+                out.append('[')
+                value.forEachIndexed { n, v -> if (n > 0) out.append(','); write(out, v) }
+                out.append(']')
+            }
+            else -> out.append(value.toString())
+        }
+    }
+
+    private class Parser(val s: String) {
+        var i = 0
+        fun ws() { while (i < s.length && s[i].isWhitespace()) i++ }
+        fun value(): Any? {
+            ws()
+            return when (s[i]) {
+                '{' -> {
+                    i++
+                    val m = LinkedHashMap<String, Any?>()
+                    ws()
+                    if (s[i] == '}') {
+                        i++
+                        return m
+                    }
+                    do {
+                        ws()
+                        val k = string()
+                        ws()
+                        check(s[i++] == ':')
+                        m[k] = value()
+                        ws()
+                        val next = s[i++]
+                    } while (next == ',')
+                    m
+                }
+                '[' -> {
+                    i++
+                    val l = ArrayList<Any?>()
+                    ws()
+                    if (s[i] == ']') {
+                        i++
+                        return l
+                    }
+                    do {
+                        l.add(value())
+                        ws()
+                        val next = s[i++]
+                    } while (next == ',')
+                    l
+                }
+                '"' -> string()
+                't' -> { i += 4; true }
+                'f' -> { i += 5; false }
+                'n' -> { i += 4; null }
+                else -> {
+                    val start = i
+                    while (i < s.length && (s[i].isDigit() || s[i] in "+-.eE")) i++
+                    s.substring(start, i).toLong()
+                }
+            }
+        }
+        fun string(): String {
+            check(s[i++] == '"')
+            val out = StringBuilder()
+            while (s[i] != '"') {
+                if (s[i] == '\\') {
+                    i++
+                    when (val c = s[i++]) {
+                        'u' -> { out.append(s.substring(i, i + 4).toInt(16).toChar()); i += 4 }
+                        'n' -> out.append('\n')
+                        't' -> out.append('\t')
+                        else -> out.append(c)
+                    }
+                } else out.append(s[i++])
+            }
+            i++
+            return out.toString()
+        }
+    }
+}
+
+@Suppress("UNCHECKED_CAST")
+fun obj(value: Any?): MutableMap<String, Any?> = value as MutableMap<String, Any?>
+
+/** Routes /keys/upload, /keys/query, /keys/claim and /sendToDevice; builds each device's /sync. */
+class Homeserver {
+    val deviceKeys = LinkedHashMap<String, LinkedHashMap<String, Any?>>()
+    private val oneTimeKeys = HashMap<Pair<String, String>, LinkedHashMap<String, Any?>>()
+    private val inbox = HashMap<Pair<String, String>, MutableList<Any?>>()
+    private val changed = HashMap<Pair<String, String>, MutableSet<String>>()
+    private var nextEvent = 0
+
+    fun route(user: String, device: String, request: MatrixRequest): String {
+        val me = user to device
+        val body = obj(Json.parse(request.bodyJson))
+        return when (request.kind) {
+            MatrixRequestKind.KEYS_UPLOAD -> {
+                body["device_keys"]?.let {
+                    deviceKeys.getOrPut(user) { LinkedHashMap() }[device] = it
+                    for ((u, ds) in deviceKeys) for (d in ds.keys) if ((u to d) != me) changed.getOrPut(u to d) { HashSet() }.add(user)
+                }
+                body["one_time_keys"]?.let { oneTimeKeys.getOrPut(me) { LinkedHashMap() }.putAll(obj(it)) }
+                Json.write(mapOf("one_time_key_counts" to mapOf("signed_curve25519" to (oneTimeKeys[me]?.size ?: 0))))
+            }
+            MatrixRequestKind.KEYS_QUERY -> {
+                val out = LinkedHashMap<String, Any?>()
+                for (u in obj(body["device_keys"]).keys) out[u] = deviceKeys[u] ?: emptyMap<String, Any?>()
+                Json.write(mapOf("device_keys" to out, "failures" to emptyMap<String, Any?>()))
+            }
+            MatrixRequestKind.KEYS_CLAIM -> {
+                val out = LinkedHashMap<String, Any?>()
+                for ((u, ds) in obj(body["one_time_keys"])) for (d in obj(ds).keys) {
+                    val stock = oneTimeKeys[u to d] ?: continue
+                    val name = stock.keys.firstOrNull() ?: continue
+                    obj(out.getOrPut(u) { LinkedHashMap<String, Any?>() })[d] = mapOf(name to stock.remove(name))
+                }
+                Json.write(mapOf("one_time_keys" to out, "failures" to emptyMap<String, Any?>()))
+            }
+            MatrixRequestKind.TO_DEVICE -> {
+                Checks.that(request.eventType != null && request.txnId != null, "a to-device request names its event type and txn id")
+                for ((u, ds) in obj(body["messages"])) for ((d, content) in obj(ds)) {
+                    inbox.getOrPut(u to d) { ArrayList() }.add(mapOf("type" to request.eventType, "sender" to user, "content" to content))
+                }
+                "{}"
+            }
+        }
+    }
+
+    fun sync(user: String, device: String): String = Json.write(mapOf(
+        "next_batch" to "s",
+        "to_device" to mapOf("events" to (inbox.remove(user to device) ?: emptyList<Any?>())),
+        "device_lists" to mapOf("changed" to (changed.remove(user to device)?.toList() ?: emptyList()), "left" to emptyList<String>()),
+        "device_one_time_keys_count" to mapOf("signed_curve25519" to (oneTimeKeys[user to device]?.size ?: 0)),
+    ))
+
+    fun sendEvent(sender: String, contentJson: String): String {
+        nextEvent++
+        return Json.write(mapOf(
+            "type" to "m.room.encrypted", "event_id" to "\$k$nextEvent", "sender" to sender,
+            "origin_server_ts" to 1_700_000_000_000L + nextEvent, "room_id" to MATRIX_ROOM,
+            "content" to Json.parse(contentJson),
+        ))
+    }
+}
+
+/** One MatrixMachine and the app loop around it. */
+class MatrixClient(val server: Homeserver, val user: String, val device: String, var machine: MatrixMachine = MatrixMachine(user, device)) {
+    fun answer(request: MatrixRequest): MatrixResponseResult =
+        machine.markRequestAsSent(request.requestId, server.route(user, device, request))
+
+    fun pump() {
+        repeat(20) {
+            val requests = machine.outgoingRequests()
+            if (requests.isEmpty()) return
+            requests.forEach { answer(it) }
+        }
+        throw CheckFailed("$device: requests keep coming")
+    }
+
+    fun sync(): MatrixSyncResult {
+        val result = machine.receiveSyncChanges(server.sync(user, device))
+        Checks.that(result.rejected.isEmpty(), "$device: no to-device event refused (${result.rejected})")
+        pump()
+        return result
+    }
+
+    fun share(members: List<String>): MatrixShareResult {
+        machine.updateTrackedUsers(members)
+        pump()
+        machine.keysClaimRequest(members)?.let { answer(it) }
+        val result = machine.shareRoomKey(MATRIX_ROOM, members)
+        result.requests.forEach { answer(it) }
+        pump()
+        return result
+    }
+
+    fun send(members: List<String>, body: String): String {
+        share(members)
+        return server.sendEvent(user, machine.encryptRoomEvent(MATRIX_ROOM, "m.room.message", Json.write(mapOf("body" to body))))
+    }
+
+    fun read(event: String): String =
+        obj(Json.parse(machine.decryptRoomEvent(MATRIX_ROOM, event).contentJson))["body"] as String
+}
+
+fun matrixScenario() {
+    val server = Homeserver()
+    val members = listOf(M_ALICE, M_BOB)
+    val a1 = MatrixClient(server, M_ALICE, "ALICE1")
+    val a2 = MatrixClient(server, M_ALICE, "ALICE2")
+    val b1 = MatrixClient(server, M_BOB, "BOB1")
+    val all = listOf(a1, a2, b1)
+    fun settle() = repeat(2) { all.forEach { it.sync() } }
+    all.forEach { it.pump() }
+    // Every device tracks the room's members (their devices are queried).
+    all.forEach {
+        Checks.equal(it.machine.updateTrackedUsers(members), emptyList<String>(), "${it.device} tracks the members")
+        it.pump()
+    }
+    settle()
+    Checks.equal(b1.machine.devices(M_ALICE).map { it.deviceId }, listOf("ALICE1", "ALICE2"), "bob knows alice's devices")
+    Checks.equal(a1.machine.identity().curve25519,
+        obj(obj(server.deviceKeys[M_ALICE]!!["ALICE1"])["keys"])["curve25519:ALICE1"], "uploaded identity key")
+
+    // Alice shares and sends; bob and her other device read it, authenticated.
+    val hello = a1.send(members, "hello from alice (kotlin)")
+    settle()
+    Checks.that(a1.machine.hasOlmSession(M_BOB, "BOB1"), "alice has an Olm session with bob")
+    for (reader in listOf(b1, a2)) {
+        val clear = reader.machine.decryptRoomEvent(MATRIX_ROOM, hello)
+        Checks.equal(obj(Json.parse(clear.contentJson))["body"], "hello from alice (kotlin)", "${reader.device} reads alice")
+        Checks.equal(clear.sender to clear.senderDevice, M_ALICE to "ALICE1", "sender of alice's event")
+        Checks.that(clear.authenticated && !clear.forwarded, "alice's event is authenticated")
+    }
+    // And bob's reply goes the other way.
+    val reply = b1.send(members, "hello from bob (kotlin)")
+    settle()
+    Checks.equal(a1.read(reply), "hello from bob (kotlin)", "alice reads bob")
+    Checks.equal(a2.read(reply), "hello from bob (kotlin)", "alice's second device reads bob")
+
+    // Typed exceptions; nothing changed, the next call works.
+    val keysBefore = b1.machine.roomKeys()
+    Checks.throws<RoomsealException.InvalidInput>("truncated event") { b1.machine.decryptRoomEvent(MATRIX_ROOM, hello.dropLast(5)) }
+    Checks.throws<RoomsealException.InvalidInput>("sync of the wrong shape") { b1.machine.receiveSyncChanges("{\"to_device\": {\"events\": 5}}") }
+    Checks.throws<RoomsealException.Replay>("replayed event") { b1.machine.decryptRoomEvent(MATRIX_ROOM, hello.replace("\"event_id\":\"", "\"event_id\":\"\$again")) }
+    Checks.throws<RoomsealException.UnknownRequest>("unknown request id") { b1.machine.markRequestAsSent(424242uL, "{}") }
+    Checks.throws<RoomsealException.InvalidInput>("invalid user id") { MatrixMachine("nobody", "D") }
+    Checks.equal(b1.machine.roomKeys(), keysBefore, "room keys unchanged by refused calls")
+    Checks.equal(b1.read(hello), "hello from alice (kotlin)", "the genuine event still reads")
+
+    // Pickle and restore bob, then go on both ways.
+    val key = ByteArray(32) { (it * 7 + 1).toByte() }
+    val pickle = b1.machine.pickle(key)
+    val generation = b1.machine.pickleGeneration()
+    b1.machine.destroy()
+    b1.machine = MatrixMachine.fromPickle(pickle, key)
+    Checks.equal(b1.machine.pickleGeneration(), generation, "restored generation")
+    Checks.throws<RoomsealException.Pickle>("pickle under a wrong key") { MatrixMachine.fromPickle(pickle, ByteArray(32)) }
+    val after = a1.send(members, "after bob's restore")
+    val back = b1.send(members, "bob, restored")
+    settle()
+    Checks.equal(b1.read(after), "after bob's restore", "restored bob reads alice")
+    Checks.equal(a1.read(back), "bob, restored", "alice reads restored bob")
+    Checks.equal(b1.read(hello), "hello from alice (kotlin)", "restored bob still reads the first event")
+    all.forEach { it.machine.destroy() }
+}
+
 fun main() {
     val started = System.nanoTime()
     try {
@@ -497,6 +786,7 @@ fun main() {
                         exportImport(relay, alice, bob, devices)
                         durable(relay, bob, devices)
                         threads(relay, alice, bob)
+                        matrixScenario()
                     }
                 }
             }
@@ -510,6 +800,8 @@ fun main() {
     println("kotlin scenario: 3 devices, room key shared, confirmed, reshared and rotated, events both ways,")
     println("  stored keys listed, exported and imported, pickles and generations, rollback recovery,")
     println("  a durable SQLite store reopened and a stale handle refused, typed exceptions,")
-    println("  8 writer + 4 reader threads on one endpoint (JNA ${Native.VERSION}, ${ms} ms)")
+    println("  8 writer + 4 reader threads on one endpoint,")
+    println("  and the Matrix machine: 3 devices of 2 users, Olm sessions, room key shared, events both ways,")
+    println("  typed exceptions, a pickle restored (JNA ${Native.VERSION}, ${ms} ms)")
     println("kotlin: ${Checks.passed} passed, 0 failed")
 }

@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import unittest
+import urllib.parse
 
 import roomseal as rs
 
@@ -433,17 +434,548 @@ class TwoAndThreeDevices(unittest.TestCase):
         self.assertEqual(sorted(results), list(range(400)))
 
 
+MATRIX_ROOM = "!matrix:example.org"
+ALICE = "@alice:example.org"
+BOB = "@bob:example.org"
+
+
+class Homeserver:
+    """A tiny in-memory Matrix homeserver for MatrixMachine devices: routes
+    /keys/upload, /keys/query, /keys/claim and /sendToDevice, and builds each
+    device's /sync (to-device events with their sender, device list changes,
+    one-time key counts). Plumbing only: it checks nothing."""
+
+    def __init__(self):
+        self.device_keys = {}  # user -> {device: keys}
+        self.one_time_keys = {}  # (user, device) -> {key name: key}
+        self.fallback_keys = {}  # (user, device) -> [name, key, used]
+        self.inbox = {}  # (user, device) -> [to-device events]
+        self.changed = {}  # (user, device) -> {user}
+        self.timeline = []
+        self.next_event = 0
+        self.claimed_fallback = 0
+
+    def _devices(self):
+        return [(u, d) for u, ds in self.device_keys.items() for d in ds]
+
+    def _tell_changed(self, user, except_device):
+        for d in self._devices():
+            if d != except_device:
+                self.changed.setdefault(d, set()).add(user)
+
+    def route(self, user, device, request):
+        """The server's answer (JSON text) to one request of a device."""
+        me = (user, device)
+        body = json.loads(request.body_json)
+        kind = request.kind
+        if kind == rs.MatrixRequestKind.KEYS_UPLOAD:
+            if body.get("device_keys"):
+                self.device_keys.setdefault(user, {})[device] = body["device_keys"]
+                self._tell_changed(user, me)
+            self.one_time_keys.setdefault(me, {}).update(body.get("one_time_keys") or {})
+            for name, key in (body.get("fallback_keys") or {}).items():
+                self.fallback_keys[me] = [name, key, False]
+            return json.dumps({"one_time_key_counts": {"signed_curve25519": len(self.one_time_keys[me])}})
+        if kind == rs.MatrixRequestKind.KEYS_QUERY:
+            out = {}
+            for u in body["device_keys"]:
+                devices = json.loads(json.dumps(self.device_keys.get(u, {})))
+                for d, keys in devices.items():
+                    keys["unsigned"] = {"device_display_name": d + " (python)"}
+                out[u] = devices
+            return json.dumps({"device_keys": out, "failures": {}})
+        if kind == rs.MatrixRequestKind.KEYS_CLAIM:
+            out = {}
+            for u, devices in body["one_time_keys"].items():
+                for d in devices:
+                    stock = self.one_time_keys.get((u, d), {})
+                    if stock:
+                        name = sorted(stock)[0]
+                        taken = (name, stock.pop(name))
+                    elif (u, d) in self.fallback_keys:
+                        entry = self.fallback_keys[(u, d)]
+                        entry[2] = True
+                        self.claimed_fallback += 1
+                        taken = (entry[0], entry[1])
+                    else:
+                        continue
+                    out.setdefault(u, {})[d] = {taken[0]: taken[1]}
+            return json.dumps({"one_time_keys": out, "failures": {}})
+        if kind == rs.MatrixRequestKind.TO_DEVICE:
+            assert request.event_type and request.txn_id
+            for u, devices in body["messages"].items():
+                for d, content in devices.items():
+                    event = {"type": request.event_type, "sender": user, "content": content}
+                    self.inbox.setdefault((u, d), []).append(event)
+            return "{}"
+        raise AssertionError(f"unknown request kind {kind}")
+
+    def sync(self, user, device):
+        """The /sync response for a device (its to-device inbox drained)."""
+        me = (user, device)
+        fallback = self.fallback_keys.get(me)
+        return json.dumps({
+            "next_batch": "s",
+            "to_device": {"events": self.inbox.pop(me, [])},
+            "device_lists": {"changed": sorted(self.changed.pop(me, set())), "left": []},
+            "device_one_time_keys_count": {"signed_curve25519": len(self.one_time_keys.get(me, {}))},
+            "device_unused_fallback_key_types": ["signed_curve25519"] if fallback and not fallback[2] else [],
+        })
+
+    def remove_device(self, user, device):
+        """A logout: the device's keys go; every other device hears of it."""
+        self.device_keys.get(user, {}).pop(device, None)
+        self.one_time_keys.pop((user, device), None)
+        self.fallback_keys.pop((user, device), None)
+        self.inbox.pop((user, device), None)
+        self._tell_changed(user, (user, device))
+
+    def send_event(self, room, sender, content_json):
+        self.next_event += 1
+        event = {
+            "type": "m.room.encrypted",
+            "event_id": f"$m{self.next_event}",
+            "sender": sender,
+            "origin_server_ts": 1_700_000_000_000 + self.next_event,
+            "room_id": room,
+            "content": json.loads(content_json),
+        }
+        self.timeline.append(event)
+        return event
+
+
+class MatrixDevice:
+    """One MatrixMachine and the app loop around it."""
+
+    def __init__(self, server, user, device_id, machine=None):
+        self.server = server
+        self.user = user
+        self.device_id = device_id
+        self.machine = machine or rs.MatrixMachine(user, device_id)
+
+    def answer(self, request):
+        response = self.server.route(self.user, self.device_id, request)
+        return self.machine.mark_request_as_sent(request.request_id, response)
+
+    def pump(self):
+        for _ in range(20):
+            requests = self.machine.outgoing_requests()
+            if not requests:
+                return
+            for request in requests:
+                self.answer(request)
+        raise AssertionError(f"{self.device_id}: requests keep coming")
+
+    def sync(self):
+        result = self.machine.receive_sync_changes(self.server.sync(self.user, self.device_id))
+        self.pump()
+        return result
+
+    def share(self, members):
+        self.machine.update_tracked_users(members)
+        self.pump()
+        claim = self.machine.keys_claim_request(members)
+        if claim is not None:
+            self.assert_kind(claim, rs.MatrixRequestKind.KEYS_CLAIM)
+            self.answer(claim)
+        result = self.machine.share_room_key(MATRIX_ROOM, members)
+        for request in result.requests:
+            self.assert_kind(request, rs.MatrixRequestKind.TO_DEVICE)
+            self.answer(request)
+        self.pump()
+        return result
+
+    def send(self, members, body):
+        self.share(members)
+        content = self.machine.encrypt_room_event(
+            MATRIX_ROOM, "m.room.message", json.dumps({"msgtype": "m.text", "body": body}))
+        return self.server.send_event(MATRIX_ROOM, self.user, content)
+
+    def read(self, event):
+        return self.machine.decrypt_room_event(MATRIX_ROOM, json.dumps(event))
+
+    @staticmethod
+    def assert_kind(request, kind):
+        if request.kind != kind:
+            raise AssertionError(f"expected {kind}, got {request.kind}")
+
+
+def settle(*devices):
+    """Two syncs of every device: device lists, then what they caused."""
+    received = []
+    for _ in range(2):
+        for d in devices:
+            result = d.sync()
+            if result.rejected:
+                raise AssertionError(f"{d.device_id}: {result.rejected}")
+            received.extend(result.room_keys)
+    return received
+
+
+class MatrixMachines(unittest.TestCase):
+    """MatrixMachine devices of two users through the in-test homeserver."""
+
+    members = [ALICE, BOB]
+
+    def setUp(self):
+        self.server = Homeserver()
+        self.a1 = MatrixDevice(self.server, ALICE, "ALICE1")
+        self.a2 = MatrixDevice(self.server, ALICE, "ALICE2")
+        self.b1 = MatrixDevice(self.server, BOB, "BOB1")
+        for d in (self.a1, self.a2, self.b1):
+            first = d.machine.outgoing_requests()
+            self.assertEqual([r.kind for r in first][:1], [rs.MatrixRequestKind.KEYS_UPLOAD])
+            upload = json.loads(first[0].body_json)
+            self.assertEqual(upload["device_keys"]["device_id"], d.device_id)
+            self.assertEqual(len(upload["one_time_keys"]), 50)
+            d.pump()
+        settle(self.a1, self.a2, self.b1)
+
+    def test_identity_and_first_requests(self):
+        m = self.a1.machine
+        self.assertEqual((m.user_id(), m.device_id()), (ALICE, "ALICE1"))
+        keys = self.server.device_keys[ALICE]["ALICE1"]["keys"]
+        self.assertEqual(keys["curve25519:ALICE1"], m.identity().curve25519)
+        self.assertEqual(keys["ed25519:ALICE1"], m.identity().ed25519)
+        self.assertEqual(m.outgoing_requests(), [])
+
+    def test_sessions_sharing_and_events_both_ways(self):
+        event = self.a1.send(self.members, "hello from alice")
+        self.assertEqual(set(event["content"]), {"algorithm", "ciphertext", "device_id", "sender_key", "session_id"})
+        self.assertEqual(event["content"]["algorithm"], "m.megolm.v1.aes-sha2")
+        keys = settle(self.a1, self.a2, self.b1)
+        self.assertEqual(len([k for k in keys if k.sender_user_id == ALICE]), 2)
+        self.assertTrue(all(k.authenticated and k.status == rs.KeyStatus.NEW for k in keys))
+        self.assertTrue(self.a1.machine.has_olm_session(BOB, "BOB1"))
+        # Bob tracks nobody yet: he knows alice's device only by its key,
+        # and says so; once he tracks the room's members, it is confirmed.
+        self.assertEqual(self.b1.machine.devices(ALICE), [])
+        unconfirmed = self.b1.read(event)
+        self.assertEqual((unconfirmed.sender_device, unconfirmed.sender_device_confirmed), (None, False))
+        self.assertTrue(unconfirmed.authenticated)
+        self.assertEqual(self.b1.machine.update_tracked_users(self.members), [])
+        self.b1.pump()
+        for reader in (self.b1, self.a2):
+            clear = reader.read(event)
+            self.assertEqual(json.loads(clear.content_json)["body"], "hello from alice")
+            self.assertEqual(clear.event_type, "m.room.message")
+            self.assertEqual(clear.sender, ALICE)
+            self.assertEqual(clear.sender_device, "ALICE1")
+            self.assertEqual(clear.sender_key, self.a1.machine.identity().curve25519)
+            self.assertTrue(clear.authenticated)
+            self.assertFalse(clear.forwarded)
+            self.assertTrue(clear.sender_device_confirmed)
+            full = json.loads(clear.event_json)
+            self.assertEqual((full["type"], full["sender"], full["event_id"]), ("m.room.message", ALICE, event["event_id"]))
+            # Clients render an event again: the same event decrypts again.
+            self.assertEqual(reader.read(event).content_json, clear.content_json)
+
+        reply = self.b1.send(self.members, "hello from bob")
+        settle(self.a1, self.a2, self.b1)
+        for reader in (self.a1, self.a2):
+            clear = reader.read(reply)
+            self.assertEqual(json.loads(clear.content_json)["body"], "hello from bob")
+            self.assertEqual(clear.sender, BOB)
+            self.assertTrue(clear.authenticated)
+            # ALICE2 never tracked bob: his device is known only by its key.
+            self.assertEqual(clear.sender_device_confirmed, reader is self.a1)
+        self.assertTrue(self.b1.machine.has_olm_session(ALICE, "ALICE1"))
+        self.assertEqual(self.a1.machine.olm_peer_count(), 2)
+        # The key listing names each session (no secret in it).
+        listed = {(k.room_id, k.sender_user_id) for k in self.b1.machine.room_keys()}
+        self.assertIn((MATRIX_ROOM, ALICE), listed)
+        own = [k for k in self.b1.machine.room_keys() if k.own]
+        self.assertEqual(len(own), 1)
+        # The devices the machine tracks, with their checked keys.
+        bob_devices = self.a1.machine.devices(BOB)
+        self.assertEqual([d.device_id for d in bob_devices], ["BOB1"])
+        self.assertEqual(bob_devices[0].identity, self.b1.machine.identity())
+        self.assertEqual(bob_devices[0].trust, rs.MatrixDeviceTrust.UNSET)
+
+    def test_rotation_after_a_device_is_removed(self):
+        before = self.a1.send(self.members, "before")
+        settle(self.a1, self.a2, self.b1)
+        self.assertEqual(json.loads(self.a2.read(before).content_json)["body"], "before")
+
+        self.server.remove_device(ALICE, "ALICE2")
+        settle(self.a1, self.b1)
+        share = self.a1.share(self.members)
+        self.assertTrue(share.rotated)
+        self.assertIsNotNone(share.rotation_reason)
+        self.assertEqual([d.device_id for d in share.served], ["BOB1"])
+        after = self.a1.send(self.members, "after ALICE2 left")
+        self.assertNotEqual(after["content"]["session_id"], before["content"]["session_id"])
+        settle(self.a1, self.b1)
+        self.a2.machine.receive_sync_changes(self.server.sync(ALICE, "ALICE2"))
+        self.assertEqual(json.loads(self.b1.read(after).content_json)["body"], "after ALICE2 left")
+        with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
+            self.a2.read(after)
+        # An explicit rotation: the next share makes a new session.
+        self.assertTrue(self.a1.machine.rotate_room_key(MATRIX_ROOM))
+        self.assertFalse(self.b1.machine.rotate_room_key(MATRIX_ROOM))
+        self.assertTrue(self.a1.share(self.members).rotated)
+
+    def test_pickle_restore_then_continue(self):
+        first = self.a1.send(self.members, "one")
+        settle(self.a1, self.a2, self.b1)
+        key = os.urandom(32)
+        pickle = self.b1.machine.pickle(key)
+        generation = self.b1.machine.pickle_generation()
+        self.assertGreater(generation, 0)
+        restored = rs.MatrixMachine.from_pickle(pickle, key)
+        self.assertEqual(restored.identity(), self.b1.machine.identity())
+        self.assertEqual(restored.pickle_generation(), generation)
+        self.b1 = MatrixDevice(self.server, BOB, "BOB1", restored)
+        self.assertEqual(json.loads(self.b1.read(first).content_json)["body"], "one")
+        second = self.a1.send(self.members, "two")
+        reply = self.b1.send(self.members, "reply after restore")
+        settle(self.a1, self.a2, self.b1)
+        self.assertEqual(json.loads(self.b1.read(second).content_json)["body"], "two")
+        self.assertEqual(json.loads(self.a1.read(reply).content_json)["body"], "reply after restore")
+        # Rollback and wrong keys are refused.
+        newer = self.b1.machine.pickle(key)
+        self.assertGreater(self.b1.machine.pickle_generation(), generation)
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.MatrixMachine.from_pickle_no_older_than(pickle, key, self.b1.machine.pickle_generation())
+        rs.MatrixMachine.from_pickle_no_older_than(newer, key, self.b1.machine.pickle_generation())
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.MatrixMachine.from_pickle(newer, bytes(32))
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.Endpoint.from_pickle(newer, key)
+        with self.assertRaises(rs.RoomsealError.InvalidInput):
+            self.b1.machine.pickle(b"short")
+
+    def test_withheld_and_trust(self):
+        self.a1.machine.set_share_policy(True)
+        share = self.a1.share(self.members)
+        self.assertEqual({(w.device_id, w.code) for w in share.withheld},
+                         {("ALICE2", "m.unverified"), ("BOB1", "m.unverified")})
+        event = self.server.send_event(MATRIX_ROOM, ALICE, self.a1.machine.encrypt_room_event(
+            MATRIX_ROOM, "m.room.message", json.dumps({"body": "verified only"})))
+        result = self.b1.sync()
+        self.assertEqual([n.code for n in result.withheld], ["m.unverified"])
+        with self.assertRaises(rs.RoomsealError.KeyWithheld) as caught:
+            self.b1.read(event)
+        self.assertIn("m.unverified", str(caught.exception))
+        notice = self.b1.machine.withheld_notice(MATRIX_ROOM, event["content"]["session_id"])
+        self.assertEqual((notice.code, notice.sender), ("m.unverified", ALICE))
+        # Once the app verifies bob's device, the next share serves it.
+        self.assertTrue(self.a1.machine.set_device_trust(BOB, "BOB1", rs.MatrixDeviceTrust.VERIFIED))
+        self.assertFalse(self.a1.machine.set_device_trust(BOB, "NOSUCH", rs.MatrixDeviceTrust.VERIFIED))
+        self.assertEqual(self.a1.machine.devices(BOB)[0].trust, rs.MatrixDeviceTrust.VERIFIED)
+        share = self.a1.share(self.members)
+        self.assertEqual([d.device_id for d in share.served], ["BOB1"])
+        later = self.server.send_event(MATRIX_ROOM, ALICE, self.a1.machine.encrypt_room_event(
+            MATRIX_ROOM, "m.room.message", json.dumps({"body": "now verified"})))
+        self.b1.sync()
+        self.assertEqual(json.loads(self.b1.read(later).content_json)["body"], "now verified")
+        # The key came at the session's current index: the earlier event
+        # stays unreadable (Megolm cannot go back).
+        with self.assertRaises(rs.RoomsealError.Rejected):
+            self.b1.read(event)
+
+    def test_hostile_json_raises_typed_exceptions_and_changes_nothing(self):
+        event = self.a1.send(self.members, "genuine")
+        settle(self.a1, self.a2, self.b1)
+        bob = self.b1.machine
+        self.assertEqual(json.loads(self.b1.read(event).content_json)["body"], "genuine")
+        self.b1.share(self.members)  # bob tracks the room's members
+        keys_before = bob.room_keys()
+        peers_before = bob.olm_peer_count()
+        truncated = json.dumps(event)[:-7]
+        wrong_types = json.loads(json.dumps(event))
+        wrong_types["content"]["ciphertext"] = 12345
+        other_room = json.loads(json.dumps(event))
+        other_room["room_id"] = "!elsewhere:example.org"
+        tampered = json.loads(json.dumps(event))
+        ct = tampered["content"]["ciphertext"]
+        tampered["content"]["ciphertext"] = ct[:30] + ("A" if ct[30] != "A" else "B") + ct[31:]
+        replayed = dict(event, event_id="$replayed")
+        cases = [
+            (rs.RoomsealError.InvalidInput, lambda: bob.receive_sync_changes("{not json")),
+            (rs.RoomsealError.InvalidInput, lambda: bob.receive_sync_changes('{"to_device": {"events": 5}}')),
+            (rs.RoomsealError.InvalidInput, lambda: bob.receive_sync_changes('{"device_one_time_keys_count": {"signed_curve25519": -1}}')),
+            (rs.RoomsealError.InvalidInput, lambda: bob.decrypt_room_event(MATRIX_ROOM, truncated)),
+            (rs.RoomsealError.InvalidInput, lambda: bob.decrypt_room_event(MATRIX_ROOM, json.dumps(wrong_types))),
+            (rs.RoomsealError.InvalidInput, lambda: bob.decrypt_room_event("not a room", json.dumps(event))),
+            (rs.RoomsealError.Authentication, lambda: bob.decrypt_room_event(MATRIX_ROOM, json.dumps(other_room))),
+            ((rs.RoomsealError.Authentication, rs.RoomsealError.InvalidInput), lambda: bob.decrypt_room_event(MATRIX_ROOM, json.dumps(tampered))),
+            (rs.RoomsealError.Replay, lambda: bob.decrypt_room_event(MATRIX_ROOM, json.dumps(replayed))),
+            (rs.RoomsealError.InvalidInput, lambda: bob.encrypt_room_event(MATRIX_ROOM, "m.room.message", "[1, 2]")),
+            (rs.RoomsealError.InvalidInput, lambda: bob.encrypt_room_event(MATRIX_ROOM, "m.room.message", '{"body": ')),
+            (rs.RoomsealError.InvalidInput, lambda: bob.encrypt_room_event(MATRIX_ROOM, "", "{}")),
+            (rs.RoomsealError.ShareRequired, lambda: bob.encrypt_room_event("!unshared:example.org", "m.room.message", "{}")),
+            (rs.RoomsealError.InvalidInput, lambda: bob.set_room_encryption(MATRIX_ROOM, '{"algorithm": 5}')),
+            (rs.RoomsealError.InvalidInput, lambda: bob.set_room_encryption(MATRIX_ROOM, '{"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": -3}')),
+            (rs.RoomsealError.InvalidInput, lambda: bob.update_tracked_users([BOB, "not a user id"])),
+            (rs.RoomsealError.InvalidInput, lambda: bob.share_room_key(MATRIX_ROOM, [""])),
+            (rs.RoomsealError.InvalidInput, lambda: bob.forget_room_key(MATRIX_ROOM, "%%%")),
+            (rs.RoomsealError.UnknownRequest, lambda: bob.mark_request_as_sent(987654, "{}")),
+            (rs.RoomsealError.InvalidInput, lambda: rs.MatrixMachine("alice", "D")),
+            (rs.RoomsealError.InvalidInput, lambda: rs.MatrixMachine(ALICE, "")),
+            (rs.RoomsealError.Pickle, lambda: rs.MatrixMachine.from_pickle("AAAA", bytes(32))),
+        ]
+        for error, call in cases:
+            with self.assertRaises(error) as caught:
+                call()
+            self.assertIsInstance(caught.exception, rs.RoomsealError)
+            self.assertTrue(str(caught.exception))
+        self.assertEqual(bob.room_keys(), keys_before)
+        self.assertEqual(bob.olm_peer_count(), peers_before)
+        # Wrong argument types are refused by the binding itself.
+        with self.assertRaises(TypeError):
+            bob.decrypt_room_event(MATRIX_ROOM, event)
+
+        # A to-device event with a forged (altered) ciphertext is one
+        # rejected item of the sync, not an exception; the rest is taken.
+        second = self.a1.send(self.members, "second")
+        inbox = self.server.inbox.get((BOB, "BOB1"), [])
+        forged = json.loads(json.dumps(inbox[0])) if inbox else {
+            "type": "m.room.encrypted", "sender": ALICE,
+            "content": {"algorithm": "m.olm.v1.curve25519-aes-sha2",
+                        "sender_key": self.a1.machine.identity().curve25519,
+                        "ciphertext": {bob.identity().curve25519: {"type": 1, "body": "AAAA"}}}}
+        for c in forged["content"].get("ciphertext", {}).values():
+            c["body"] = c["body"][:-4] + ("AAAA" if not c["body"].endswith("AAAA") else "BBBB")
+        self.server.inbox.setdefault((BOB, "BOB1"), []).insert(0, forged)
+        self.server.inbox[(BOB, "BOB1")].insert(1, {"type": "m.room.encrypted", "sender": ALICE, "content": {"algorithm": 7}})
+        result = self.b1.sync()
+        self.assertEqual([r.index for r in result.rejected], [0, 1])
+        self.assertTrue(all(r.reason for r in result.rejected))
+        self.assertEqual(json.loads(self.b1.read(second).content_json)["body"], "second")
+
+        # A key query answer with a forged device (signature broken): that
+        # device is refused, the rest is applied.
+        self.server.changed.setdefault((BOB, "BOB1"), set()).add(ALICE)
+        bob.receive_sync_changes(self.server.sync(BOB, "BOB1"))
+        query = [r for r in bob.outgoing_requests() if r.kind == rs.MatrixRequestKind.KEYS_QUERY][0]
+        answer = json.loads(self.server.route(BOB, "BOB1", query))
+        evil = json.loads(json.dumps(answer["device_keys"][ALICE]["ALICE1"]))
+        evil["device_id"] = "EVIL"
+        answer["device_keys"][ALICE]["EVIL"] = evil
+        forged_key = json.loads(json.dumps(answer["device_keys"][ALICE]["ALICE2"]))
+        answer["device_keys"][ALICE]["ALICE2"]["keys"]["curve25519:ALICE2"] = self.a1.machine.identity().curve25519
+        outcome = bob.mark_request_as_sent(query.request_id, json.dumps(answer))
+        self.assertEqual(sorted(r.device_id for r in outcome.rejected), ["ALICE2", "EVIL"])
+        known = {d.device_id: d.identity.curve25519 for d in bob.devices(ALICE)}
+        self.assertEqual(known, {"ALICE1": self.a1.machine.identity().curve25519,
+                                 "ALICE2": forged_key["keys"]["curve25519:ALICE2"]})
+
+        # An answer refused whole: typed, and the next outgoing requests
+        # ask again; the normal answer then works.
+        self.server.changed.setdefault((BOB, "BOB1"), set()).add(ALICE)
+        bob.receive_sync_changes(self.server.sync(BOB, "BOB1"))
+        query = [r for r in bob.outgoing_requests() if r.kind == rs.MatrixRequestKind.KEYS_QUERY][0]
+        for bad in ['{"device_keys": ', '{"device_keys": []}', '"x"']:
+            with self.assertRaises(rs.RoomsealError.InvalidInput):
+                bob.mark_request_as_sent(query.request_id, bad)
+            query = [r for r in bob.outgoing_requests() if r.kind == rs.MatrixRequestKind.KEYS_QUERY][0]
+        self.b1.answer(query)
+        self.assertNotIn(rs.MatrixRequestKind.KEYS_QUERY, [r.kind for r in bob.outgoing_requests()])
+        self.b1.pump()
+        # And the conversation goes on.
+        third = self.b1.send(self.members, "still fine")
+        settle(self.a1, self.a2, self.b1)
+        self.assertEqual(json.loads(self.a1.read(third).content_json)["body"], "still fine")
+
+    def test_forwarding_to_an_own_device(self):
+        event = self.b1.send(self.members, "before ALICE3")
+        settle(self.a1, self.a2, self.b1)
+        a3 = MatrixDevice(self.server, ALICE, "ALICE3")
+        a3.pump()
+        settle(self.a1, self.b1, a3)
+        with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
+            a3.read(event)
+        self.a1.share(self.members)  # starts an Olm session with ALICE3
+        self.assertTrue(self.a1.machine.has_olm_session(ALICE, "ALICE3"))
+        session_id = event["content"]["session_id"]
+        request = self.a1.machine.forward_room_key(MATRIX_ROOM, session_id, "ALICE3")
+        self.assertEqual(request.kind, rs.MatrixRequestKind.TO_DEVICE)
+        self.a1.answer(request)
+        result = a3.sync()
+        self.assertEqual([(k.session_id, k.authenticated) for k in result.room_keys if k.session_id == session_id],
+                         [(session_id, False)])
+        clear = a3.read(event)
+        self.assertEqual(json.loads(clear.content_json)["body"], "before ALICE3")
+        self.assertTrue(clear.forwarded)
+        self.assertFalse(clear.authenticated)
+        with self.assertRaises(rs.RoomsealError.Rejected):
+            self.a1.machine.forward_room_key(MATRIX_ROOM, session_id, "BOB1")
+        # Forgetting the key: the event no longer decrypts.
+        self.assertTrue(a3.machine.forget_room_key(MATRIX_ROOM, session_id))
+        with self.assertRaises(rs.RoomsealError.UnknownRoomKey):
+            a3.read(event)
+
+    def test_threads_share_one_machine(self):
+        self.a1.share(self.members)
+        errors = []
+
+        def encrypt():
+            try:
+                for _ in range(20):
+                    self.a1.machine.encrypt_room_event(MATRIX_ROOM, "m.room.message", '{"body": "t"}')
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=encrypt) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+
+
 class ReadmeExample(unittest.TestCase):
-    def test_readme_example(self):
-        """The Python example of README.md runs as written."""
+    @staticmethod
+    def readme_code(heading):
+        """The first Python block of README.md after `heading`."""
         readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
         with open(readme, encoding="utf-8") as f:
             text = f.read()
-        section = text[text.index("### Python"):]
+        section = text[text.index(heading):]
         code = section[section.index("```python\n") + len("```python\n"):]
-        code = code[: code.index("```")]
+        return code[: code.index("```")]
+
+    def test_readme_example(self):
+        """The Python example of README.md runs as written."""
+        code = self.readme_code("### Python")
         with tempfile.TemporaryDirectory() as tmp:
             exec(compile(code, "README.md (Python example)", "exec"), {"app_dir": tmp})
+
+    def test_readme_matrix_example(self):
+        """The Matrix example of README.md runs as written, against the
+        in-test homeserver: every path and body it sends is the one the
+        client-server API names."""
+        code = self.readme_code("#### Python: a Matrix client")
+        server = Homeserver()
+        kinds = {
+            "/_matrix/client/v3/keys/upload": rs.MatrixRequestKind.KEYS_UPLOAD,
+            "/_matrix/client/v3/keys/query": rs.MatrixRequestKind.KEYS_QUERY,
+            "/_matrix/client/v3/keys/claim": rs.MatrixRequestKind.KEYS_CLAIM,
+        }
+        seen = []
+
+        def http(machine, method, path, body):
+            user, device = machine.user_id(), machine.device_id()
+            seen.append((method, path.split("/")[4]))
+            if path == "/_matrix/client/v3/sync":
+                self.assertEqual(method, "GET")
+                return server.sync(user, device)
+            if path.startswith("/_matrix/client/v3/sendToDevice/"):
+                self.assertEqual(method, "PUT")
+                _, event_type, txn = path.rsplit("/", 2)
+                request = rs.MatrixRequest(
+                    request_id=0, kind=rs.MatrixRequestKind.TO_DEVICE, body_json=body,
+                    event_type=urllib.parse.unquote(event_type), txn_id=urllib.parse.unquote(txn))
+            else:
+                self.assertEqual(method, "POST")
+                request = rs.MatrixRequest(
+                    request_id=0, kind=kinds[path], body_json=body, event_type=None, txn_id=None)
+            return server.route(user, device, request)
+
+        exec(compile(code, "README.md (Matrix example)", "exec"), {"http": http})
+        self.assertIn(("PUT", "sendToDevice"), seen)
+        self.assertIn(("POST", "keys"), seen)
 
 
 if __name__ == "__main__":
