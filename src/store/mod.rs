@@ -36,16 +36,20 @@
 //! any kind leaves the store as it was.
 
 mod error;
+#[cfg(test)]
+pub(crate) mod faulty;
 mod memory;
 mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod write_through;
 
 pub use self::error::StoreError;
 pub use self::memory::MemoryStore;
 pub(crate) use self::seal::StoreKeys;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
+pub(crate) use self::write_through::{Recorded, WriteThrough};
 
 /// The version of the record layout and of the backends' schema. Part of
 /// every record's associated data.
