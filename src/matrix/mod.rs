@@ -114,9 +114,11 @@
 mod canonical;
 mod claim;
 mod device_keys;
+mod durable;
 mod endpoint;
 mod events;
 mod ids;
+mod in_flight;
 mod json;
 mod olm_payload;
 mod olm_send;
@@ -125,6 +127,7 @@ mod outbound;
 mod persist;
 mod query;
 mod receive;
+mod records;
 mod room_events;
 mod room_keys;
 mod share;
@@ -134,6 +137,7 @@ mod sync;
 mod tests;
 mod to_device;
 mod top_up;
+mod tracked;
 mod tracker;
 mod upload;
 mod withheld;
@@ -147,6 +151,7 @@ pub use self::device_keys::{
     CURVE25519, Device, DeviceKeys, DeviceKeysError, MEGOLM_V1, OLM_V1, OneTimeKey,
     SIGNED_CURVE25519, Signatures, key_name,
 };
+pub use self::durable::{DurableError, DurableMatrixEndpoint};
 pub use self::endpoint::{
     EndpointError, MatrixEndpoint, OutgoingRequest, RequestId, RequestKind, ResponseOutcome,
 };
