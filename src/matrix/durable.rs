@@ -44,7 +44,10 @@ use super::sync::{SyncChanges, ToDeviceEvent};
 use crate::group::GroupSessionId;
 use crate::pickle::PickleKey;
 use crate::room::Clock;
-use crate::store::{Change, RecordKey, Recorded, Store, StoreError, StoreKeys, WriteThrough};
+use zeroize::Zeroizing;
+
+use crate::codec::{DecodeError, Writer};
+use crate::store::{Recorded, Store, StoreError, WriteThrough};
 
 /// Why an operation of a [`DurableMatrixEndpoint`] failed: the operation
 /// itself refused (the endpoint is unchanged, as [`MatrixEndpoint`]'s
@@ -90,11 +93,20 @@ impl Deref for DurableMatrixEndpoint {
 impl Recorded for MatrixEndpoint {
     type Touch = MatrixTouch;
 
-    fn from_records(
-        keys: &StoreKeys,
-        records: &[(RecordKey, Vec<u8>)],
-    ) -> Result<Self, StoreError> {
-        MatrixEndpoint::from_records(keys, records)
+    fn write_record(&self, touch: &MatrixTouch, w: &mut Writer) -> bool {
+        MatrixEndpoint::write_record(self, touch, w)
+    }
+
+    fn apply_record(
+        &mut self,
+        touch: &MatrixTouch,
+        contents: Option<&[u8]>,
+    ) -> Result<(), DecodeError> {
+        MatrixEndpoint::apply_record(self, touch, contents)
+    }
+
+    fn from_opened(opened: Vec<(MatrixTouch, Zeroizing<Vec<u8>>)>) -> Result<Self, StoreError> {
+        MatrixEndpoint::from_opened(opened)
     }
 
     fn track_changes(&mut self, on: bool) {
@@ -107,19 +119,6 @@ impl Recorded for MatrixEndpoint {
 
     fn all_records(&self) -> Vec<MatrixTouch> {
         MatrixEndpoint::all_records(self)
-    }
-
-    fn changes(&mut self, keys: &StoreKeys, touched: &[MatrixTouch]) -> Vec<Change> {
-        MatrixEndpoint::changes(self, keys, touched)
-    }
-
-    fn apply_records(
-        &mut self,
-        keys: &StoreKeys,
-        touched: &[(MatrixTouch, RecordKey)],
-        values: &[Option<Vec<u8>>],
-    ) -> Result<(), StoreError> {
-        MatrixEndpoint::apply_records(self, keys, touched, values)
     }
 
     fn keep_unstored(&mut self, old: &mut Self) {

@@ -31,7 +31,7 @@ use crate::consts::MAX_PENDING_TO_DEVICE_REQUESTS;
 use crate::group::GroupSessionId;
 use crate::keys::Curve25519PublicKey;
 use crate::room::RotationReason;
-use crate::store::{Change, RecordKey, StoreError, StoreKeys};
+use crate::store::{RecordName, StoreError};
 
 /// Record kinds of the Matrix endpoint, distinct from the native ones
 /// (PROTOCOL.md, "Durable store").
@@ -85,8 +85,7 @@ pub(crate) enum MatrixTouch {
     Megolm(MegolmTouch),
 }
 
-impl MatrixTouch {
-    /// The record's kind and natural id.
+impl RecordName for MatrixTouch {
     fn natural_id(&self) -> (u8, Vec<u8>) {
         let mut w = Writer::default();
         let kind = match self {
@@ -144,7 +143,6 @@ impl MatrixTouch {
         (kind, w.into_vec())
     }
 
-    /// The record named by `kind` and `natural_id` (as read from a store).
     fn from_natural_id(kind: u8, natural_id: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(natural_id);
         let room = |r: &mut Reader<'_>| read_id(r, "room id", RoomId::parse);
@@ -307,7 +305,7 @@ impl MatrixEndpoint {
 
     /// Writes the contents of the record `touch` names; false when the
     /// endpoint no longer holds it (the record is to be deleted).
-    fn write_record(&self, touch: &MatrixTouch, w: &mut Writer) -> bool {
+    pub(super) fn write_record(&self, touch: &MatrixTouch, w: &mut Writer) -> bool {
         match touch {
             MatrixTouch::State => {
                 w.short_bytes(self.user_id.as_str().as_bytes())
@@ -369,7 +367,7 @@ impl MatrixEndpoint {
 
     /// Applies the record `touch` names as a store holds it (`None`:
     /// absent). Records of one commit apply in [`MatrixTouch`] order.
-    fn apply_record(
+    pub(super) fn apply_record(
         &mut self,
         touch: &MatrixTouch,
         contents: Option<&[u8]>,
@@ -498,53 +496,10 @@ impl MatrixEndpoint {
         Ok(())
     }
 
-    /// The store changes that write `touched` as the endpoint now holds
-    /// them, each sealed with a fresh nonce.
-    pub(crate) fn changes(&mut self, keys: &StoreKeys, touched: &[MatrixTouch]) -> Vec<Change> {
-        let mut rng = crate::crypto::os_rng();
-        touched
-            .iter()
-            .map(|touch| {
-                let (kind, natural_id) = touch.natural_id();
-                let key = keys.key(kind, &natural_id);
-                let value = keys.seal(&key, &natural_id, &mut rng, |w| self.write_record(touch, w));
-                Change { key, value }
-            })
-            .collect()
-    }
-
-    /// Applies records read back from a store, in order (`values` holds
-    /// each sealed value of `touched`, or `None` for an absent record).
-    pub(crate) fn apply_records(
-        &mut self,
-        keys: &StoreKeys,
-        touched: &[(MatrixTouch, RecordKey)],
-        values: &[Option<Vec<u8>>],
-    ) -> Result<(), StoreError> {
-        for ((touch, key), value) in touched.iter().zip(values) {
-            let contents = match value {
-                Some(value) => Some(keys.open(key, value)?.1),
-                None => None,
-            };
-            self.apply_record(touch, contents.as_deref().map(|c| c.as_slice()))
-                .map_err(|_| StoreError::Corrupt("record contents"))?;
-        }
-        Ok(())
-    }
-
-    /// Builds an endpoint from every record of a store.
-    pub(crate) fn from_records(
-        keys: &StoreKeys,
-        records: &[(RecordKey, Vec<u8>)],
+    /// Builds an endpoint from every record of a store, opened and sorted.
+    pub(crate) fn from_opened(
+        opened: Vec<(MatrixTouch, Zeroizing<Vec<u8>>)>,
     ) -> Result<Self, StoreError> {
-        let mut opened = Vec::with_capacity(records.len());
-        for (key, value) in records {
-            let (natural_id, contents) = keys.open(key, value)?;
-            let touch = MatrixTouch::from_natural_id(key.kind, &natural_id)
-                .map_err(|_| StoreError::Corrupt("record id"))?;
-            opened.push((touch, contents));
-        }
-        opened.sort_by(|a, b| a.0.cmp(&b.0));
         let mut opened = opened.into_iter();
         let corrupt = |_| StoreError::Corrupt("record contents");
         let state = match opened.next() {

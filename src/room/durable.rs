@@ -38,7 +38,10 @@ use crate::group::{ExportedSessionKey, GroupSessionId};
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::PickleKey;
 use crate::session::DeviceMessage;
-use crate::store::{Change, RecordKey, Recorded, Store, StoreError, StoreKeys, WriteThrough};
+use zeroize::Zeroizing;
+
+use crate::codec::{DecodeError, Writer};
+use crate::store::{Recorded, Store, StoreError, WriteThrough};
 
 /// An [`Endpoint`] kept in a durable [`Store`], one record per object.
 ///
@@ -85,11 +88,16 @@ macro_rules! committed {
 impl Recorded for Endpoint {
     type Touch = Touch;
 
-    fn from_records(
-        keys: &StoreKeys,
-        records: &[(RecordKey, Vec<u8>)],
-    ) -> Result<Self, StoreError> {
-        Endpoint::from_records(keys, records)
+    fn write_record(&self, touch: &Touch, w: &mut Writer) -> bool {
+        Endpoint::write_record(self, touch, w)
+    }
+
+    fn apply_record(&mut self, touch: &Touch, contents: Option<&[u8]>) -> Result<(), DecodeError> {
+        Endpoint::apply_record(self, touch, contents)
+    }
+
+    fn from_opened(opened: Vec<(Touch, Zeroizing<Vec<u8>>)>) -> Result<Self, StoreError> {
+        Endpoint::from_opened(opened)
     }
 
     fn track_changes(&mut self, on: bool) {
@@ -102,19 +110,6 @@ impl Recorded for Endpoint {
 
     fn all_records(&self) -> Vec<Touch> {
         Endpoint::all_records(self)
-    }
-
-    fn changes(&mut self, keys: &StoreKeys, touched: &[Touch]) -> Vec<Change> {
-        Endpoint::changes(self, keys, touched)
-    }
-
-    fn apply_records(
-        &mut self,
-        keys: &StoreKeys,
-        touched: &[(Touch, RecordKey)],
-        values: &[Option<Vec<u8>>],
-    ) -> Result<(), StoreError> {
-        Endpoint::apply_records(self, keys, touched, values)
     }
 
     fn keep_unstored(&mut self, old: &mut Self) {

@@ -13,18 +13,43 @@
 //! cannot be read back either, every operation is refused
 //! ([`StoreError::Poisoned`]) until the endpoint is reloaded.
 
+use zeroize::Zeroizing;
+
 use super::{Change, RecordKey, RecordValues, Store, StoreError, StoreKeys};
+use crate::codec::{DecodeError, Writer};
 use crate::pickle::PickleKey;
 
-/// An endpoint that can be kept as durable records: it names the records
-/// each operation changed and writes, reads and applies them.
-pub(crate) trait Recorded: Sized {
-    /// The name of one record (by natural id).
-    type Touch: Clone;
+/// The name of one durable record of an endpoint, by natural id (a room
+/// id, a peer's key...). The order is the order records apply in.
+pub(crate) trait RecordName: Clone + Ord + Sized {
+    /// The record's kind and natural id.
+    fn natural_id(&self) -> (u8, Vec<u8>);
 
-    /// Builds the endpoint from every record of a store.
-    fn from_records(keys: &StoreKeys, records: &[(RecordKey, Vec<u8>)])
-    -> Result<Self, StoreError>;
+    /// The record named by `kind` and `natural_id` (as read from a store).
+    fn from_natural_id(kind: u8, natural_id: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// An endpoint that can be kept as durable records: it names the records
+/// each operation changed, and writes and applies each record.
+pub(crate) trait Recorded: Sized {
+    /// The name of one record.
+    type Touch: RecordName;
+
+    /// Writes the contents of the record `touch` names; false when the
+    /// endpoint no longer holds it (the record is to be deleted).
+    fn write_record(&self, touch: &Self::Touch, w: &mut Writer) -> bool;
+
+    /// Applies the record `touch` names as a store holds it (`None`:
+    /// absent). Records of one commit apply in [`RecordName`] order.
+    fn apply_record(
+        &mut self,
+        touch: &Self::Touch,
+        contents: Option<&[u8]>,
+    ) -> Result<(), DecodeError>;
+
+    /// Builds the endpoint from every record of a store, opened and sorted
+    /// in [`RecordName`] order.
+    fn from_opened(opened: Vec<(Self::Touch, Zeroizing<Vec<u8>>)>) -> Result<Self, StoreError>;
 
     /// Starts or stops recording which records operations change.
     fn track_changes(&mut self, on: bool);
@@ -35,20 +60,59 @@ pub(crate) trait Recorded: Sized {
     /// Every record of the endpoint (to save it whole).
     fn all_records(&self) -> Vec<Self::Touch>;
 
-    /// The store changes that write `touched` as the endpoint holds them.
-    fn changes(&mut self, keys: &StoreKeys, touched: &[Self::Touch]) -> Vec<Change>;
+    /// Moves what is not stored (clock, random generator, settings of this
+    /// process) from `old` into this freshly loaded endpoint.
+    fn keep_unstored(&mut self, old: &mut Self);
 
-    /// Applies records read back from a store, in order.
+    /// The store changes that write `touched` as the endpoint holds them,
+    /// each sealed with a fresh nonce.
+    fn changes(&mut self, keys: &StoreKeys, touched: &[Self::Touch]) -> Vec<Change> {
+        let mut rng = crate::crypto::os_rng();
+        touched
+            .iter()
+            .map(|touch| {
+                let (kind, natural_id) = touch.natural_id();
+                let key = keys.key(kind, &natural_id);
+                let value = keys.seal(&key, &natural_id, &mut rng, |w| self.write_record(touch, w));
+                Change { key, value }
+            })
+            .collect()
+    }
+
+    /// Applies records read back from a store, in order (`values` holds
+    /// each sealed value of `touched`, or `None` for an absent record).
     fn apply_records(
         &mut self,
         keys: &StoreKeys,
         touched: &[(Self::Touch, RecordKey)],
         values: &[Option<Vec<u8>>],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        for ((touch, key), value) in touched.iter().zip(values) {
+            let contents = match value {
+                Some(value) => Some(keys.open(key, value)?.1),
+                None => None,
+            };
+            self.apply_record(touch, contents.as_deref().map(|c| c.as_slice()))
+                .map_err(|_| StoreError::Corrupt("record contents"))?;
+        }
+        Ok(())
+    }
 
-    /// Moves what is not stored (clock, random generator, settings of this
-    /// process) from `old` into this freshly loaded endpoint.
-    fn keep_unstored(&mut self, old: &mut Self);
+    /// Builds the endpoint from every record of a store.
+    fn from_records(
+        keys: &StoreKeys,
+        records: &[(RecordKey, Vec<u8>)],
+    ) -> Result<Self, StoreError> {
+        let mut opened = Vec::with_capacity(records.len());
+        for (key, value) in records {
+            let (natural_id, contents) = keys.open(key, value)?;
+            let touch = Self::Touch::from_natural_id(key.kind, &natural_id)
+                .map_err(|_| StoreError::Corrupt("record id"))?;
+            opened.push((touch, contents));
+        }
+        opened.sort_by(|a, b| a.0.cmp(&b.0));
+        Self::from_opened(opened)
+    }
 }
 
 /// An endpoint kept in a store, write-through (see the module docs).
