@@ -10,7 +10,7 @@
 //! checks the to-device events of each sync (`receive.rs`), shares room keys
 //! per the room's `m.room.encryption` settings (`share.rs`), encrypts and
 //! decrypts room events (`room_events.rs`), and pickles all of it
-//! (`persist.rs`).
+//! (`persist.rs`) or keeps it in a durable store (`durable.rs`).
 //!
 //! Guarantees: sans-I/O; at most one upload and one query are in flight; a
 //! key is marked published only when the server confirmed the upload that
@@ -346,6 +346,11 @@ impl MatrixEndpoint {
         let mut bytes = [0u8; 16];
         self.rng.fill_bytes(&mut bytes);
         format!("roomseal-{}", crate::keys::base64_encode(&bytes))
+    }
+
+    /// Who room keys go to.
+    pub fn share_policy(&self) -> SharePolicy {
+        self.policy
     }
 
     /// This device's user.

@@ -15,19 +15,47 @@ use roomseal::matrix::{
     DurableMatrixEndpoint, MatrixEndpoint, MegolmEncryptedContent, OutgoingRequest, RequestId,
     RequestKind, RoomId, ShareOutcome, SyncOutcome, UserId,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 type DeviceKey = (String, String);
 
-/// The server.
-#[derive(Default)]
+/// Maps keyed by a device, as lists of pairs (JSON keys are strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &BTreeMap<super::DeviceKey, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<super::DeviceKey, V>, D::Error> {
+        Ok(Vec::<(super::DeviceKey, V)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// The server (serializable, so a crash test can keep it on disk).
+#[derive(Default, Serialize, Deserialize)]
 pub struct Server {
     device_keys: BTreeMap<String, BTreeMap<String, Value>>,
+    #[serde(with = "pairs")]
     one_time_keys: BTreeMap<DeviceKey, BTreeMap<String, Value>>,
+    #[serde(with = "pairs")]
     fallback_keys: BTreeMap<DeviceKey, (String, Value, bool)>,
+    #[serde(with = "pairs")]
     inbox: BTreeMap<DeviceKey, Vec<Value>>,
+    #[serde(with = "pairs")]
     changed: BTreeMap<DeviceKey, BTreeSet<String>>,
+    #[serde(with = "pairs")]
     left: BTreeMap<DeviceKey, BTreeSet<String>>,
     /// Each room's members.
     pub members: BTreeMap<String, BTreeSet<String>>,
