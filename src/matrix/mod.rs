@@ -42,7 +42,10 @@
 //!   notices ([`MatrixEndpoint::share_room_key`]), forwarding to an own
 //!   device ([`MatrixEndpoint::forward_room_key`]), room events
 //!   ([`MatrixEndpoint::encrypt_room_event`],
-//!   [`MatrixEndpoint::decrypt_room_event`]), and one pickle for all of it.
+//!   [`MatrixEndpoint::decrypt_room_event`]), and one pickle for all of it;
+//! - [`DurableMatrixEndpoint`], the same endpoint kept in a durable
+//!   [`Store`](crate::Store) one record per object, each operation's
+//!   changes committed before its result is released.
 //!
 //! Functions that take what a server sent come in a text form for fuzzing
 //! and apps: [`DeviceTracker::receive_keys_query_json`],

@@ -1,7 +1,10 @@
 //! The [`MatrixEndpoint`] pickle: the whole Matrix device in one encrypted
 //! string (roomseal envelope, type `matrix-endpoint`, with a generation like
-//! every roomseal pickle), for export, backup and apps that persist by
-//! pickling. Layout: PROTOCOL.md 18.
+//! every roomseal pickle), for export, backup, migration and apps that save
+//! rarely. To persist every operation crash-safely at a cost that does not
+//! grow with what is held, keep the endpoint in a store instead
+//! ([`super::DurableMatrixEndpoint`], whose records reuse the formats and
+//! helpers here). Layout: PROTOCOL.md 18.5 and 19.6.
 //!
 //! Kept: the account, the ids, what the server was last told and holds
 //! (device keys published, key counts, unused fallback key types), the device
