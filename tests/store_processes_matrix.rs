@@ -8,8 +8,13 @@
 
 #![cfg(feature = "sqlite")]
 
-use std::path::{Path, PathBuf};
+#[path = "support/child.rs"]
+mod child;
+
+use std::path::Path;
 use std::process::Command;
+
+use child::fresh_dir;
 
 use roomseal::matrix::{
     DeviceId, DurableMatrixEndpoint, MEGOLM_V1, MatrixEndpoint, RoomEncryptionContent, RoomId,
@@ -48,16 +53,9 @@ fn second_process() {
         .unwrap();
 }
 
-fn dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("roomseal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn a_stale_matrix_process_never_overwrites_the_newer_state() {
-    let dir = dir("matrix-two-processes");
+    let dir = fresh_dir("matrix-two-processes");
     let path = dir.join("device.db");
     let endpoint = MatrixEndpoint::new(
         Account::new(),

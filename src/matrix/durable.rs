@@ -260,7 +260,8 @@ impl DurableMatrixEndpoint {
     }
 
     /// [`MatrixEndpoint::keys_claim_request`], committed: the request is
-    /// returned only once its id and the claim in flight are durable.
+    /// returned only once the request counter that named it is durable
+    /// (the claim in flight itself is not stored).
     pub fn keys_claim_request<'a>(
         &mut self,
         users: impl IntoIterator<Item = &'a UserId>,

@@ -135,15 +135,20 @@ impl<E: Recorded> WriteThrough<E> {
     /// Opens the endpoint `store` holds, reading every record once.
     pub(crate) fn open(mut store: Box<dyn Store>, key: &PickleKey) -> Result<Self, StoreError> {
         let keys = StoreKeys::new(key);
-        let (mut endpoint, generation): (E, u64) = load(&mut *store, &keys)?;
+        let (endpoint, generation): (E, u64) = load(&mut *store, &keys)?;
+        Ok(Self::tracking(endpoint, store, keys, generation))
+    }
+
+    /// The endpoint as the store holds it at `generation`, tracking changes.
+    fn tracking(mut endpoint: E, store: Box<dyn Store>, keys: StoreKeys, generation: u64) -> Self {
         endpoint.track_changes(true);
-        Ok(Self {
+        Self {
             endpoint,
             store,
             keys,
             generation,
             poisoned: false,
-        })
+        }
     }
 
     /// Saves `endpoint` whole into `store`, which must hold no endpoint.
@@ -160,14 +165,7 @@ impl<E: Recorded> WriteThrough<E> {
         let all = endpoint.all_records();
         let changes = endpoint.changes(&keys, &all);
         let generation = store.commit(loaded.generation, &changes)?;
-        endpoint.track_changes(true);
-        Ok(Self {
-            endpoint,
-            store,
-            keys,
-            generation,
-            poisoned: false,
-        })
+        Ok(Self::tracking(endpoint, store, keys, generation))
     }
 
     /// The store's generation last loaded or committed.

@@ -66,6 +66,10 @@ pub struct Server {
     pub claimed_one_time: usize,
     /// Fallback keys handed out by claims.
     pub claimed_fallback: usize,
+    /// Set, device key uploads tell nobody (a bench that registers
+    /// thousands of devices, which would otherwise tell each other).
+    #[serde(default)]
+    pub quiet: bool,
 }
 
 impl Server {
@@ -78,6 +82,9 @@ impl Server {
     }
 
     fn tell_changed(&mut self, user: &str, except: &DeviceKey) {
+        if self.quiet {
+            return;
+        }
         for d in self.devices() {
             if &d != except {
                 self.changed.entry(d).or_default().insert(user.to_owned());
@@ -305,57 +312,41 @@ pub trait Driven {
     fn encrypt(&mut self, room: &RoomId, content: &RawValue) -> MegolmEncryptedContent;
 }
 
-impl Driven for MatrixEndpoint {
-    fn outgoing(&mut self) -> Vec<OutgoingRequest> {
-        self.outgoing_requests().expect("outgoing requests")
-    }
-    fn answered(&mut self, id: RequestId, response: &str) {
-        self.mark_request_as_sent(id, response)
-            .expect("answer taken");
-    }
-    fn synced(&mut self, sync: &str) -> SyncOutcome {
-        self.receive_sync_changes(sync).expect("sync taken")
-    }
-    fn track(&mut self, users: &[UserId]) {
-        self.update_tracked_users(users);
-    }
-    fn claim(&mut self, users: &[UserId]) -> Option<OutgoingRequest> {
-        self.keys_claim_request(users)
-    }
-    fn share_key(&mut self, room: &RoomId, users: &[UserId]) -> ShareOutcome {
-        self.share_room_key(room, users).expect("share")
-    }
-    fn encrypt(&mut self, room: &RoomId, content: &RawValue) -> MegolmEncryptedContent {
-        self.encrypt_room_event(room, "m.room.message", content)
-            .expect("encrypt")
-    }
+/// `Driven` for an endpoint type, given how its tracking and claiming
+/// calls are unwrapped (a durable endpoint returns their store errors).
+macro_rules! driven {
+    ($endpoint:ty, $unwrap:expr) => {
+        impl Driven for $endpoint {
+            fn outgoing(&mut self) -> Vec<OutgoingRequest> {
+                self.outgoing_requests().expect("outgoing requests")
+            }
+            fn answered(&mut self, id: RequestId, response: &str) {
+                self.mark_request_as_sent(id, response)
+                    .expect("answer taken");
+            }
+            fn synced(&mut self, sync: &str) -> SyncOutcome {
+                self.receive_sync_changes(sync).expect("sync taken")
+            }
+            fn track(&mut self, users: &[UserId]) {
+                let _ = $unwrap(self.update_tracked_users(users));
+            }
+            fn claim(&mut self, users: &[UserId]) -> Option<OutgoingRequest> {
+                $unwrap(self.keys_claim_request(users))
+            }
+            fn share_key(&mut self, room: &RoomId, users: &[UserId]) -> ShareOutcome {
+                self.share_room_key(room, users).expect("share")
+            }
+            fn encrypt(&mut self, room: &RoomId, content: &RawValue) -> MegolmEncryptedContent {
+                self.encrypt_room_event(room, "m.room.message", content)
+                    .expect("encrypt")
+            }
+        }
+    };
 }
 
-impl Driven for DurableMatrixEndpoint {
-    fn outgoing(&mut self) -> Vec<OutgoingRequest> {
-        self.outgoing_requests().expect("outgoing requests")
-    }
-    fn answered(&mut self, id: RequestId, response: &str) {
-        self.mark_request_as_sent(id, response)
-            .expect("answer taken");
-    }
-    fn synced(&mut self, sync: &str) -> SyncOutcome {
-        self.receive_sync_changes(sync).expect("sync taken")
-    }
-    fn track(&mut self, users: &[UserId]) {
-        self.update_tracked_users(users).expect("tracked");
-    }
-    fn claim(&mut self, users: &[UserId]) -> Option<OutgoingRequest> {
-        self.keys_claim_request(users).expect("claim")
-    }
-    fn share_key(&mut self, room: &RoomId, users: &[UserId]) -> ShareOutcome {
-        self.share_room_key(room, users).expect("share")
-    }
-    fn encrypt(&mut self, room: &RoomId, content: &RawValue) -> MegolmEncryptedContent {
-        self.encrypt_room_event(room, "m.room.message", content)
-            .expect("encrypt")
-    }
-}
+driven!(MatrixEndpoint, |value| value);
+driven!(DurableMatrixEndpoint, |result: Result<_, _>| result
+    .expect("committed"));
 
 /// One roomseal device and its ids.
 pub struct Client<E = MatrixEndpoint> {
