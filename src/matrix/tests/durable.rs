@@ -40,8 +40,11 @@ fn contents(endpoint: &MatrixEndpoint) -> Vec<u8> {
     w.into_vec()
 }
 
+/// A durable client and its faulty store.
+type Side = (Client<DurableMatrixEndpoint>, FaultyStore);
+
 /// A durable client on a faulty store.
-fn durable(user: &str, device: &str) -> (Client<DurableMatrixEndpoint>, FaultyStore) {
+fn durable(user: &str, device: &str) -> Side {
     let Client { ep, user, device } = Client::new(user, device);
     let store = FaultyStore::new();
     let ep = DurableMatrixEndpoint::from_endpoint(ep, store.clone(), &key()).unwrap();
@@ -129,11 +132,7 @@ fn answer(
 }
 
 /// A whole conversation, every operation under faults; returns the clients.
-fn conversation() -> (
-    Server,
-    (Client<DurableMatrixEndpoint>, FaultyStore),
-    (Client<DurableMatrixEndpoint>, FaultyStore),
-) {
+fn conversation() -> (Server, Side, Side) {
     let mut server = Server::default();
     let (mut alice, alice_store) = durable(ALICE, "ALICE");
     let (mut bob, bob_store) = durable(BOB, "BOB");
