@@ -21,6 +21,14 @@
 //! peers and per thousand room keys are printed and written to
 //! `target/criterion/store_summary.json`.
 //!
+//! The Matrix rows (`matrix_encrypt_persist`, `matrix_decrypt_persist`) do
+//! the same with a `DurableMatrixEndpoint` (SQLite and memory only): Alice
+//! holds Olm sessions with N peer devices (N / 5 users of 5 devices, met
+//! through the in-memory server of `tests/support/matrix_server.rs`) and N
+//! Megolm keys (her own, one per room she shared in), encrypts one
+//! `m.room.message` in a room shared with Bob, and decrypts one of Bob's.
+//! Their 10,000 / 10 ratios are printed after the native ones.
+//!
 //! Run: `cargo bench --features sqlite --bench store -- --warm-up-time 1
 //! --measurement-time 3`.
 
@@ -42,6 +50,15 @@ use roomseal::{
 };
 use serde_json::json;
 use sha2::Sha256;
+
+#[path = "../tests/support/matrix_server.rs"]
+mod server;
+
+use roomseal::matrix::{
+    DurableMatrixEndpoint, MEGOLM_V1, MatrixEndpoint, RoomEncryptionContent, RoomId, UserId,
+};
+use serde_json::value::RawValue;
+use server::{Client, Server};
 
 const ROOM: &str = "!bench:example.org";
 const SIZES: [usize; 2] = [10, 10_000];
@@ -357,6 +374,131 @@ fn timed(
     total.0.as_nanos() as f64 / total.1.max(1) as f64
 }
 
+const M_ROOM: &str = "!mroom:example.org";
+const M_SENDER_ROOM: &str = "!msender:example.org";
+const M_ALICE: &str = "@alice:example.org";
+const M_BOB: &str = "@bob:example.org";
+
+/// Settings that never rotate during a run.
+fn no_rotation() -> RoomEncryptionContent {
+    RoomEncryptionContent {
+        algorithm: MEGOLM_V1.to_owned(),
+        rotation_period_ms: Some(1 << 50),
+        rotation_period_msgs: Some(u64::from(u32::MAX)),
+    }
+}
+
+fn room_id(room: &str) -> RoomId {
+    RoomId::parse(room).unwrap()
+}
+
+/// Matrix Alice with Olm sessions to `n` peer devices and `n` Megolm keys
+/// of her own, a room shared with Bob, and Bob's room key; returns her
+/// pickle (under `key()`), Bob, and the server.
+fn matrix_alice(n: usize) -> (String, Client, Server) {
+    let mut server = Server::default();
+    let mut alice = Client::new(M_ALICE, "ALICE");
+    let mut bob = Client::new(M_BOB, "BOB");
+    for room in [M_ROOM, M_SENDER_ROOM] {
+        server.join(room, M_ALICE);
+        server.join(room, M_BOB);
+        alice.ep.set_room_encryption(&room_id(room), no_rotation());
+        bob.ep.set_room_encryption(&room_id(room), no_rotation());
+    }
+    alice.pump(&mut server);
+    bob.pump(&mut server);
+    // The peers share no room with each other (their uploads tell nobody).
+    server.quiet = true;
+    for i in 0..n {
+        let user = format!("@peer{}:example.org", i / 5);
+        Client::new(&user, &format!("DEV{}", i % 5)).pump(&mut server);
+    }
+    server.quiet = false;
+    let peers: Vec<UserId> = (0..n.div_ceil(5))
+        .map(|u| UserId::parse(format!("@peer{u}:example.org")).unwrap())
+        .collect();
+    alice.ep.update_tracked_users(&peers);
+    alice.pump(&mut server);
+    while let Some(claim) = alice.ep.keys_claim_request(&peers) {
+        alice.answer(&mut server, &claim);
+    }
+    assert!(alice.ep.olm_peer_count() >= n);
+    let me = [UserId::parse(M_ALICE).unwrap()];
+    for i in 0..n {
+        alice
+            .ep
+            .share_room_key(&room_id(&format!("!own{i}:example.org")), &me)
+            .unwrap();
+    }
+    alice.share(&mut server, M_ROOM);
+    bob.share(&mut server, M_SENDER_ROOM);
+    alice.sync(&mut server);
+    assert!(alice.ep.room_keys().len() > n);
+    (alice.ep.pickle(&key()), bob, server)
+}
+
+fn matrix_content() -> Box<RawValue> {
+    serde_json::value::to_raw_value(&content()).unwrap()
+}
+
+fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
+    for n in SIZES {
+        let setup = Instant::now();
+        let (pickle, mut bob, mut server) = matrix_alice(n);
+        eprintln!(
+            "matrix setup N={n}: {:.1} s, pickle {} bytes",
+            setup.elapsed().as_secs_f64(),
+            pickle.len() * 3 / 4
+        );
+        for variant in ["sqlite", "memory"] {
+            let endpoint = MatrixEndpoint::from_pickle(&pickle, &key()).unwrap();
+            let mut alice = match variant {
+                "sqlite" => {
+                    let store = SqliteStore::open(scratch(&format!("matrix-{n}.db"))).unwrap();
+                    DurableMatrixEndpoint::from_endpoint(endpoint, store, &key()).unwrap()
+                }
+                _ => DurableMatrixEndpoint::from_endpoint(endpoint, MemoryStore::new(), &key())
+                    .unwrap(),
+            };
+            let body = matrix_content();
+            let room = room_id(M_ROOM);
+            let mean = timed(c, "matrix_encrypt_persist", variant, n, |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(
+                        alice
+                            .encrypt_room_event(&room, "m.room.message", &body)
+                            .unwrap(),
+                    );
+                }
+                start.elapsed()
+            });
+            results.insert(format!("matrix_encrypt/{variant}/{n}"), mean);
+            let sender_room = room_id(M_SENDER_ROOM);
+            let mean = timed(c, "matrix_decrypt_persist", variant, n, |iters| {
+                // Fresh events (made untimed), each at a new index.
+                let events: Vec<String> = (0..iters)
+                    .map(|_| {
+                        let encrypted = bob
+                            .ep
+                            .encrypt_room_event(&sender_room, "m.room.message", &body)
+                            .unwrap();
+                        server
+                            .send_event(M_SENDER_ROOM, M_BOB, encrypted.to_json_value())
+                            .to_string()
+                    })
+                    .collect();
+                let start = Instant::now();
+                for event in &events {
+                    black_box(alice.decrypt_room_event_json(&sender_room, event).unwrap());
+                }
+                start.elapsed()
+            });
+            results.insert(format!("matrix_decrypt/{variant}/{n}"), mean);
+        }
+    }
+}
+
 /// Store sizes per thousand peers and per thousand room keys.
 fn sizes(results: &mut BTreeMap<String, f64>) {
     let measure = |name: &str, peers: usize, keys: usize| {
@@ -385,6 +527,7 @@ fn main() {
     let mut results = BTreeMap::new();
     floor(&mut c, &mut results);
     operations(&mut c, &mut results);
+    matrix_operations(&mut c, &mut results);
     sizes(&mut results);
     c.final_summary();
     let get = |k: &str| results.get(k).copied().unwrap_or(f64::NAN);
@@ -418,6 +561,16 @@ fn main() {
                     ours / floor
                 );
             }
+        }
+    }
+    for op in ["matrix_decrypt", "matrix_encrypt"] {
+        for variant in ["sqlite", "memory"] {
+            let small = get(&format!("{op}/{variant}/10"));
+            let large = get(&format!("{op}/{variant}/10000"));
+            println!(
+                "{op:14} {variant:7} 10000/10: {:.2}  N=10: {small:>12.0}  N=10000: {large:>12.0}",
+                large / small
+            );
         }
     }
     for (k, v) in &results {

@@ -122,6 +122,9 @@
 //! on the same store gets [`StoreError::Stale`] (and reloads) instead of
 //! overwriting newer state. Use the store for an app's live state, pickles
 //! for export, backup and migration ([`DurableEndpoint::migrate_pickle`]).
+//! The Matrix layer has the same:
+//! [`matrix::DurableMatrixEndpoint`] keeps a [`matrix::MatrixEndpoint`] in a
+//! store.
 //!
 //! ```
 //! use roomseal::{DurableEndpoint, MemoryStore, PickleKey};

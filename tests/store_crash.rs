@@ -21,13 +21,14 @@
 
 #![cfg(feature = "sqlite")]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/child.rs"]
+mod child;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::Path;
+
+use child::{Journal, crash_child_args, crash_parent};
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
 use roomseal::{
@@ -37,8 +38,6 @@ use roomseal::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-const CHILD_DIR: &str = "ROOMSEAL_CRASH_CHILD";
-const CHILD_SEED: &str = "ROOMSEAL_CRASH_SEED";
 const NAMES: [&str; 2] = ["alice", "bob"];
 
 /// One journal line.
@@ -73,51 +72,6 @@ enum Entry {
     Decrypted { line: usize },
 }
 
-struct Journal {
-    file: File,
-    entries: Vec<Entry>,
-}
-
-impl Journal {
-    /// Opens the journal, dropping a torn last line (never released).
-    fn open(path: &Path) -> Self {
-        let mut entries = Vec::new();
-        let mut good = 0u64;
-        if let Ok(file) = File::open(path) {
-            let mut reader = BufReader::new(file);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 {
-                if !line.ends_with('\n') {
-                    break;
-                }
-                match serde_json::from_str(&line) {
-                    Ok(entry) => entries.push(entry),
-                    Err(_) => break,
-                }
-                good += line.len() as u64;
-                line.clear();
-            }
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        file.set_len(good).unwrap();
-        Self { file, entries }
-    }
-
-    /// Appends an entry and makes it durable; returns its line number.
-    fn push(&mut self, entry: Entry) -> usize {
-        let mut text = serde_json::to_string(&entry).unwrap();
-        text.push('\n');
-        self.file.write_all(text.as_bytes()).unwrap();
-        self.file.sync_data().unwrap();
-        self.entries.push(entry);
-        self.entries.len() - 1
-    }
-}
-
 fn key() -> PickleKey {
     PickleKey::from_bytes(&mut [0x5a; 32])
 }
@@ -136,7 +90,7 @@ fn room(who: usize) -> String {
 }
 
 /// The checks run at every start, against the journal.
-fn verify(parties: &mut [DurableEndpoint; 2], journal: &Journal) {
+fn verify(parties: &mut [DurableEndpoint; 2], journal: &Journal<Entry>) {
     let mut accepted = BTreeSet::new();
     let mut decrypted = BTreeSet::new();
     for entry in &journal.entries {
@@ -214,7 +168,7 @@ fn verify(parties: &mut [DurableEndpoint; 2], journal: &Journal) {
 /// Runs the schedule from where the journal stops, until killed (or for a
 /// bounded number of operations).
 fn child(dir: &Path, seed: u64) {
-    let mut journal = Journal::open(&dir.join("journal"));
+    let mut journal: Journal<Entry> = Journal::open(&dir.join("journal"));
     let fresh = !dir.join("created").exists();
     if fresh {
         // A kill while creating the two stores: start over.
@@ -279,7 +233,7 @@ fn child(dir: &Path, seed: u64) {
 
 /// `who` claims an unclaimed one-time key of the other device and starts a
 /// session with it.
-fn claim_and_connect(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, who: usize) {
+fn claim_and_connect(parties: &mut [DurableEndpoint; 2], journal: &mut Journal<Entry>, who: usize) {
     let other = 1 - who;
     let claimed: BTreeSet<(usize, usize)> = journal
         .entries
@@ -318,7 +272,7 @@ fn claim_and_connect(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, 
     let _ = parties[who].establish_session(&device, &otk);
 }
 
-fn share(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, who: usize) {
+fn share(parties: &mut [DurableEndpoint; 2], journal: &mut Journal<Entry>, who: usize) {
     let other = 1 - who;
     let device = journal.entries.iter().find_map(|e| match e {
         Entry::Keys { owner, keys } if *owner == other => {
@@ -340,7 +294,7 @@ fn share(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, who: usize) 
 }
 
 /// Delivers, in order, the to-device messages for `to` not yet accepted.
-fn deliver_to_device(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, to: usize) {
+fn deliver_to_device(parties: &mut [DurableEndpoint; 2], journal: &mut Journal<Entry>, to: usize) {
     let accepted: BTreeSet<usize> = journal
         .entries
         .iter()
@@ -376,7 +330,7 @@ fn deliver_to_device(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, 
 }
 
 /// Decrypts the events for `to` not yet decrypted whose key it holds.
-fn deliver_events(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, to: usize) {
+fn deliver_events(parties: &mut [DurableEndpoint; 2], journal: &mut Journal<Entry>, to: usize) {
     let done: BTreeSet<usize> = journal
         .entries
         .iter()
@@ -411,64 +365,17 @@ fn deliver_events(parties: &mut [DurableEndpoint; 2], journal: &mut Journal, to:
 
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else {
-        return; // Only a child run does anything.
-    };
-    let seed = std::env::var(CHILD_SEED).unwrap().parse().unwrap();
-    child(Path::new(&dir), seed);
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    // Only a child run does anything.
+    if let Some((dir, seed)) = crash_child_args() {
+        child(&dir, seed);
+    }
 }
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_released() {
-    let kills_wanted = env_or("ROOMSEAL_CRASH_KILLS", 60);
-    let budget = Duration::from_secs(env_or("ROOMSEAL_CRASH_SECS", 90));
-    let dir: PathBuf = std::env::temp_dir().join(format!("roomseal-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let start = Instant::now();
-    let (mut kills, mut runs, mut finished) = (0u64, 0u64, 0u64);
-    let spawn = |seed: u64| {
-        Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, &dir)
-            .env(CHILD_SEED, seed.to_string())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .unwrap()
-    };
-    while kills < kills_wanted && start.elapsed() < budget {
-        runs += 1;
-        let mut child = spawn(runs);
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
-                assert!(status.success(), "child run {runs} failed:\n{stderr}");
-                finished += 1;
-            }
-            None => {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-    }
-    // A last run checks everything the killed runs left, then continues.
-    let mut last = spawn(runs + 1);
-    let status = last.wait().unwrap();
-    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
-    assert!(status.success(), "final check failed:\n{stderr}");
-    let journal = Journal::open(&dir.join("journal"));
+    let (dir, done) = crash_parent("crash", (60, 90, 20), 20..400, 13);
+    let (kills, runs, finished, seconds) = (done.kills, done.runs, done.finished, done.seconds);
+    let journal: Journal<Entry> = Journal::open(&dir.join("journal"));
     let count = |pred: fn(&Entry) -> bool| journal.entries.iter().filter(|e| pred(e)).count();
     println!(
         "crash test: {kills} kills, {runs} runs ({finished} finished on their own), \
@@ -479,11 +386,7 @@ fn sigkill_at_random_points_loses_nothing_released() {
         count(|e| matches!(e, Entry::Decrypted { .. })),
         count(|e| matches!(e, Entry::ToDevice { .. })),
         count(|e| matches!(e, Entry::Accepted { .. })),
-        start.elapsed().as_secs_f64()
-    );
-    assert!(
-        kills >= kills_wanted.min(20),
-        "only {kills} kills in the time budget"
+        seconds
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,8 +7,13 @@
 
 #![cfg(feature = "sqlite")]
 
-use std::path::{Path, PathBuf};
+#[path = "support/child.rs"]
+mod child;
+
+use std::path::Path;
 use std::process::Command;
+
+use child::fresh_dir;
 
 use roomseal::{DurableEndpoint, PickleKey, RoomError, SqliteStore, StoreError};
 
@@ -20,13 +25,6 @@ fn key() -> PickleKey {
 
 fn open(path: &Path) -> DurableEndpoint {
     DurableEndpoint::open(SqliteStore::open(path).unwrap(), &key()).unwrap()
-}
-
-fn dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("roomseal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The second process: publishes keys (a commit) and exits.
@@ -52,7 +50,7 @@ fn run_second_process(path: &Path) {
 
 #[test]
 fn a_stale_process_never_overwrites_the_newer_state() {
-    let dir = dir("two-processes");
+    let dir = fresh_dir("two-processes");
     let path = dir.join("device.db");
     let store = SqliteStore::open(&path).unwrap();
     let mut first = DurableEndpoint::create(store, &key(), "@alice:x", "PHONE").unwrap();
@@ -98,7 +96,7 @@ fn a_stale_process_never_overwrites_the_newer_state() {
 
 #[test]
 fn the_database_file_shows_no_room_id_or_peer_key() {
-    let dir = dir("file-contents");
+    let dir = fresh_dir("file-contents");
     let alice_path = dir.join("alice.db");
     let mut alice = DurableEndpoint::create(
         SqliteStore::open(&alice_path).unwrap(),

@@ -10,7 +10,7 @@
 //! checks the to-device events of each sync (`receive.rs`), shares room keys
 //! per the room's `m.room.encryption` settings (`share.rs`), encrypts and
 //! decrypts room events (`room_events.rs`), and pickles all of it
-//! (`persist.rs`).
+//! (`persist.rs`) or keeps it in a durable store (`durable.rs`).
 //!
 //! Guarantees: sans-I/O; at most one upload and one query are in flight; a
 //! key is marked published only when the server confirmed the upload that
@@ -38,11 +38,13 @@ use super::olm_send::OlmSender;
 use super::olm_sessions::OlmSessionStore;
 use super::outbound::{OutboundMegolmRoom, PendingMark};
 use super::query::{KeysClaimRequest, KeysQueryRequest};
+use super::records::Committed;
 use super::room_keys::{MatrixRoomKeyInfo, MegolmKeyStore};
 use super::share::{DeviceTrust, SharePolicy};
 use super::signing::SignatureError;
 use super::to_device::SendToDeviceRequest;
 use super::top_up::KeyTopUp;
+use super::tracked::TrackedMap;
 use super::tracker::{DeviceTracker, KeysQuery, KeysQueryOutcome};
 use super::upload::{KeysUploadRequest, KeysUploadResponse};
 use super::withheld::{WithheldNotice, WithheldNotices};
@@ -51,7 +53,7 @@ use crate::consts::MAX_PENDING_TO_DEVICE_REQUESTS;
 use crate::crypto::os_rng;
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::Generation;
-use crate::room::{Clock, Limits, RotationReason, SystemClock};
+use crate::room::{Clock, Limits, RotationReason, SystemClock, Touched};
 
 /// Why the endpoint could not take an answer or build a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -161,22 +163,22 @@ pub struct MatrixEndpoint {
     /// `m.room_key.withheld` notices received.
     pub(super) withheld: WithheldNotices,
     /// Each room's outbound Megolm session and recipients.
-    pub(super) rooms: BTreeMap<RoomId, OutboundMegolmRoom>,
+    pub(super) rooms: TrackedMap<RoomId, OutboundMegolmRoom>,
     /// Each room's `m.room.encryption` settings, as the app gave them.
-    pub(super) settings: BTreeMap<RoomId, RoomEncryptionContent>,
+    pub(super) settings: TrackedMap<RoomId, RoomEncryptionContent>,
     /// Rooms whose outbound session was dropped, and why.
-    pub(super) discarded: BTreeMap<RoomId, RotationReason>,
+    pub(super) discarded: TrackedMap<RoomId, RotationReason>,
     /// To-device requests handed out and not yet confirmed: what
     /// confirming each marks.
-    pub(super) pending: BTreeMap<RequestId, PendingMark>,
+    pub(super) pending: TrackedMap<RequestId, PendingMark>,
     /// To-device requests [`MatrixEndpoint::outgoing_requests`] returns until
     /// they are confirmed (`m.dummy` on a new session, forwarded keys).
-    pub(super) queued: BTreeMap<RequestId, SendToDeviceRequest>,
+    pub(super) queued: TrackedMap<RequestId, SendToDeviceRequest>,
     /// Devices a claim found no key for (so no Olm session can be made), and
     /// whether an `m.no_olm` notice was confirmed sent to them.
-    pub(super) no_olm: BTreeMap<Curve25519PublicKey, bool>,
+    pub(super) no_olm: TrackedMap<Curve25519PublicKey, bool>,
     /// The app's trust decisions per device.
-    pub(super) trust: BTreeMap<(UserId, DeviceId), (crate::keys::Ed25519PublicKey, DeviceTrust)>,
+    pub(super) trust: TrackedMap<(UserId, DeviceId), (crate::keys::Ed25519PublicKey, DeviceTrust)>,
     /// Who room keys go to.
     pub(super) policy: SharePolicy,
     pub(super) limits: Limits,
@@ -184,6 +186,11 @@ pub struct MatrixEndpoint {
     /// Every draw (one-time keys excepted: the account draws those).
     pub(super) rng: Box<dyn rand::CryptoRng + Send>,
     pub(super) generation: Generation,
+    /// Rooms whose outbound session (not its recipients) changed, for the
+    /// durable store.
+    pub(super) advanced: Touched<RoomId>,
+    /// The small records as last committed, for the durable store.
+    pub(super) committed: Committed,
 }
 
 impl MatrixEndpoint {
@@ -208,18 +215,20 @@ impl MatrixEndpoint {
             sessions: OlmSessionStore::default(),
             inbound: MegolmKeyStore::default(),
             withheld: WithheldNotices::default(),
-            rooms: BTreeMap::new(),
-            settings: BTreeMap::new(),
-            discarded: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            queued: BTreeMap::new(),
-            no_olm: BTreeMap::new(),
-            trust: BTreeMap::new(),
+            rooms: TrackedMap::default(),
+            settings: TrackedMap::default(),
+            discarded: TrackedMap::default(),
+            pending: TrackedMap::default(),
+            queued: TrackedMap::default(),
+            no_olm: TrackedMap::default(),
+            trust: TrackedMap::default(),
             policy: SharePolicy::default(),
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             rng: Box::new(os_rng()),
             generation: Generation::default(),
+            advanced: Touched::default(),
+            committed: Committed::default(),
         }
     }
 
@@ -337,6 +346,11 @@ impl MatrixEndpoint {
         let mut bytes = [0u8; 16];
         self.rng.fill_bytes(&mut bytes);
         format!("roomseal-{}", crate::keys::base64_encode(&bytes))
+    }
+
+    /// Who room keys go to.
+    pub fn share_policy(&self) -> SharePolicy {
+        self.policy
     }
 
     /// This device's user.

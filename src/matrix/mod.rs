@@ -42,7 +42,10 @@
 //!   notices ([`MatrixEndpoint::share_room_key`]), forwarding to an own
 //!   device ([`MatrixEndpoint::forward_room_key`]), room events
 //!   ([`MatrixEndpoint::encrypt_room_event`],
-//!   [`MatrixEndpoint::decrypt_room_event`]), and one pickle for all of it.
+//!   [`MatrixEndpoint::decrypt_room_event`]), and one pickle for all of it;
+//! - [`DurableMatrixEndpoint`], the same endpoint kept in a durable
+//!   [`Store`](crate::Store) one record per object, each operation's
+//!   changes committed before its result is released.
 //!
 //! Functions that take what a server sent come in a text form for fuzzing
 //! and apps: [`DeviceTracker::receive_keys_query_json`],
@@ -114,9 +117,11 @@
 mod canonical;
 mod claim;
 mod device_keys;
+mod durable;
 mod endpoint;
 mod events;
 mod ids;
+mod in_flight;
 mod json;
 mod olm_payload;
 mod olm_send;
@@ -125,6 +130,7 @@ mod outbound;
 mod persist;
 mod query;
 mod receive;
+mod records;
 mod room_events;
 mod room_keys;
 mod share;
@@ -134,6 +140,7 @@ mod sync;
 mod tests;
 mod to_device;
 mod top_up;
+mod tracked;
 mod tracker;
 mod upload;
 mod withheld;
@@ -147,6 +154,7 @@ pub use self::device_keys::{
     CURVE25519, Device, DeviceKeys, DeviceKeysError, MEGOLM_V1, OLM_V1, OneTimeKey,
     SIGNED_CURVE25519, Signatures, key_name,
 };
+pub use self::durable::{DurableError, DurableMatrixEndpoint};
 pub use self::endpoint::{
     EndpointError, MatrixEndpoint, OutgoingRequest, RequestId, RequestKind, ResponseOutcome,
 };

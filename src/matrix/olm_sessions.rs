@@ -20,8 +20,7 @@
 //! (at most once per [`MATRIX_NEW_SESSION_INTERVAL_MS`] per device) and an
 //! `m.dummy` goes out on the new session.
 
-use std::collections::BTreeMap;
-
+use super::tracked::TrackedMap;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{MATRIX_NEW_SESSION_INTERVAL_MS, MAX_SESSIONS_PER_PEER, MAX_STRANGER_SESSIONS};
 use crate::keys::Curve25519PublicKey;
@@ -74,7 +73,7 @@ impl OlmPeer {
 /// Every peer device's Olm sessions, by Curve25519 identity key.
 #[derive(Default)]
 pub(crate) struct OlmSessionStore {
-    peers: BTreeMap<Curve25519PublicKey, OlmPeer>,
+    pub(crate) peers: TrackedMap<Curve25519PublicKey, OlmPeer>,
     strangers: usize,
     tick: u64,
 }
@@ -83,6 +82,16 @@ impl OlmSessionStore {
     fn next_tick(&mut self) -> u64 {
         self.tick = self.tick.saturating_add(1);
         self.tick
+    }
+
+    /// The logical clock (kept with the endpoint's state record).
+    pub(crate) fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Sets the logical clock (from the endpoint's state record).
+    pub(crate) fn set_tick(&mut self, tick: u64) {
+        self.tick = tick;
     }
 
     pub(crate) fn get(&self, key: &Curve25519PublicKey) -> Option<&OlmPeer> {
@@ -252,16 +261,9 @@ impl OlmSessionStore {
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         w.u64(self.tick).count32(self.peers.len());
-        for (key, peer) in &self.peers {
-            w.bytes(key.as_bytes())
-                .bool(peer.named)
-                .bool(peer.wedged)
-                .u64(peer.last_created_ms.unwrap_or(u64::MAX))
-                .count(peer.sessions.len());
-            for entry in &peer.sessions {
-                w.u64(entry.last_received);
-                entry.session.write_contents(w);
-            }
+        for (key, peer) in self.peers.iter() {
+            w.bytes(key.as_bytes());
+            peer.write(w);
         }
     }
 
@@ -277,37 +279,84 @@ impl OlmSessionStore {
         };
         for _ in 0..r.u32("olm peers")? {
             let key = Curve25519PublicKey::from_bytes(r.array("olm peer key")?);
-            let named = r.bool("named flag")?;
-            let wedged = r.bool("wedged flag")?;
-            let last_created_ms = Some(r.u64("session created at")?).filter(|&at| at != u64::MAX);
-            let count = r.count(MAX_SESSIONS_PER_PEER, "olm sessions per peer")?;
-            if (count == 0 && !wedged) || (!named && count > MAX_STRANGER_SESSIONS) {
-                return Err(DecodeError::InvalidValue("olm sessions per peer"));
-            }
-            let mut sessions = Vec::with_capacity(count);
-            for _ in 0..count {
-                let last_received = r.u64("session received at")?;
-                let session = OlmSession::read_contents(r)?;
-                if session.peer_identity_key() != Some(key) || session.local_identity_key() != *own
-                {
-                    return Err(DecodeError::InvalidValue("olm session peer"));
-                }
-                sessions.push(OlmEntry {
-                    session,
-                    last_received,
-                });
-            }
-            store.strangers += usize::from(!named);
-            let peer = OlmPeer {
-                named,
-                sessions,
-                last_created_ms,
-                wedged,
-            };
+            let peer = OlmPeer::read(r, &key, own)?;
+            store.strangers += usize::from(!peer.named);
             if store.peers.insert(key, peer).is_some() {
                 return Err(DecodeError::InvalidValue("olm peers"));
             }
         }
         Ok(store)
+    }
+
+    /// Writes the peer `key`'s record (a durable record); false when no
+    /// peer is held under it.
+    pub(crate) fn write_peer(&self, key: &Curve25519PublicKey, w: &mut Writer) -> bool {
+        self.peers.get(key).map(|peer| peer.write(w)).is_some()
+    }
+
+    /// Applies the peer `key`'s record as a store holds it (`None`: absent),
+    /// replacing what is held for it.
+    pub(crate) fn apply_peer(
+        &mut self,
+        key: &Curve25519PublicKey,
+        r: Option<&mut Reader<'_>>,
+        own: &Curve25519PublicKey,
+    ) -> Result<(), DecodeError> {
+        let peer = r.map(|r| OlmPeer::read(r, key, own)).transpose()?;
+        if let Some(old) = self.peers.remove(key) {
+            self.strangers = self.strangers.saturating_sub(usize::from(!old.named));
+        }
+        if let Some(peer) = peer {
+            self.strangers += usize::from(!peer.named);
+            self.peers.insert(*key, peer);
+        }
+        Ok(())
+    }
+}
+
+impl OlmPeer {
+    fn write(&self, w: &mut Writer) {
+        w.bool(self.named)
+            .bool(self.wedged)
+            .u64(self.last_created_ms.unwrap_or(u64::MAX))
+            .count(self.sessions.len());
+        for entry in &self.sessions {
+            w.u64(entry.last_received);
+            entry.session.write_contents(w);
+        }
+    }
+
+    /// Reads a peer listed under `key`; each session must be between `own`
+    /// and `key`.
+    fn read(
+        r: &mut Reader<'_>,
+        key: &Curve25519PublicKey,
+        own: &Curve25519PublicKey,
+    ) -> Result<Self, DecodeError> {
+        let named = r.bool("named flag")?;
+        let wedged = r.bool("wedged flag")?;
+        let last_created_ms = Some(r.u64("session created at")?).filter(|&at| at != u64::MAX);
+        let count = r.count(MAX_SESSIONS_PER_PEER, "olm sessions per peer")?;
+        if (count == 0 && !wedged) || (!named && count > MAX_STRANGER_SESSIONS) {
+            return Err(DecodeError::InvalidValue("olm sessions per peer"));
+        }
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let last_received = r.u64("session received at")?;
+            let session = OlmSession::read_contents(r)?;
+            if session.peer_identity_key() != Some(*key) || session.local_identity_key() != *own {
+                return Err(DecodeError::InvalidValue("olm session peer"));
+            }
+            sessions.push(OlmEntry {
+                session,
+                last_received,
+            });
+        }
+        Ok(Self {
+            named,
+            sessions,
+            last_created_ms,
+            wedged,
+        })
     }
 }

@@ -78,8 +78,34 @@ impl OutboundMegolmRoom {
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
+        self.write_session(w);
+        self.write_recipients(w);
+    }
+
+    pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut room = Self::read_session(r)?;
+        room.read_recipients(r)?;
+        Ok(room)
+    }
+
+    /// Writes the session and its creation time (the durable record that
+    /// changes with every encryption).
+    pub(crate) fn write_session(&self, w: &mut Writer) {
         self.session.write_contents(w);
-        w.u64(self.created_ms).count32(self.recipients.len());
+        w.u64(self.created_ms);
+    }
+
+    /// Reads what [`OutboundMegolmRoom::write_session`] wrote: a room
+    /// without recipients.
+    pub(crate) fn read_session(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let session = MegolmOutboundSession::read_contents(r)?;
+        Ok(Self::new(session, r.u64("created at")?))
+    }
+
+    /// Writes the recipients, withheld devices and offered keys (the durable
+    /// record that changes only when the key is shared or confirmed).
+    pub(crate) fn write_recipients(&self, w: &mut Writer) {
+        w.count32(self.recipients.len());
         for (key, target) in &self.recipients {
             w.bytes(key.as_bytes());
             write_target(w, target);
@@ -96,14 +122,18 @@ impl OutboundMegolmRoom {
         }
     }
 
-    pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let session = MegolmOutboundSession::read_contents(r)?;
-        let mut room = Self::new(session, r.u64("created at")?);
-        let index = room.session.message_index();
+    /// Reads what [`OutboundMegolmRoom::write_recipients`] wrote into this
+    /// room, replacing its recipients, withheld devices and offered keys;
+    /// checks them against its session. On failure the room is unchanged.
+    pub(crate) fn read_recipients(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        let index = self.session.message_index();
+        let session_id = self.session_id();
+        let (mut recipients, mut withheld, mut keys) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for _ in 0..r.u32("recipients")? {
             let key = Curve25519PublicKey::from_bytes(r.array("recipient key")?);
             let target = read_target(r)?;
-            if target.first_index > index || room.recipients.insert(key, target).is_some() {
+            if target.first_index > index || recipients.insert(key, target).is_some() {
                 return Err(DecodeError::InvalidValue("recipients"));
             }
         }
@@ -111,27 +141,29 @@ impl OutboundMegolmRoom {
             let key = Curve25519PublicKey::from_bytes(r.array("withheld key")?);
             let target = read_target(r)?;
             let code = WithheldCode::from(read_text(r, "withheld code")?);
-            if room.withheld.insert(key, (target, code)).is_some() {
+            if withheld.insert(key, (target, code)).is_some() {
                 return Err(DecodeError::InvalidValue("withheld devices"));
             }
         }
         for _ in 0..r.u32("offered keys")? {
             let key = MegolmSessionKey::from_bytes(r.bytes(229, "offered key")?)?;
-            if key.session_id() != room.session_id()
+            if key.session_id() != session_id
                 || key.first_index() > index
-                || room.keys.insert(key.first_index(), key).is_some()
+                || keys.insert(key.first_index(), key).is_some()
             {
                 return Err(DecodeError::InvalidValue("offered keys"));
             }
         }
-        if room
-            .recipients
+        if recipients
             .values()
-            .any(|r| !room.keys.contains_key(&r.first_index))
+            .any(|r| !keys.contains_key(&r.first_index))
         {
             return Err(DecodeError::InvalidValue("offered keys"));
         }
-        Ok(room)
+        self.recipients = recipients;
+        self.withheld = withheld;
+        self.keys = keys;
+        Ok(())
     }
 }
 

@@ -179,7 +179,10 @@ impl MatrixEndpoint {
         let now = self.now_ms();
         let sender_key = self.identity_keys().curve25519.to_base64();
         let device_id = self.device_id().as_str().to_owned();
-        let outbound = match self.rooms.get_mut(room) {
+        // Encrypting advances the session only: its recipients' record is
+        // left alone.
+        self.advanced.mark(|| room.clone());
+        let outbound = match self.rooms.get_mut_unmarked(room) {
             None => {
                 let reason = self
                     .discarded

@@ -32,7 +32,11 @@ use crate::crypto::sha256;
 use crate::group::{GroupDecrypted, GroupError, GroupSessionId, SessionOrdering};
 use crate::keys::{Curve25519PublicKey, Ed25519PublicKey};
 use crate::megolm::{MegolmExportedKey, MegolmInboundSession, MegolmMessage};
-use crate::room::{KeyAdded, Limits};
+use crate::room::{KeyAdded, Limits, Touched};
+
+mod records;
+
+pub(crate) use self::records::{MegolmTouch, REPLAY_CHUNK};
 
 /// Why a room key was not stored. The store is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -151,6 +155,11 @@ pub(crate) struct ReplayRecord {
 }
 
 impl ReplayRecord {
+    /// The chunks (index / [`REPLAY_CHUNK`]) that hold records.
+    fn chunks(&self) -> std::collections::BTreeSet<u32> {
+        self.seen.keys().map(|i| i / REPLAY_CHUNK).collect()
+    }
+
     /// Refuses an index below the floor or used by another event.
     fn check(&self, index: u32, event: &[u8; 32]) -> Result<(), ReplayRefusal> {
         if index < self.floor {
@@ -205,9 +214,12 @@ pub(crate) struct MegolmKeyStore {
     records: usize,
     tick: u64,
     pub(crate) limits: Limits,
+    /// The keys and replay chunks changed (for the durable store).
+    pub(crate) touched: Touched<MegolmTouch>,
 }
 
-type KeyId = (RoomId, GroupSessionId);
+/// A held key's room and session.
+pub(crate) type KeyId = (RoomId, GroupSessionId);
 
 impl MegolmKeyStore {
     fn touch(&mut self) -> u64 {
@@ -254,6 +266,7 @@ impl MegolmKeyStore {
                 let Some((session, sender)) = merged else {
                     return Ok((KeyAdded::Unchanged, Vec::new()));
                 };
+                self.touched.mark(|| MegolmTouch::Key(id.clone()));
                 if stored.sender.sender_key != sender.sender_key {
                     decrement(&mut self.per_sender, &stored.sender.sender_key);
                     *self.per_sender.entry(sender.sender_key).or_default() += 1;
@@ -267,6 +280,7 @@ impl MegolmKeyStore {
         };
         let tick = self.touch();
         *self.per_sender.entry(sender.sender_key).or_default() += 1;
+        self.touched.mark(|| MegolmTouch::Key(id.clone()));
         self.keys.insert(
             id,
             StoredKey {
@@ -358,6 +372,10 @@ impl MegolmKeyStore {
     fn remove(&mut self, id: &KeyId) -> bool {
         match self.keys.remove(id) {
             Some(stored) => {
+                self.touched.mark(|| MegolmTouch::Key(id.clone()));
+                for chunk in stored.replay.chunks() {
+                    self.touched.mark(|| MegolmTouch::Replay(id.clone(), chunk));
+                }
                 decrement(&mut self.per_sender, &stored.sender.sender_key);
                 self.records = self.records.saturating_sub(stored.replay.seen.len());
                 true
@@ -424,13 +442,15 @@ impl MegolmKeyStore {
             .is_none()
         {
             self.records += 1;
+            self.touched
+                .mark(|| MegolmTouch::Replay(id.clone(), index / REPLAY_CHUNK));
         }
         if stored.replay.seen.len() > MAX_TRACKED_INDICES {
-            forget_lowest(stored);
+            forget_lowest(&mut self.touched, &id, stored);
             self.records = self.records.saturating_sub(1);
         }
         while self.records > self.limits.replay_records {
-            let Some((_, largest)) = self
+            let Some((id, largest)) = self
                 .keys
                 .iter_mut()
                 .max_by_key(|(_, k)| k.replay.seen.len())
@@ -440,7 +460,7 @@ impl MegolmKeyStore {
             if largest.replay.seen.is_empty() {
                 return;
             }
-            forget_lowest(largest);
+            forget_lowest(&mut self.touched, id, largest);
             self.records = self.records.saturating_sub(1);
         }
     }
@@ -529,8 +549,11 @@ impl MegolmKeyStore {
 
 /// Forgets a key's lowest replay record and refuses everything below the
 /// lowest one kept (PROTOCOL.md 12.3, step 9).
-fn forget_lowest(stored: &mut StoredKey) {
-    stored.replay.seen.pop_first();
+fn forget_lowest(touched: &mut Touched<MegolmTouch>, id: &KeyId, stored: &mut StoredKey) {
+    touched.mark(|| MegolmTouch::Key(id.clone()));
+    if let Some((index, _)) = stored.replay.seen.pop_first() {
+        touched.mark(|| MegolmTouch::Replay(id.clone(), index / REPLAY_CHUNK));
+    }
     if let Some((&lowest, _)) = stored.replay.seen.first_key_value() {
         stored.replay.floor = lowest;
         stored.session.advance_to(lowest);

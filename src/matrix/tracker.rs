@@ -21,6 +21,9 @@ use super::device_keys::{Device, DeviceKeysError};
 use super::ids::{DeviceId, UserId};
 use super::json::{JsonError, parse, parse_item};
 use super::query::{KeysQueryRequest, KeysQueryResponse};
+use super::tracked::TrackedMap;
+
+mod records;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::{
     MAX_DEVICES_PER_USER, MAX_KEYS_QUERY_USERS, MAX_TRACKED_DEVICES, MAX_TRACKED_USERS,
@@ -67,7 +70,7 @@ pub struct KeysQuery {
 }
 
 #[derive(Clone, Debug, Default)]
-struct TrackedUser {
+pub(crate) struct TrackedUser {
     /// The mark of the latest change not yet covered by an applied query.
     outdated: Option<u64>,
     /// The mark of the query last applied.
@@ -79,7 +82,7 @@ struct TrackedUser {
 #[derive(Clone, Debug)]
 pub struct DeviceTracker {
     own: Device,
-    users: BTreeMap<UserId, TrackedUser>,
+    pub(crate) users: TrackedMap<UserId, TrackedUser>,
     /// Every held device by its Curve25519 key (how an Olm message's sender
     /// is found), so that lookup does not scan all devices.
     by_curve: BTreeMap<Curve25519PublicKey, (UserId, DeviceId)>,
@@ -96,7 +99,7 @@ impl DeviceTracker {
         let own = Device::own(own_user.clone(), own_device.clone(), own_keys);
         let mut tracker = Self {
             own: own.clone(),
-            users: BTreeMap::new(),
+            users: TrackedMap::default(),
             by_curve: BTreeMap::from([(
                 own_keys.curve25519,
                 (own_user.clone(), own_device.clone()),
@@ -426,14 +429,9 @@ impl DeviceTracker {
 impl DeviceTracker {
     pub(crate) fn write_contents(&self, w: &mut Writer) {
         w.u64(self.next_mark).count32(self.users.len());
-        for (user, tracked) in &self.users {
-            w.short_bytes(user.as_str().as_bytes())
-                .u64(tracked.outdated.unwrap_or(0))
-                .u64(tracked.applied)
-                .count32(tracked.devices.len());
-            for device in tracked.devices.values() {
-                device.write_contents(w);
-            }
+        for user in self.users.keys() {
+            w.short_bytes(user.as_str().as_bytes());
+            self.write_user_record(user, w);
         }
     }
 
@@ -442,7 +440,7 @@ impl DeviceTracker {
     pub(crate) fn read_contents(r: &mut Reader<'_>, own: Device) -> Result<Self, DecodeError> {
         let mut tracker = Self {
             own,
-            users: BTreeMap::new(),
+            users: TrackedMap::default(),
             by_curve: BTreeMap::new(),
             device_count: 0,
             next_mark: r.u64("tracker mark")?,

@@ -38,7 +38,10 @@ use crate::group::{ExportedSessionKey, GroupSessionId};
 use crate::keys::{Curve25519PublicKey, IdentityKeys};
 use crate::pickle::PickleKey;
 use crate::session::DeviceMessage;
-use crate::store::{Change, RecordKey, Store, StoreError, StoreKeys};
+use zeroize::Zeroizing;
+
+use crate::codec::{DecodeError, Writer};
+use crate::store::{Recorded, Store, StoreError, WriteThrough};
 
 /// An [`Endpoint`] kept in a durable [`Store`], one record per object.
 ///
@@ -48,19 +51,15 @@ use crate::store::{Change, RecordKey, Store, StoreError, StoreKeys};
 /// says when to choose it over pickles; PROTOCOL.md section 14 gives the
 /// record layout.
 pub struct DurableEndpoint {
-    endpoint: Endpoint,
-    store: Box<dyn Store>,
-    keys: StoreKeys,
-    generation: u64,
-    poisoned: bool,
+    inner: WriteThrough<Endpoint>,
 }
 
 impl fmt::Debug for DurableEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableEndpoint")
-            .field("endpoint", &self.endpoint)
-            .field("generation", &self.generation)
-            .field("poisoned", &self.poisoned)
+            .field("endpoint", &self.inner.endpoint)
+            .field("generation", &self.inner.generation())
+            .field("poisoned", &self.inner.poisoned())
             .finish_non_exhaustive()
     }
 }
@@ -68,7 +67,7 @@ impl fmt::Debug for DurableEndpoint {
 impl Deref for DurableEndpoint {
     type Target = Endpoint;
     fn deref(&self) -> &Endpoint {
-        &self.endpoint
+        &self.inner.endpoint
     }
 }
 
@@ -86,14 +85,39 @@ macro_rules! committed {
     };
 }
 
-/// Builds the endpoint from every record of `store`; returns it with the
-/// generation it was read at.
-fn load(store: &mut dyn Store, keys: &StoreKeys) -> Result<(Endpoint, u64), StoreError> {
-    let loaded = store.load()?;
-    Ok((
-        Endpoint::from_records(keys, &loaded.records)?,
-        loaded.generation,
-    ))
+impl Recorded for Endpoint {
+    type Touch = Touch;
+
+    fn write_record(&self, touch: &Touch, w: &mut Writer) -> bool {
+        Endpoint::write_record(self, touch, w)
+    }
+
+    fn apply_record(&mut self, touch: &Touch, contents: Option<&[u8]>) -> Result<(), DecodeError> {
+        Endpoint::apply_record(self, touch, contents)
+    }
+
+    fn from_opened(opened: Vec<(Touch, Zeroizing<Vec<u8>>)>) -> Result<Self, StoreError> {
+        Endpoint::from_opened(opened)
+    }
+
+    fn track_changes(&mut self, on: bool) {
+        Endpoint::track_changes(self, on);
+    }
+
+    fn take_changes(&mut self) -> Vec<Touch> {
+        Endpoint::take_changes(self)
+    }
+
+    fn all_records(&self) -> Vec<Touch> {
+        Endpoint::all_records(self)
+    }
+
+    fn keep_unstored(&mut self, old: &mut Self) {
+        self.clock = Arc::clone(&old.clock);
+        self.share_threads = old.share_threads;
+        self.limits = old.limits;
+        std::mem::swap(&mut self.rng, &mut old.rng);
+    }
 }
 
 impl DurableEndpoint {
@@ -112,17 +136,8 @@ impl DurableEndpoint {
     /// Opens the endpoint `store` holds ([`StoreError::Empty`] if none),
     /// reading every record once.
     pub fn open(store: impl Store + 'static, key: &PickleKey) -> Result<Self, RoomError> {
-        let mut store: Box<dyn Store> = Box::new(store);
-        let keys = StoreKeys::new(key);
-        let (mut endpoint, generation) = load(&mut *store, &keys)?;
-        endpoint.track_changes(true);
-        Ok(Self {
-            endpoint,
-            store,
-            keys,
-            generation,
-            poisoned: false,
-        })
+        let inner = WriteThrough::open(Box::new(store), key)?;
+        Ok(Self { inner })
     }
 
     /// Migrates an endpoint kept as a whole pickle (today's way) into
@@ -149,26 +164,12 @@ impl DurableEndpoint {
     }
 
     fn save_new(
-        mut endpoint: Endpoint,
-        mut store: Box<dyn Store>,
+        endpoint: Endpoint,
+        store: Box<dyn Store>,
         key: &PickleKey,
     ) -> Result<Self, RoomError> {
-        let keys = StoreKeys::new(key);
-        let loaded = store.load()?;
-        if !loaded.records.is_empty() {
-            return Err(StoreError::NotEmpty.into());
-        }
-        let all = endpoint.all_records();
-        let changes = endpoint.changes(&keys, &all);
-        let generation = store.commit(loaded.generation, &changes)?;
-        endpoint.track_changes(true);
-        Ok(Self {
-            endpoint,
-            store,
-            keys,
-            generation,
-            poisoned: false,
-        })
+        let inner = WriteThrough::save_new(endpoint, store, key)?;
+        Ok(Self { inner })
     }
 
     /// Reloads every record from the store (after [`StoreError::Stale`] the
@@ -176,79 +177,25 @@ impl DurableEndpoint {
     /// makes it usable again). The clock, random generator and thread count
     /// set on this endpoint are kept.
     pub fn reload(&mut self) -> Result<(), RoomError> {
-        self.reload_records().map_err(RoomError::from)
-    }
-
-    fn reload_records(&mut self) -> Result<(), StoreError> {
-        let (mut endpoint, generation) = load(&mut *self.store, &self.keys)?;
-        endpoint.clock = Arc::clone(&self.endpoint.clock);
-        endpoint.share_threads = self.endpoint.share_threads;
-        endpoint.limits = self.endpoint.limits;
-        std::mem::swap(&mut endpoint.rng, &mut self.endpoint.rng);
-        endpoint.track_changes(true);
-        self.endpoint = endpoint;
-        self.generation = generation;
-        self.poisoned = false;
-        Ok(())
+        self.inner.reload().map_err(RoomError::from)
     }
 
     /// The store's generation this endpoint last loaded or committed.
     pub fn store_generation(&self) -> u64 {
-        self.generation
+        self.inner.generation()
     }
 
     /// The endpoint (read-only; change it through this type's methods).
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.inner.endpoint
     }
 
-    /// Runs `op` on the endpoint, then commits every record it touched (even
-    /// if it failed: a failed operation changes nothing, so it touches
-    /// nothing, except where it documents otherwise).
+    /// Runs `op` on the endpoint, then commits every record it touched.
     fn run<T>(
         &mut self,
         op: impl FnOnce(&mut Endpoint) -> Result<T, RoomError>,
     ) -> Result<T, RoomError> {
-        if self.poisoned {
-            return Err(StoreError::Poisoned.into());
-        }
-        let result = op(&mut self.endpoint);
-        let touched = self.endpoint.take_changes();
-        if touched.is_empty() {
-            return result;
-        }
-        let changes = self.endpoint.changes(&self.keys, &touched);
-        match self.store.commit(self.generation, &changes) {
-            Ok(generation) => {
-                self.generation = generation;
-                result
-            }
-            Err(error) => {
-                let restored = match error {
-                    StoreError::Stale { .. } => self.reload_records(),
-                    _ => self.read_back(&touched, &changes),
-                };
-                if restored.is_err() {
-                    self.poisoned = true;
-                }
-                Err(error.into())
-            }
-        }
-    }
-
-    /// Puts the touched records back as the store holds them (the failed
-    /// commit did not change it).
-    fn read_back(&mut self, touched: &[Touch], changes: &[Change]) -> Result<(), StoreError> {
-        let keys: Vec<RecordKey> = changes.iter().map(|c| c.key).collect();
-        let (generation, values) = self.store.read(&keys)?;
-        if generation != self.generation {
-            return self.reload_records();
-        }
-        let slots: Vec<(Touch, RecordKey)> = touched.iter().cloned().zip(keys).collect();
-        self.endpoint.apply_records(&self.keys, &slots, &values)?;
-        // Applying records marks them again: they are what the store holds.
-        self.endpoint.take_changes();
-        Ok(())
+        self.inner.run(op)
     }
 
     /// Runs several operations on the endpoint as one transaction: `op`'s
@@ -269,18 +216,18 @@ impl DurableEndpoint {
 
     /// [`Endpoint::set_clock`] (not stored).
     pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
-        self.endpoint.set_clock(clock);
+        self.inner.endpoint.set_clock(clock);
     }
 
     /// [`Endpoint::set_rng`] (not stored; tests only).
     #[cfg(any(test, feature = "insecure-test-rng"))]
     pub fn set_rng(&mut self, rng: Box<dyn rand::CryptoRng + Send>) {
-        self.endpoint.set_rng(rng);
+        self.inner.endpoint.set_rng(rng);
     }
 
     /// [`Endpoint::set_share_threads`] (not stored).
     pub fn set_share_threads(&mut self, threads: usize) {
-        self.endpoint.set_share_threads(threads);
+        self.inner.endpoint.set_share_threads(threads);
     }
 
     committed! {

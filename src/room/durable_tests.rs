@@ -6,13 +6,12 @@
 //! never overwrites; a pickle migrates; and an operation writes a number of
 //! records that does not grow with what the endpoint holds.
 
-use std::sync::{Arc, Mutex};
-
 use serde_json::json;
 
 use super::*;
 use crate::codec::Writer;
-use crate::store::{Change, Loaded, MemoryStore, RecordKey, RecordValues, Store, StoreError};
+use crate::store::faulty::FaultyStore;
+use crate::store::{MemoryStore, StoreError};
 use crate::{ExportedSessionKey, IdentityKeys, PickleKey, SelfSignedDevice};
 
 const ROOM: &str = "!room:example.org";
@@ -27,65 +26,6 @@ fn contents(endpoint: &Endpoint) -> Vec<u8> {
     let mut w = Writer::default();
     endpoint.write_contents(&mut w);
     w.into_vec()
-}
-
-#[derive(Debug, Default)]
-struct Faults {
-    /// The error the next commit fails with.
-    commit: Option<StoreError>,
-    /// Whether loads and reads fail.
-    reads: bool,
-    /// How many changes each successful commit carried.
-    commits: Vec<usize>,
-}
-
-/// A memory store whose commits and reads fail on demand.
-#[derive(Clone, Debug)]
-struct FaultyStore {
-    inner: MemoryStore,
-    faults: Arc<Mutex<Faults>>,
-}
-
-impl FaultyStore {
-    fn new() -> Self {
-        Self {
-            inner: MemoryStore::new(),
-            faults: Arc::default(),
-        }
-    }
-
-    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap()
-    }
-
-    fn snapshot(&self) -> Loaded {
-        self.inner.clone().load().unwrap()
-    }
-}
-
-impl Store for FaultyStore {
-    fn load(&mut self) -> Result<Loaded, StoreError> {
-        if self.faults().reads {
-            return Err(StoreError::Io(5));
-        }
-        self.inner.load()
-    }
-
-    fn read(&mut self, keys: &[RecordKey]) -> Result<(u64, RecordValues), StoreError> {
-        if self.faults().reads {
-            return Err(StoreError::Io(5));
-        }
-        self.inner.read(keys)
-    }
-
-    fn commit(&mut self, expected: u64, changes: &[Change]) -> Result<u64, StoreError> {
-        if let Some(error) = self.faults().commit.take() {
-            return Err(error);
-        }
-        let generation = self.inner.commit(expected, changes)?;
-        self.faults().commits.push(changes.len());
-        Ok(generation)
-    }
 }
 
 /// Two devices on faulty stores, and what they have exchanged so far.

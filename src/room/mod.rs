@@ -23,6 +23,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod touched;
+pub(crate) use self::touched::Touched;
 
 use thiserror::Error;
 

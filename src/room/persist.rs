@@ -13,7 +13,9 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ID_LEN;
 use crate::group::GroupSessionId;
 use crate::keys::Curve25519PublicKey;
-use crate::store::{Change, RecordKey, StoreError, StoreKeys};
+use zeroize::Zeroizing;
+
+use crate::store::{RecordName, StoreError};
 
 use super::endpoint::Endpoint;
 use super::outbound::OutboundRoom;
@@ -33,8 +35,7 @@ mod kind {
     pub(super) const REPLAY: u8 = 8;
 }
 
-impl Touch {
-    /// The record's kind and natural id.
+impl RecordName for Touch {
     fn natural_id(&self) -> (u8, Vec<u8>) {
         let mut w = Writer::default();
         let kind = match self {
@@ -66,7 +67,6 @@ impl Touch {
         (kind, w.into_vec())
     }
 
-    /// The record named by `kind` and `natural_id` (as read from a store).
     fn from_natural_id(kind: u8, natural_id: &[u8]) -> Result<Self, DecodeError> {
         fn room(bytes: &[u8]) -> Result<String, DecodeError> {
             match std::str::from_utf8(bytes) {
@@ -101,7 +101,7 @@ impl Touch {
 impl Endpoint {
     /// Writes the contents of the record `touch` names; false when the
     /// endpoint no longer holds it (the record is to be deleted).
-    fn write_record(&self, touch: &Touch, w: &mut Writer) -> bool {
+    pub(super) fn write_record(&self, touch: &Touch, w: &mut Writer) -> bool {
         match touch {
             Touch::Meta => {
                 w.short_bytes(self.user_id().as_bytes())
@@ -138,7 +138,11 @@ impl Endpoint {
     /// Applies the record `touch` names as the store holds it (`None`:
     /// absent) to this endpoint. Records of one commit are applied in
     /// [`Touch`] order.
-    fn apply_record(&mut self, touch: &Touch, contents: Option<&[u8]>) -> Result<(), DecodeError> {
+    pub(super) fn apply_record(
+        &mut self,
+        touch: &Touch,
+        contents: Option<&[u8]>,
+    ) -> Result<(), DecodeError> {
         let Some(contents) = contents else {
             return self.remove_record(touch);
         };
@@ -262,53 +266,10 @@ impl Endpoint {
         all
     }
 
-    /// The store changes that write `touched` as the endpoint now holds
-    /// them, each sealed with a fresh nonce.
-    pub(super) fn changes(&mut self, keys: &StoreKeys, touched: &[Touch]) -> Vec<Change> {
-        let mut rng = crate::crypto::os_rng();
-        touched
-            .iter()
-            .map(|touch| {
-                let (kind, natural_id) = touch.natural_id();
-                let key = keys.key(kind, &natural_id);
-                let value = keys.seal(&key, &natural_id, &mut rng, |w| self.write_record(touch, w));
-                Change { key, value }
-            })
-            .collect()
-    }
-
-    /// Applies records read back from a store, in order (`values` holds
-    /// each sealed value of `touched`, or `None` for an absent record).
-    pub(super) fn apply_records(
-        &mut self,
-        keys: &StoreKeys,
-        touched: &[(Touch, RecordKey)],
-        values: &[Option<Vec<u8>>],
-    ) -> Result<(), StoreError> {
-        for ((touch, key), value) in touched.iter().zip(values) {
-            let contents = match value {
-                Some(value) => Some(keys.open(key, value)?.1),
-                None => None,
-            };
-            self.apply_record(touch, contents.as_deref().map(|c| c.as_slice()))
-                .map_err(|_| StoreError::Corrupt("record contents"))?;
-        }
-        Ok(())
-    }
-
-    /// Builds an endpoint from every record of a store.
-    pub(super) fn from_records(
-        keys: &StoreKeys,
-        records: &[(RecordKey, Vec<u8>)],
+    /// Builds an endpoint from every record of a store, opened and sorted.
+    pub(super) fn from_opened(
+        opened: Vec<(Touch, Zeroizing<Vec<u8>>)>,
     ) -> Result<Self, StoreError> {
-        let mut opened = Vec::with_capacity(records.len());
-        for (key, value) in records {
-            let (natural_id, contents) = keys.open(key, value)?;
-            let touch = Touch::from_natural_id(key.kind, &natural_id)
-                .map_err(|_| StoreError::Corrupt("record id"))?;
-            opened.push((touch, contents));
-        }
-        opened.sort_by(|a, b| a.0.cmp(&b.0));
         let mut opened = opened.into_iter();
         let corrupt = |_| StoreError::Corrupt("record contents");
         let (user_id, device_id, policy) = match opened.next() {

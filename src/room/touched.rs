@@ -1,6 +1,7 @@
 //! Which durable records an operation changed: [`Touch`] names one record
-//! by its natural id, [`Touched`] collects them while tracking is on (an
-//! endpoint attached to a store); off, it records nothing and costs nothing.
+//! by its natural id, [`Touched`] collects them (or any other record names,
+//! such as the Matrix layer's) while tracking is on (an endpoint attached to
+//! a store); off, it records nothing and costs nothing.
 
 use std::collections::BTreeSet;
 
@@ -32,24 +33,30 @@ pub(crate) enum Touch {
 }
 
 /// The records changed since the last [`Touched::take`], when tracking.
-#[derive(Debug, Default)]
-pub(crate) struct Touched(Option<BTreeSet<Touch>>);
+#[derive(Clone, Debug)]
+pub(crate) struct Touched<T = Touch>(Option<BTreeSet<T>>);
 
-impl Touched {
+impl<T> Default for Touched<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: Ord> Touched<T> {
     /// Starts (or stops) tracking; either way forgets what was recorded.
     pub(crate) fn track(&mut self, on: bool) {
         self.0 = on.then(BTreeSet::new);
     }
 
     /// Records that `touch` changed (nothing when not tracking).
-    pub(crate) fn mark(&mut self, touch: impl FnOnce() -> Touch) {
+    pub(crate) fn mark(&mut self, touch: impl FnOnce() -> T) {
         if let Some(set) = &mut self.0 {
             set.insert(touch());
         }
     }
 
     /// What was recorded since the last call.
-    pub(crate) fn take(&mut self) -> BTreeSet<Touch> {
+    pub(crate) fn take(&mut self) -> BTreeSet<T> {
         self.0.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }

@@ -5,13 +5,14 @@
 //!
 //! # Pickle or store?
 //!
-//! - A **pickle** (`Endpoint::pickle`) is the whole endpoint in one
+//! - A **pickle** (`Endpoint::pickle`, `MatrixEndpoint::pickle`) is the whole endpoint in one
 //!   encrypted string. Its cost grows with everything the endpoint holds
 //!   (about 0.6 KB per peer and 0.45 KB per room key), so it suits export,
 //!   backup, migration and small apps that save rarely; the app must follow
 //!   the single-writer rule (PROTOCOL.md 8.4) by hand: save before releasing
 //!   what an operation produced, and never let two processes write.
-//! - A **store** ([`crate::DurableEndpoint`]) writes, before each operation
+//! - A **store** ([`crate::DurableEndpoint`], and for the Matrix layer
+//!   [`crate::matrix::DurableMatrixEndpoint`]) writes, before each operation
 //!   returns, exactly the records that operation changed, in one
 //!   transaction: the cost per operation does not grow with what is held, a
 //!   crash can never roll a ratchet back or bring a consumed key back, and
@@ -36,16 +37,20 @@
 //! any kind leaves the store as it was.
 
 mod error;
+#[cfg(test)]
+pub(crate) mod faulty;
 mod memory;
 mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod write_through;
 
 pub use self::error::StoreError;
 pub use self::memory::MemoryStore;
 pub(crate) use self::seal::StoreKeys;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
+pub(crate) use self::write_through::{RecordName, Recorded, WriteThrough};
 
 /// The version of the record layout and of the backends' schema. Part of
 /// every record's associated data.

@@ -3,6 +3,7 @@
 
 mod canonical;
 mod claim;
+mod durable;
 mod endpoint;
 mod events;
 mod hostile;
