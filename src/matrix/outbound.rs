@@ -13,36 +13,96 @@
 
 use std::collections::BTreeMap;
 
+use super::device_keys::Device;
 use super::events::WithheldCode;
 use super::ids::{DeviceId, RoomId, UserId};
 use super::room_keys::read_text;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::group::GroupSessionId;
-use crate::keys::{Curve25519PublicKey, Ed25519PublicKey};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, IdentityKeys};
 use crate::megolm::{MegolmOutboundSession, MegolmSessionKey};
+use crate::room::recipients::{Offer, OfferedKey, RecipientDevice, Recipients};
 
-/// A device the room's key was produced for, or told is withheld.
+/// A device a share serves, or a withheld notice is sent to: its ids
+/// (shared, not copied) and keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Target {
+pub(crate) struct Recipient {
     pub(crate) user_id: UserId,
     pub(crate) device_id: DeviceId,
-    pub(crate) ed25519: Ed25519PublicKey,
-    /// For a recipient, the index of the key it was first offered.
-    pub(crate) first_index: u32,
-    /// Whether the app confirmed the request carrying it.
-    pub(crate) sent: bool,
+    pub(crate) keys: IdentityKeys,
+}
+
+impl Recipient {
+    pub(crate) fn new(device: &Device) -> Self {
+        Self {
+            user_id: device.user_id().clone(),
+            device_id: device.device_id().clone(),
+            keys: device.keys(),
+        }
+    }
+
+    pub(crate) fn ids(&self) -> (UserId, DeviceId) {
+        (self.user_id.clone(), self.device_id.clone())
+    }
+}
+
+impl RecipientDevice for Recipient {
+    fn identity(&self) -> IdentityKeys {
+        self.keys
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.bytes(self.keys.curve25519.as_bytes())
+            .short_bytes(self.user_id.as_str().as_bytes())
+            .short_bytes(self.device_id.as_str().as_bytes())
+            .bytes(self.keys.ed25519.as_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let curve25519 = Curve25519PublicKey::from_bytes(r.array("recipient key")?);
+        let user_id = UserId::parse(read_text(r, "user id")?)
+            .map_err(|_| DecodeError::InvalidValue("user id"))?;
+        let device_id = DeviceId::parse(read_text(r, "device id")?)
+            .map_err(|_| DecodeError::InvalidValue("device id"))?;
+        let ed25519 = Ed25519PublicKey::from_bytes(&r.array("ed25519 key")?)
+            .map_err(|_| DecodeError::InvalidValue("ed25519 key"))?;
+        Ok(Self {
+            user_id,
+            device_id,
+            keys: IdentityKeys {
+                ed25519,
+                curve25519,
+            },
+        })
+    }
+}
+
+impl OfferedKey for MegolmSessionKey {
+    fn first_index(&self) -> u32 {
+        MegolmSessionKey::first_index(self)
+    }
+
+    fn session_id(&self) -> GroupSessionId {
+        MegolmSessionKey::session_id(self)
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.bytes(&self.to_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        MegolmSessionKey::from_bytes(r.bytes(229, "offered key")?)
+    }
 }
 
 /// A room's current outbound session and who has been served.
 pub(crate) struct OutboundMegolmRoom {
     pub(crate) session: MegolmOutboundSession,
     pub(crate) created_ms: u64,
-    /// By Curve25519 key.
-    pub(crate) recipients: BTreeMap<Curve25519PublicKey, Target>,
+    /// Who may hold the key, and the keys they were offered.
+    pub(crate) recipients: Recipients<Recipient, MegolmSessionKey>,
     /// Devices sent `m.room_key.withheld` for this session, and why.
-    pub(crate) withheld: BTreeMap<Curve25519PublicKey, (Target, WithheldCode)>,
-    /// The signed key at each index some recipient was first offered.
-    pub(crate) keys: BTreeMap<u32, MegolmSessionKey>,
+    pub(crate) withheld: BTreeMap<Curve25519PublicKey, (Offer<Recipient>, WithheldCode)>,
 }
 
 impl OutboundMegolmRoom {
@@ -50,9 +110,8 @@ impl OutboundMegolmRoom {
         Self {
             session,
             created_ms,
-            recipients: BTreeMap::new(),
+            recipients: Recipients::default(),
             withheld: BTreeMap::new(),
-            keys: BTreeMap::new(),
         }
     }
 
@@ -62,19 +121,8 @@ impl OutboundMegolmRoom {
 
     /// The signed key to give a device first offered the key at `index`.
     pub(crate) fn key_at(&mut self, index: u32) -> MegolmSessionKey {
-        if let Some(key) = self.keys.get(&index) {
-            return key.clone();
-        }
-        let key = self.session.session_key();
-        self.keys.insert(key.first_index(), key.clone());
-        key
-    }
-
-    /// Forgets offered keys no recipient needs.
-    pub(crate) fn prune_keys(&mut self) {
-        let needed: std::collections::BTreeSet<u32> =
-            self.recipients.values().map(|r| r.first_index).collect();
-        self.keys.retain(|index, _| needed.contains(index));
+        let session = &self.session;
+        self.recipients.key_at(index, || session.session_key())
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
@@ -105,21 +153,13 @@ impl OutboundMegolmRoom {
     /// Writes the recipients, withheld devices and offered keys (the durable
     /// record that changes only when the key is shared or confirmed).
     pub(crate) fn write_recipients(&self, w: &mut Writer) {
-        w.count32(self.recipients.len());
-        for (key, target) in &self.recipients {
-            w.bytes(key.as_bytes());
-            write_target(w, target);
-        }
+        self.recipients.write_devices(w);
         w.count32(self.withheld.len());
-        for (key, (target, code)) in &self.withheld {
-            w.bytes(key.as_bytes());
-            write_target(w, target);
+        for (offer, code) in self.withheld.values() {
+            offer.write(w);
             w.short_bytes(code.as_str().as_bytes());
         }
-        w.count32(self.keys.len());
-        for key in self.keys.values() {
-            w.bytes(&key.to_bytes());
-        }
+        self.recipients.write_keys(w);
     }
 
     /// Reads what [`OutboundMegolmRoom::write_recipients`] wrote into this
@@ -127,65 +167,21 @@ impl OutboundMegolmRoom {
     /// checks them against its session. On failure the room is unchanged.
     pub(crate) fn read_recipients(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
         let index = self.session.message_index();
-        let session_id = self.session_id();
-        let (mut recipients, mut withheld, mut keys) =
-            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-        for _ in 0..r.u32("recipients")? {
-            let key = Curve25519PublicKey::from_bytes(r.array("recipient key")?);
-            let target = read_target(r)?;
-            if target.first_index > index || recipients.insert(key, target).is_some() {
-                return Err(DecodeError::InvalidValue("recipients"));
-            }
-        }
+        let mut recipients = Recipients::read_devices(r, index)?;
+        let mut withheld = BTreeMap::new();
         for _ in 0..r.u32("withheld devices")? {
-            let key = Curve25519PublicKey::from_bytes(r.array("withheld key")?);
-            let target = read_target(r)?;
+            let offer = Offer::<Recipient>::read(r)?;
             let code = WithheldCode::from(read_text(r, "withheld code")?);
-            if withheld.insert(key, (target, code)).is_some() {
+            let key = offer.device.keys.curve25519;
+            if withheld.insert(key, (offer, code)).is_some() {
                 return Err(DecodeError::InvalidValue("withheld devices"));
             }
         }
-        for _ in 0..r.u32("offered keys")? {
-            let key = MegolmSessionKey::from_bytes(r.bytes(229, "offered key")?)?;
-            if key.session_id() != session_id
-                || key.first_index() > index
-                || keys.insert(key.first_index(), key).is_some()
-            {
-                return Err(DecodeError::InvalidValue("offered keys"));
-            }
-        }
-        if recipients
-            .values()
-            .any(|r| !keys.contains_key(&r.first_index))
-        {
-            return Err(DecodeError::InvalidValue("offered keys"));
-        }
+        recipients.read_keys(r, self.session_id(), index)?;
         self.recipients = recipients;
         self.withheld = withheld;
-        self.keys = keys;
         Ok(())
     }
-}
-
-fn write_target(w: &mut Writer, target: &Target) {
-    w.short_bytes(target.user_id.as_str().as_bytes())
-        .short_bytes(target.device_id.as_str().as_bytes())
-        .bytes(target.ed25519.as_bytes())
-        .u32(target.first_index)
-        .bool(target.sent);
-}
-
-fn read_target(r: &mut Reader<'_>) -> Result<Target, DecodeError> {
-    Ok(Target {
-        user_id: UserId::parse(read_text(r, "user id")?)
-            .map_err(|_| DecodeError::InvalidValue("user id"))?,
-        device_id: DeviceId::parse(read_text(r, "device id")?)
-            .map_err(|_| DecodeError::InvalidValue("device id"))?,
-        ed25519: Ed25519PublicKey::from_bytes(&r.array("ed25519 key")?)
-            .map_err(|_| DecodeError::InvalidValue("ed25519 key"))?,
-        first_index: r.u32("first index")?,
-        sent: r.bool("sent flag")?,
-    })
 }
 
 /// What confirming a to-device request marks.

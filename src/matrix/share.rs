@@ -36,14 +36,15 @@ use super::events::{
 };
 use super::ids::{DeviceId, RoomId, UserId};
 use super::olm_send::{OlmSender, PayloadTemplate};
-use super::outbound::{OutboundMegolmRoom, PendingMark, Target};
+use super::outbound::{OutboundMegolmRoom, PendingMark, Recipient};
 use super::room_keys::{RoomKeySender, RoomKeySource};
 use super::to_device::{SendToDeviceRequest, ToDeviceMessage};
 use crate::consts::{MAX_DEVICE_TRUST_ENTRIES, MAX_TO_DEVICE_PER_REQUEST};
 use crate::group::GroupSessionId;
-use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, IdentityKeys};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey};
 use crate::megolm::{MegolmInboundSession, MegolmOutboundSession};
 use crate::room::RotationReason;
+use crate::room::recipients::{Offer, rotation_due};
 
 /// Why a room key could not be shared (or forwarded). Nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -115,27 +116,6 @@ struct RoomKeyOut<'a> {
     room_id: &'a RoomId,
     session_id: &'a str,
     session_key: &'a SessionKeyText,
-}
-
-/// A device a share serves: its ids (shared, not copied) and keys.
-struct Recipient {
-    user_id: UserId,
-    device_id: DeviceId,
-    keys: IdentityKeys,
-}
-
-impl Recipient {
-    fn new(device: &Device) -> Self {
-        Self {
-            user_id: device.user_id().clone(),
-            device_id: device.device_id().clone(),
-            keys: device.keys(),
-        }
-    }
-
-    fn ids(&self) -> (UserId, DeviceId) {
-        (self.user_id.clone(), self.device_id.clone())
-    }
 }
 
 /// What one eligible device gets.
@@ -229,7 +209,7 @@ impl MatrixEndpoint {
         let rooms: Vec<RoomId> = self
             .rooms
             .iter()
-            .filter(|(_, room)| room.recipients.contains_key(key))
+            .filter(|(_, room)| room.recipients.contains(key))
             .map(|(id, _)| id.clone())
             .collect();
         for room in rooms {
@@ -278,15 +258,14 @@ impl MatrixEndpoint {
                     .copied()
                     .unwrap_or(RotationReason::NotShared),
             ),
-            Some(current) => policy
-                .expiry(current.session.message_index(), current.created_ms, now)
-                .or_else(|| {
-                    let lost = current
-                        .recipients
-                        .iter()
-                        .any(|(key, r)| eligible.get(key) != Some(&r.ed25519));
-                    lost.then_some(RotationReason::DeviceLeft)
-                }),
+            Some(current) => rotation_due(
+                &policy,
+                current.session.message_index(),
+                current.created_ms,
+                now,
+                &current.recipients,
+                &eligible,
+            ),
         };
         if let Some(reason) = reason {
             self.start_room_session(room, now);
@@ -367,20 +346,11 @@ impl MatrixEndpoint {
         let mut templates: BTreeMap<u32, PayloadTemplate> = BTreeMap::new();
         for (device, plan) in plans {
             let curve = device.keys.curve25519;
-            let target = |first_index| Target {
-                user_id: device.user_id.clone(),
-                device_id: device.device_id.clone(),
-                ed25519: device.keys.ed25519,
-                first_index,
-                sent: false,
-            };
             let code = match plan {
                 Plan::Withheld(code) => code,
                 Plan::Key => {
-                    let index = match room.recipients.get(&curve) {
-                        Some(r) if r.sent => continue,
-                        Some(r) => r.first_index,
-                        None => current,
+                    let Some(index) = room.recipients.index_to_serve(&curve, current, false) else {
+                        continue;
                     };
                     let Some(session) = self.sessions.sending_session(&curve) else {
                         match self.no_olm.get(&curve) {
@@ -403,9 +373,7 @@ impl MatrixEndpoint {
                     let to = (&device.user_id, &device.keys);
                     match sender.encrypt_with(template, session, to, &mut *self.rng) {
                         Ok(encrypted) => {
-                            room.recipients
-                                .entry(curve)
-                                .or_insert_with(|| target(index));
+                            room.recipients.offered(device.clone(), index);
                             outcome.served.push(device.ids());
                             keys_out.push(device, curve, encrypted);
                         }
@@ -417,7 +385,12 @@ impl MatrixEndpoint {
             if room.withheld.get(&curve).is_some_and(|(t, _)| t.sent) {
                 continue;
             }
-            room.withheld.insert(curve, (target(current), code.clone()));
+            let offer = Offer {
+                device: device.clone(),
+                first_index: current,
+                sent: false,
+            };
+            room.withheld.insert(curve, (offer, code.clone()));
             outcome.withheld.push((
                 device.user_id.clone(),
                 device.device_id.clone(),
@@ -425,7 +398,7 @@ impl MatrixEndpoint {
             ));
             withheld_out.add(&device, curve, code);
         }
-        room.prune_keys();
+        room.recipients.prune_keys();
         let our_key = self.account.identity_keys().curve25519;
         let withheld_content = |code: &WithheldCode, with_session: bool| RoomKeyWithheldContent {
             algorithm: MEGOLM_V1.to_owned(),
@@ -490,12 +463,14 @@ impl MatrixEndpoint {
                 devices
                     .iter()
                     .filter(|key| {
-                        let target = if withheld {
-                            room.withheld.get_mut(key).map(|(t, _)| t)
+                        if withheld {
+                            room.withheld
+                                .get_mut(key)
+                                .map(|(o, _)| o.sent = true)
+                                .is_some()
                         } else {
-                            room.recipients.get_mut(key)
-                        };
-                        target.map(|t| t.sent = true).is_some()
+                            room.recipients.mark_sent(key)
+                        }
                     })
                     .count()
             }

@@ -340,7 +340,7 @@ impl Endpoint {
         let rooms: Vec<String> = self
             .outbound
             .iter()
-            .filter(|(_, room)| room.recipients.contains_key(device_key))
+            .filter(|(_, room)| room.recipients.contains(device_key))
             .map(|(id, _)| id.clone())
             .collect();
         for room in rooms {

@@ -17,6 +17,7 @@ mod peers;
 mod persist;
 mod policy;
 mod receive;
+pub(crate) mod recipients;
 mod share;
 mod sharing;
 mod store;

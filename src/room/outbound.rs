@@ -7,36 +7,79 @@
 //! the message went out, and leaves the set only with the session: so any
 //! device that may hold the current key and is no longer listed forces a
 //! rotation. Each recipient is always re-served the key from the index it
-//! was first offered, never an earlier one.
+//! was first offered, never an earlier one. The bookkeeping is the one the
+//! Matrix layer uses too ([`super::recipients`]).
 
-use std::collections::BTreeMap;
-
+use super::recipients::{OfferedKey, RecipientDevice, Recipients};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consts::MAX_ID_LEN;
-use crate::group::{OutboundGroupSession, SessionKey};
-use crate::keys::{Curve25519PublicKey, IdentityKeys};
+use crate::group::{GroupSessionId, OutboundGroupSession, SessionKey};
+use crate::keys::IdentityKeys;
 
-/// A device that was offered the room's current key.
+/// A device that was offered the room's current key: its identity and the
+/// ids it was shared under.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Recipient {
     pub(crate) identity: IdentityKeys,
     pub(crate) user_id: String,
     pub(crate) device_id: String,
-    /// The index of the key it was offered.
-    pub(crate) first_index: u32,
-    /// Whether the app confirmed a share message for it was sent.
-    pub(crate) sent: bool,
+}
+
+impl RecipientDevice for Recipient {
+    fn identity(&self) -> IdentityKeys {
+        self.identity
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.bytes(&self.identity.to_bytes())
+            .short_bytes(self.user_id.as_bytes())
+            .short_bytes(self.device_id.as_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
+            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
+            match std::str::from_utf8(bytes) {
+                Ok(text) if !text.is_empty() => Ok(text.to_owned()),
+                _ => Err(DecodeError::InvalidValue(field)),
+            }
+        }
+        Ok(Self {
+            identity: IdentityKeys::read(r)?,
+            user_id: text(r, "recipient user id")?,
+            device_id: text(r, "recipient device id")?,
+        })
+    }
+}
+
+impl OfferedKey for SessionKey {
+    fn first_index(&self) -> u32 {
+        SessionKey::first_index(self)
+    }
+
+    fn session_id(&self) -> GroupSessionId {
+        SessionKey::session_id(self)
+    }
+
+    fn write(&self, w: &mut Writer) {
+        let bytes = self.to_bytes();
+        w.u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX))
+            .bytes(&bytes);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = usize::try_from(r.u32("offered key length")?)
+            .map_err(|_| DecodeError::InvalidValue("offered key length"))?;
+        SessionKey::from_bytes(r.bytes(len, "offered key")?)
+    }
 }
 
 /// A room's current outbound session and its recipients.
 pub(crate) struct OutboundRoom {
     pub(crate) session: OutboundGroupSession,
     pub(crate) created_ms: u64,
-    /// By X25519 key; each entry's full identity is compared on use.
-    pub(crate) recipients: BTreeMap<Curve25519PublicKey, Recipient>,
-    /// The signed key at each index some recipient was first offered (a
-    /// handful: one per share call that added devices).
-    pub(crate) keys: BTreeMap<u32, SessionKey>,
+    /// Who may hold the key, and the keys they were offered.
+    pub(crate) recipients: Recipients<Recipient, SessionKey>,
 }
 
 impl OutboundRoom {
@@ -44,43 +87,14 @@ impl OutboundRoom {
         Self {
             session,
             created_ms,
-            recipients: BTreeMap::new(),
-            keys: BTreeMap::new(),
+            recipients: Recipients::default(),
         }
-    }
-
-    /// Whether a device that may hold the key is missing from `listed`.
-    pub(crate) fn lost_a_recipient(
-        &self,
-        listed: &BTreeMap<Curve25519PublicKey, IdentityKeys>,
-    ) -> bool {
-        self.recipients
-            .iter()
-            .any(|(key, r)| listed.get(key) != Some(&r.identity))
     }
 
     /// The signed key to give a device first offered the key at `index`.
     pub(crate) fn key_at(&mut self, index: u32) -> SessionKey {
-        if let Some(key) = self.keys.get(&index) {
-            return key.clone();
-        }
-        // Only the current index can be new: earlier ones were stored when
-        // first offered.
-        let key = self.session.session_key();
-        self.keys.insert(key.first_index(), key.clone());
-        key
-    }
-
-    /// Marks the share to `recipient` as sent; false if it was not offered
-    /// the current key.
-    pub(crate) fn mark_sent(&mut self, recipient: &Curve25519PublicKey) -> bool {
-        match self.recipients.get_mut(recipient) {
-            Some(r) => {
-                r.sent = true;
-                true
-            }
-            None => false,
-        }
+        let session = &self.session;
+        self.recipients.key_at(index, || session.session_key())
     }
 
     pub(crate) fn write_contents(&self, w: &mut Writer) {
@@ -98,20 +112,8 @@ impl OutboundRoom {
     /// The recipients and offered keys (a durable record of its own: they
     /// change only when the key is shared).
     pub(crate) fn write_recipients(&self, w: &mut Writer) {
-        w.count32(self.recipients.len());
-        for r in self.recipients.values() {
-            w.bytes(&r.identity.to_bytes())
-                .short_bytes(r.user_id.as_bytes())
-                .short_bytes(r.device_id.as_bytes())
-                .u32(r.first_index)
-                .bool(r.sent);
-        }
-        w.count32(self.keys.len());
-        for key in self.keys.values() {
-            let bytes = key.to_bytes();
-            w.u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX))
-                .bytes(&bytes);
-        }
+        self.recipients.write_devices(w);
+        self.recipients.write_keys(w);
     }
 
     pub(crate) fn read_contents(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -129,52 +131,10 @@ impl OutboundRoom {
     /// Reads what [`OutboundRoom::write_recipients`] wrote, replacing the
     /// recipients and offered keys.
     pub(crate) fn read_recipients(&mut self, r: &mut Reader<'_>) -> Result<(), DecodeError> {
-        fn text(r: &mut Reader<'_>, field: &'static str) -> Result<String, DecodeError> {
-            let bytes = r.short_bytes(MAX_ID_LEN, field)?;
-            match std::str::from_utf8(bytes) {
-                Ok(text) if !text.is_empty() => Ok(text.to_owned()),
-                _ => Err(DecodeError::InvalidValue(field)),
-            }
-        }
-        let room = self;
-        room.recipients.clear();
-        room.keys.clear();
-        for _ in 0..r.u32("recipients")? {
-            let identity = IdentityKeys::read(r)?;
-            let recipient = Recipient {
-                identity,
-                user_id: text(r, "recipient user id")?,
-                device_id: text(r, "recipient device id")?,
-                first_index: r.u32("recipient index")?,
-                sent: r.bool("sent flag")?,
-            };
-            if recipient.first_index > room.session.message_index()
-                || room
-                    .recipients
-                    .insert(identity.curve25519, recipient)
-                    .is_some()
-            {
-                return Err(DecodeError::InvalidValue("recipients"));
-            }
-        }
-        for _ in 0..r.u32("offered keys")? {
-            let len = usize::try_from(r.u32("offered key length")?)
-                .map_err(|_| DecodeError::InvalidValue("offered key length"))?;
-            let key = SessionKey::from_bytes(r.bytes(len, "offered key")?)?;
-            if key.session_id() != room.session.session_id()
-                || key.first_index() > room.session.message_index()
-                || room.keys.insert(key.first_index(), key).is_some()
-            {
-                return Err(DecodeError::InvalidValue("offered keys"));
-            }
-        }
-        if room
-            .recipients
-            .values()
-            .any(|r| !room.keys.contains_key(&r.first_index))
-        {
-            return Err(DecodeError::InvalidValue("offered keys"));
-        }
+        let current = self.session.message_index();
+        let mut recipients = Recipients::read_devices(r, current)?;
+        recipients.read_keys(r, self.session.session_id(), current)?;
+        self.recipients = recipients;
         Ok(())
     }
 }

@@ -93,11 +93,7 @@ impl Endpoint {
                 peers
                     .get(&sender.curve25519)
                     .is_some_and(|p| p.identity() == *sender && p.is_known())
-                    || outbound.values().any(|room| {
-                        room.recipients
-                            .get(&sender.curve25519)
-                            .is_some_and(|r| r.identity == *sender)
-                    })
+                    || outbound.values().any(|room| room.recipients.holds(sender))
             },
         )?;
         // Everything checked: commit the pairwise state.

@@ -18,12 +18,13 @@ use super::RoomError;
 use super::endpoint::{Endpoint, RoomKeyShareOutcome, ToDeviceMessage};
 use super::outbound::Recipient;
 use super::policy::RotationReason;
+use super::recipients::rotation_due;
 use super::share::RoomKeyShare;
 use super::touched::Touch;
 use crate::account::SelfSignedDevice;
 use crate::crypto::{SALT_LEN, salt};
 use crate::group::{GroupSessionId, SessionKey, check_room_id};
-use crate::keys::{Curve25519PublicKey, IdentityKeys};
+use crate::keys::{Curve25519PublicKey, Ed25519PublicKey, IdentityKeys};
 use crate::session::{DeviceMessage, Session, SessionError};
 
 /// One share message to encrypt: the device, the session to encrypt on, and
@@ -52,9 +53,9 @@ impl Endpoint {
         check_room_id(room_id)?;
         let us = self.identity_keys();
         let targets = self.check_targets(devices, &us)?;
-        let listed: BTreeMap<Curve25519PublicKey, IdentityKeys> = targets
+        let listed: BTreeMap<Curve25519PublicKey, Ed25519PublicKey> = targets
             .iter()
-            .map(|d| (d.identity_keys().curve25519, d.identity_keys()))
+            .map(|d| (d.identity_keys().curve25519, d.identity_keys().ed25519))
             .collect();
         let now = self.clock.now_ms();
         let reason = match self.outbound.get(room_id) {
@@ -64,13 +65,14 @@ impl Endpoint {
                     .copied()
                     .unwrap_or(RotationReason::NotShared),
             ),
-            Some(room) => self
-                .policy
-                .expiry(room.session.message_index(), room.created_ms, now)
-                .or_else(|| {
-                    room.lost_a_recipient(&listed)
-                        .then_some(RotationReason::DeviceLeft)
-                }),
+            Some(room) => rotation_due(
+                &self.policy,
+                room.session.message_index(),
+                room.created_ms,
+                now,
+                &room.recipients,
+                &listed,
+            ),
         };
         if let Some(reason) = reason {
             self.start_room_session(room_id, now)?;
@@ -98,11 +100,10 @@ impl Endpoint {
         device: &SelfSignedDevice,
     ) -> Result<Option<ToDeviceMessage>, RoomError> {
         check_room_id(room_id)?;
-        let offered = self.outbound.get(room_id).is_some_and(|room| {
-            room.recipients
-                .get(&device.identity_keys().curve25519)
-                .is_some_and(|r| r.identity == device.identity_keys())
-        });
+        let offered = self
+            .outbound
+            .get(room_id)
+            .is_some_and(|room| room.recipients.holds(&device.identity_keys()));
         if !offered {
             return Ok(None);
         }
@@ -136,7 +137,7 @@ impl Endpoint {
             .outbound
             .get_mut(room_id)
             .filter(|room| room.session.session_id() == *session_id)
-            .is_some_and(|room| room.mark_sent(recipient));
+            .is_some_and(|room| room.recipients.mark_sent(recipient));
         if marked {
             self.touched.mark(|| Touch::Recipients(room_id.to_owned()));
         }
@@ -169,11 +170,10 @@ impl Endpoint {
             // A recipient of a current key is held under its identity too
             // (named devices are never evicted, and forgetting one drops
             // the keys it was offered); checked again all the same.
-            let conflicting = self.outbound.values().any(|room| {
-                room.recipients
-                    .get(&keys.curve25519)
-                    .is_some_and(|r| r.identity != keys)
-            });
+            let conflicting = self
+                .outbound
+                .values()
+                .any(|room| room.recipients.conflicts(&keys));
             if conflicting {
                 return Err(RoomError::IdentityConflict);
             }
@@ -205,11 +205,9 @@ impl Endpoint {
         // or now.
         let mut plan: Vec<(&SelfSignedDevice, u32)> = Vec::new();
         for device in targets {
-            let held = room.recipients.get(&device.identity_keys().curve25519);
-            match held {
-                Some(r) if r.sent && !again => {}
-                Some(r) => plan.push((device, r.first_index)),
-                None => plan.push((device, current)),
+            let key = device.identity_keys().curve25519;
+            if let Some(index) = room.recipients.index_to_serve(&key, current, again) {
+                plan.push((device, index));
             }
         }
         let mut payloads: BTreeMap<u32, (Zeroizing<Vec<u8>>, usize)> = BTreeMap::new();
@@ -251,15 +249,12 @@ impl Endpoint {
             match result {
                 Ok(message) => {
                     let identity = device.identity_keys();
-                    room.recipients
-                        .entry(identity.curve25519)
-                        .or_insert_with(|| Recipient {
-                            identity,
-                            user_id: device.user_id().to_owned(),
-                            device_id: device.device_id().to_owned(),
-                            first_index: *index,
-                            sent: false,
-                        });
+                    let recipient = Recipient {
+                        identity,
+                        user_id: device.user_id().to_owned(),
+                        device_id: device.device_id().to_owned(),
+                    };
+                    room.recipients.offered(recipient, *index);
                     messages.push(ToDeviceMessage {
                         user_id: device.user_id().to_owned(),
                         device_id: device.device_id().to_owned(),
@@ -271,9 +266,7 @@ impl Endpoint {
                 Err(_) => missing.push((*device).clone()),
             }
         }
-        // Keep the signed keys some recipient still needs.
-        let needed: BTreeSet<u32> = room.recipients.values().map(|r| r.first_index).collect();
-        room.keys.retain(|index, _| needed.contains(index));
+        room.recipients.prune_keys();
         self.touched.mark(|| Touch::Recipients(room_id.to_owned()));
         Ok(RoomKeyShareOutcome {
             room_id: room_id.to_owned(),
