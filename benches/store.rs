@@ -29,6 +29,12 @@
 //! `m.room.message` in a room shared with Bob, and decrypts one of Bob's.
 //! Their 10,000 / 10 ratios are printed after the native ones.
 //!
+//! Last, the 10,000 / 10 comparison is measured again paired: one operation
+//! on each size in turn, 300 rounds, medians (`paired/...` in the summary).
+//! The disk's fsync latency on a shared machine can change by 10x between
+//! two criterion groups minutes apart; interleaving exposes both sizes to
+//! the same disk, so the paired ratios are the ones to quote.
+//!
 //! Run: `cargo bench --features sqlite --bench store -- --warm-up-time 1
 //! --measurement-time 3`.
 
@@ -291,7 +297,11 @@ fn time_ns(f: &mut dyn FnMut(), n: u32) -> f64 {
     start.elapsed().as_nanos() as f64 / f64::from(n)
 }
 
-fn operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
+/// Alice's pickle and the sender of her events, for one size.
+type NativeSetup = (usize, String, Endpoint);
+
+fn operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) -> Vec<NativeSetup> {
+    let mut setups = Vec::new();
     for n in SIZES {
         let setup = Instant::now();
         let (alice, mut sender) = alice(n, n);
@@ -348,7 +358,9 @@ fn operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
                 }),
             );
         }
+        setups.push((n, pickle, sender));
     }
+    setups
 }
 
 /// One criterion benchmark `group/variant/n` whose `run(iters)` times
@@ -441,7 +453,34 @@ fn matrix_content() -> Box<RawValue> {
     serde_json::value::to_raw_value(&content()).unwrap()
 }
 
-fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
+/// Matrix Alice's pickle, Bob and the server, for one size.
+type MatrixSetup = (usize, String, Client, Server);
+
+/// Matrix Alice from `pickle` on a durable store of `variant`.
+fn matrix_durable(variant: &str, pickle: &str, n: usize) -> DurableMatrixEndpoint {
+    let endpoint = MatrixEndpoint::from_pickle(pickle, &key()).unwrap();
+    match variant {
+        "sqlite" => {
+            let store = SqliteStore::open(scratch(&format!("matrix-{n}.db"))).unwrap();
+            DurableMatrixEndpoint::from_endpoint(endpoint, store, &key()).unwrap()
+        }
+        _ => DurableMatrixEndpoint::from_endpoint(endpoint, MemoryStore::new(), &key()).unwrap(),
+    }
+}
+
+/// One of Bob's events in his room, as the server hands it to Alice.
+fn bob_event(bob: &mut Client, server: &mut Server) -> String {
+    let encrypted = bob
+        .ep
+        .encrypt_room_event(&room_id(M_SENDER_ROOM), "m.room.message", &matrix_content())
+        .unwrap();
+    server
+        .send_event(M_SENDER_ROOM, M_BOB, encrypted.to_json_value())
+        .to_string()
+}
+
+fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) -> Vec<MatrixSetup> {
+    let mut setups = Vec::new();
     for n in SIZES {
         let setup = Instant::now();
         let (pickle, mut bob, mut server) = matrix_alice(n);
@@ -451,15 +490,7 @@ fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
             pickle.len() * 3 / 4
         );
         for variant in ["sqlite", "memory"] {
-            let endpoint = MatrixEndpoint::from_pickle(&pickle, &key()).unwrap();
-            let mut alice = match variant {
-                "sqlite" => {
-                    let store = SqliteStore::open(scratch(&format!("matrix-{n}.db"))).unwrap();
-                    DurableMatrixEndpoint::from_endpoint(endpoint, store, &key()).unwrap()
-                }
-                _ => DurableMatrixEndpoint::from_endpoint(endpoint, MemoryStore::new(), &key())
-                    .unwrap(),
-            };
+            let mut alice = matrix_durable(variant, &pickle, n);
             let body = matrix_content();
             let room = room_id(M_ROOM);
             let mean = timed(c, "matrix_encrypt_persist", variant, n, |iters| {
@@ -478,15 +509,7 @@ fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
             let mean = timed(c, "matrix_decrypt_persist", variant, n, |iters| {
                 // Fresh events (made untimed), each at a new index.
                 let events: Vec<String> = (0..iters)
-                    .map(|_| {
-                        let encrypted = bob
-                            .ep
-                            .encrypt_room_event(&sender_room, "m.room.message", &body)
-                            .unwrap();
-                        server
-                            .send_event(M_SENDER_ROOM, M_BOB, encrypted.to_json_value())
-                            .to_string()
-                    })
+                    .map(|_| bob_event(&mut bob, &mut server))
                     .collect();
                 let start = Instant::now();
                 for event in &events {
@@ -496,6 +519,96 @@ fn matrix_operations(c: &mut Criterion, results: &mut BTreeMap<String, f64>) {
             });
             results.insert(format!("matrix_decrypt/{variant}/{n}"), mean);
         }
+        setups.push((n, pickle, bob, server));
+    }
+    setups
+}
+
+/// Rounds of the paired measurement.
+const PAIRED_ROUNDS: usize = 300;
+
+/// Runs `op(k, round)` for size `k` = 0 (N = 10) and 1 (N = 10,000) one
+/// after the other, alternating which goes first, `PAIRED_ROUNDS` times, and
+/// returns the median time of each in nanoseconds. The disk's fsync latency
+/// here changes by more than 10x from one minute to the next; interleaving
+/// makes such a change hit both sizes alike, so their ratio stays honest
+/// where two criterion groups run minutes apart may not.
+fn paired_medians(mut op: impl FnMut(usize, usize) -> Duration) -> [f64; 2] {
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..PAIRED_ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            times[k].push(op(k, round));
+        }
+    }
+    times.map(|mut t| {
+        t.sort();
+        t[t.len() / 2].as_nanos() as f64
+    })
+}
+
+/// The 10,000 / 10 comparison again, paired (see [`paired_medians`]), for
+/// the durable native and Matrix endpoints on SQLite and in memory.
+fn paired(
+    native: &mut [NativeSetup],
+    matrix: &mut [MatrixSetup],
+    results: &mut BTreeMap<String, f64>,
+) {
+    let mut record = |key: String, [small, large]: [f64; 2]| {
+        results.insert(format!("{key}/10"), small);
+        results.insert(format!("{key}/10000"), large);
+    };
+    for variant in ["sqlite", "memory"] {
+        let mut helds: Vec<Held> = native
+            .iter()
+            .map(|(n, p, _)| held(variant, p, *n))
+            .collect();
+        let medians = paired_medians(|k, _| {
+            let start = Instant::now();
+            black_box(helds[k].encrypt());
+            start.elapsed()
+        });
+        record(format!("paired/encrypt/{variant}"), medians);
+        let medians = paired_medians(|k, round| {
+            let event = native[k]
+                .2
+                .encrypt_event("!sender:example.org", "m.room.message", &content())
+                .unwrap();
+            let id = format!("$paired{round}");
+            let start = Instant::now();
+            helds[k].decrypt(&id, &event);
+            start.elapsed()
+        });
+        record(format!("paired/decrypt/{variant}"), medians);
+        drop(helds);
+
+        let mut alices: Vec<DurableMatrixEndpoint> = matrix
+            .iter()
+            .map(|(n, p, ..)| matrix_durable(variant, p, *n))
+            .collect();
+        let (room, sender_room, body) = (room_id(M_ROOM), room_id(M_SENDER_ROOM), matrix_content());
+        let medians = paired_medians(|k, _| {
+            let start = Instant::now();
+            black_box(
+                alices[k]
+                    .encrypt_room_event(&room, "m.room.message", &body)
+                    .unwrap(),
+            );
+            start.elapsed()
+        });
+        record(format!("paired/matrix_encrypt/{variant}"), medians);
+        let medians = paired_medians(|k, _| {
+            let (_, _, bob, server) = &mut matrix[k];
+            let event = bob_event(bob, server);
+            let start = Instant::now();
+            black_box(
+                alices[k]
+                    .decrypt_room_event_json(&sender_room, &event)
+                    .unwrap(),
+            );
+            start.elapsed()
+        });
+        record(format!("paired/matrix_decrypt/{variant}"), medians);
     }
 }
 
@@ -526,8 +639,9 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut results = BTreeMap::new();
     floor(&mut c, &mut results);
-    operations(&mut c, &mut results);
-    matrix_operations(&mut c, &mut results);
+    let mut native = operations(&mut c, &mut results);
+    let mut matrix = matrix_operations(&mut c, &mut results);
+    paired(&mut native, &mut matrix, &mut results);
     sizes(&mut results);
     c.final_summary();
     let get = |k: &str| results.get(k).copied().unwrap_or(f64::NAN);
@@ -567,6 +681,17 @@ fn main() {
         for variant in ["sqlite", "memory"] {
             let small = get(&format!("{op}/{variant}/10"));
             let large = get(&format!("{op}/{variant}/10000"));
+            println!(
+                "{op:14} {variant:7} 10000/10: {:.2}  N=10: {small:>12.0}  N=10000: {large:>12.0}",
+                large / small
+            );
+        }
+    }
+    println!("\n== paired (interleaved, medians): the figures to quote for 10000/10");
+    for op in ["encrypt", "decrypt", "matrix_encrypt", "matrix_decrypt"] {
+        for variant in ["sqlite", "memory"] {
+            let small = get(&format!("paired/{op}/{variant}/10"));
+            let large = get(&format!("paired/{op}/{variant}/10000"));
             println!(
                 "{op:14} {variant:7} 10000/10: {:.2}  N=10: {small:>12.0}  N=10000: {large:>12.0}",
                 large / small
