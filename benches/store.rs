@@ -27,7 +27,8 @@
 //! through the in-memory server of `tests/support/matrix_server.rs`) and N
 //! Megolm keys (her own, one per room she shared in), encrypts one
 //! `m.room.message` in a room shared with Bob, and decrypts one of Bob's.
-//! Their 10,000 / 10 ratios are printed after the native ones.
+//! Their 10,000 / 10 ratios are printed after the native ones, and the
+//! Matrix store's size per thousand peer devices with as many keys.
 //!
 //! Last, the 10,000 / 10 comparison is measured again paired: one operation
 //! on each size in turn, 300 rounds, medians (`paired/...` in the summary).
@@ -635,6 +636,37 @@ fn sizes(results: &mut BTreeMap<String, f64>) {
     }
 }
 
+/// The Matrix store's size per thousand Olm peer devices together with
+/// as many Megolm keys (the two sizes of the Matrix setups, differenced).
+fn matrix_sizes(matrix: &[MatrixSetup], results: &mut BTreeMap<String, f64>) {
+    let measured: Vec<(f64, f64, f64)> = matrix
+        .iter()
+        .map(|(n, pickle, ..)| {
+            let path = scratch(&format!("matrix-size-{n}.db"));
+            let endpoint = MatrixEndpoint::from_pickle(pickle, &key()).unwrap();
+            let store = SqliteStore::open(&path).unwrap();
+            drop(DurableMatrixEndpoint::from_endpoint(endpoint, store, &key()).unwrap());
+            let store = SqliteStore::open(&path).unwrap();
+            (
+                *n as f64,
+                store.size_bytes().unwrap() as f64,
+                store.record_count().unwrap() as f64,
+            )
+        })
+        .collect();
+    if let [small, large] = measured[..] {
+        let per_thousand = |a: f64, b: f64| (b - a) * 1000.0 / (large.0 - small.0);
+        results.insert(
+            "size/matrix_sqlite_bytes_per_1000_peers_and_keys".into(),
+            per_thousand(small.1, large.1),
+        );
+        results.insert(
+            "size/matrix_records_per_1000_peers_and_keys".into(),
+            per_thousand(small.2, large.2),
+        );
+    }
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut results = BTreeMap::new();
@@ -643,6 +675,7 @@ fn main() {
     let mut matrix = matrix_operations(&mut c, &mut results);
     paired(&mut native, &mut matrix, &mut results);
     sizes(&mut results);
+    matrix_sizes(&matrix, &mut results);
     c.final_summary();
     let get = |k: &str| results.get(k).copied().unwrap_or(f64::NAN);
     println!("\n== store summary (mean ns per operation; ratios)");
