@@ -55,6 +55,8 @@ grep -q "class Endpoint" bindings/mobile/roomseal.swift
 grep -q "class DurableEndpoint" bindings/mobile/uniffi/roomseal/roomseal.kt
 grep -q "class MatrixMachine" bindings/mobile/uniffi/roomseal/roomseal.kt
 grep -q "class MatrixMachine" bindings/mobile/roomseal.swift
+grep -q "class DurableMatrixMachine" bindings/mobile/uniffi/roomseal/roomseal.kt
+grep -q "class DurableMatrixMachine" bindings/mobile/roomseal.swift
 if grep -q "test_probe\|testProbe" bindings/python/roomseal.py bindings/mobile/roomseal.swift bindings/mobile/uniffi/roomseal/roomseal.kt; then
   echo "the product bindings export a test probe" >&2; exit 1
 fi

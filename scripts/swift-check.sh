@@ -48,13 +48,13 @@ echo "swift-check: all $(wc -l <"$out/called.txt") functions roomseal.swift call
 # (b) The declarations apps name are public (modifier and keyword may sit on
 # two lines: Swift reads the newline as plain whitespace there).
 flat=$(tr '\n' ' ' <"$swift")
-for decl in "enum RoomsealError" "class Endpoint" "class MatrixMachine" "struct MatrixRequest" "enum MatrixRequestKind"; do
+for decl in "enum RoomsealError" "class Endpoint" "class DurableEndpoint" "class MatrixMachine" "class DurableMatrixMachine" "struct MatrixRequest" "enum MatrixRequestKind"; do
   if ! grep -Eq "(public|open)[[:space:]]+${decl}[:[:space:]]" <<<"$flat"; then
     echo "swift-check: '$decl' is not public in $swift" >&2
     exit 1
   fi
 done
-echo "swift-check: RoomsealError, Endpoint, MatrixMachine and the Matrix records are public"
+echo "swift-check: RoomsealError, Endpoint, DurableEndpoint, MatrixMachine, DurableMatrixMachine and the Matrix records are public"
 
 # (c) What the Swift bindings check when they load, from roomseal.swift.
 contract=$(sed -n 's/.*let bindings_contract_version = \([0-9]*\).*/\1/p' "$swift")

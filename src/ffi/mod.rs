@@ -11,9 +11,14 @@
 //! - `matrix.rs`: `MatrixMachine`, the Matrix client layer (Olm, Megolm
 //!   and the client-server API's JSON), kept in memory and saved as a pickle
 //!   by the app; its records are in `matrix_records.rs`;
+//! - `matrix_operations.rs`: the operations both Matrix machine objects
+//!   offer, written once;
 //! - `durable.rs` (feature `sqlite`): `DurableEndpoint`, the same
 //!   operations on an endpoint kept in a SQLite file, committed before each
-//!   call returns.
+//!   call returns;
+//! - `matrix_durable.rs` (feature `sqlite`): `DurableMatrixMachine`, the
+//!   Matrix machine's operations on a device kept in a SQLite file,
+//!   committed before each call returns.
 //!
 //! What it promises:
 //! - every object is safe to call from several threads (state behind a
@@ -38,11 +43,15 @@ use crate::codec::DecodeError;
 use crate::keys::KeyError;
 use crate::pickle::{PickleError, PickleKey, Pickled};
 use crate::room::RoomError;
+use crate::store::StoreError;
 
 #[cfg(feature = "sqlite")]
 mod durable;
 mod endpoint;
 mod matrix;
+#[cfg(feature = "sqlite")]
+mod matrix_durable;
+mod matrix_operations;
 mod matrix_records;
 mod operations;
 mod records;
@@ -53,6 +62,8 @@ pub use self::durable::DurableEndpoint;
 pub use self::endpoint::test_probe_panic;
 pub use self::endpoint::{Endpoint, native_event_round_trip_ns};
 pub use self::matrix::MatrixMachine;
+#[cfg(feature = "sqlite")]
+pub use self::matrix_durable::DurableMatrixMachine;
 pub use self::matrix_records::{
     MatrixDevice, MatrixDeviceRef, MatrixDeviceTrust, MatrixReceivedKey, MatrixRejectedItem,
     MatrixRequest, MatrixRequestKind, MatrixResponseResult, MatrixRoomEvent, MatrixRoomKey,
@@ -101,11 +112,20 @@ pub enum RoomsealError {
     #[error("{0}")]
     UnknownRequest(String),
     /// The durable store could not load or commit (full, busy, an I/O
-    /// error, a stale generation, a corrupt record, a wrong key): the call
-    /// changed nothing. After a stale generation the endpoint holds the
-    /// newest state and the call can be retried.
+    /// error, a corrupt record, a wrong key, no device in it or one already
+    /// there): the call changed nothing. If the message says the state is
+    /// unknown after a failed commit, `reload` (or opening the store again)
+    /// makes the object usable.
     #[error("store: {0}")]
     Store(String),
+    /// Another handle on the same store (another process, or a second
+    /// object on the same file) committed first, so this object's state
+    /// was stale: the call changed nothing and was refused. The object has
+    /// already reloaded the newest state; make the call again (calling
+    /// `reload` first is harmless). Should that reload have failed too, the
+    /// next call says so with a `Store` error until `reload` succeeds.
+    #[error("stale store: {0}")]
+    StaleStore(String),
     /// The pickle cannot be restored: wrong key, corrupted, another type,
     /// or older than the newest generation the app recorded.
     #[error("pickle rejected: {0}")]
@@ -146,8 +166,17 @@ impl From<RoomError> for RoomsealError {
             | RoomError::ShareSenderMismatch
             | RoomError::ShareRoomMismatch => Self::Authentication(text),
             RoomError::Pickle(error) => error.into(),
-            RoomError::Store(error) => Self::Store(error.to_string()),
+            RoomError::Store(error) => error.into(),
             _ => Self::Rejected(text),
+        }
+    }
+}
+
+impl From<StoreError> for RoomsealError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Stale { .. } => Self::StaleStore(error.to_string()),
+            _ => Self::Store(error.to_string()),
         }
     }
 }

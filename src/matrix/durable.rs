@@ -215,14 +215,15 @@ impl DurableMatrixEndpoint {
         self.inner.endpoint.set_rng(rng);
     }
 
-    /// Runs an operation that changes the requests in flight, and puts them
-    /// back as they were if its commit fails.
-    fn run_in_flight<T, E>(
+    /// [`DurableMatrixEndpoint::transact`] for an operation that changes
+    /// the requests in flight (issues or answers requests): if its commit
+    /// fails, they are put back as they were before it.
+    pub(crate) fn transact_requests<T, E>(
         &mut self,
-        op: impl FnOnce(&mut MatrixEndpoint) -> Result<T, DurableError<E>>,
+        op: impl FnOnce(&mut MatrixEndpoint) -> Result<T, E>,
     ) -> Result<T, DurableError<E>> {
         let before = self.inner.endpoint.in_flight();
-        let result = self.inner.run(op);
+        let result = self.transact(op);
         if let Err(DurableError::Store(_)) = result {
             self.inner.endpoint.restore_in_flight(before);
         }
@@ -234,7 +235,7 @@ impl DurableMatrixEndpoint {
     pub fn outgoing_requests(
         &mut self,
     ) -> Result<Vec<OutgoingRequest>, DurableError<EndpointError>> {
-        self.run_in_flight(|e| e.outgoing_requests().map_err(DurableError::Operation))
+        self.transact_requests(MatrixEndpoint::outgoing_requests)
     }
 
     /// [`MatrixEndpoint::mark_request_as_sent`], committed: the keys an
@@ -245,10 +246,7 @@ impl DurableMatrixEndpoint {
         id: RequestId,
         response: &str,
     ) -> Result<ResponseOutcome, DurableError<EndpointError>> {
-        self.run_in_flight(|e| {
-            e.mark_request_as_sent(id, response)
-                .map_err(DurableError::Operation)
-        })
+        self.transact_requests(|e| e.mark_request_as_sent(id, response))
     }
 
     /// [`MatrixEndpoint::update_tracked_users`], committed.
@@ -266,8 +264,7 @@ impl DurableMatrixEndpoint {
         &mut self,
         users: impl IntoIterator<Item = &'a UserId>,
     ) -> Result<Option<OutgoingRequest>, StoreError> {
-        let result =
-            self.run_in_flight(|e| Ok::<_, DurableError<StoreError>>(e.keys_claim_request(users)));
+        let result = self.transact_requests(|e| Ok::<_, StoreError>(e.keys_claim_request(users)));
         result.map_err(|e| match e {
             DurableError::Store(e) | DurableError::Operation(e) => e,
         })

@@ -50,6 +50,8 @@ pub use self::memory::MemoryStore;
 pub(crate) use self::seal::StoreKeys;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
+#[cfg(all(test, feature = "sqlite"))]
+pub(crate) use self::sqlite::tempdir;
 pub(crate) use self::write_through::{RecordName, Recorded, WriteThrough};
 
 /// The version of the record layout and of the backends' schema. Part of

@@ -293,6 +293,22 @@ impl Store for SqliteStore {
     }
 }
 
+/// A fresh directory under the system's temporary directory, for tests
+/// that need SQLite files.
+#[cfg(test)]
+pub(crate) fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "roomseal-sqlite-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,19 +436,5 @@ mod tests {
             SqliteStore::open(&path).err(),
             Some(StoreError::UnsupportedSchema(2))
         );
-    }
-
-    /// A fresh directory under the target's temporary directory.
-    fn tempdir() -> std::path::PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "roomseal-sqlite-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

@@ -6,7 +6,9 @@
 // and a stale second handle refused), typed exceptions and one object
 // called from many threads; then the Matrix machine (MatrixMachine): two
 // users' three devices through a tiny in-memory homeserver, Olm sessions, a
-// room key shared, events both ways, typed exceptions and a pickle restored.
+// room key shared, events both ways, typed exceptions and a pickle restored;
+// and a durable Matrix device (DurableMatrixMachine) talking to a plain one,
+// reopened from its file, and a stale second handle refused then reloaded.
 //
 // Run by scripts/kotlin.sh (which compiles it together with the generated
 // bindings/mobile/uniffi/roomseal/roomseal.kt). Every check throws on
@@ -421,7 +423,7 @@ fun durable(relay: Relay, bob: Endpoint, devices: Devices) {
             Checks.equal(bob.decryptEvent(DURABLE_ROOM, "\$d1", next).messageIndex, 1u, "the ratchet went on")
             DurableEndpoint.open(path, key).use { other ->
                 dave.encryptEvent(DURABLE_ROOM, "m.room.message", "{}")
-                val stale = Checks.throws<RoomsealException.Store>("a stale handle") {
+                val stale = Checks.throws<RoomsealException.StaleStore>("a stale handle") {
                     other.encryptEvent(DURABLE_ROOM, "m.room.message", "{}")
                 }
                 Checks.that("another writer" in stale.message.orEmpty(), "the refusal says why: ${stale.message}")
@@ -669,14 +671,31 @@ class Homeserver {
     }
 }
 
-/** One MatrixMachine and the app loop around it. */
-class MatrixClient(val server: Homeserver, val user: String, val device: String, var machine: MatrixMachine = MatrixMachine(user, device)) {
+/** The calls the app loop makes: the same on a MatrixMachine and a DurableMatrixMachine. */
+interface MatrixCalls {
+    fun outgoingRequests(): List<MatrixRequest>
+    fun markRequestAsSent(requestId: ULong, responseJson: String): MatrixResponseResult
+    fun receiveSyncChanges(syncJson: String): MatrixSyncResult
+    fun updateTrackedUsers(users: List<String>): List<String>
+    fun keysClaimRequest(users: List<String>): MatrixRequest?
+    fun shareRoomKey(roomId: String, users: List<String>): MatrixShareResult
+    fun encryptRoomEvent(roomId: String, eventType: String, contentJson: String): String
+    fun decryptRoomEvent(roomId: String, eventJson: String): MatrixRoomEvent
+}
+
+class PlainCalls(machine: MatrixMachine) : MatrixCalls, MatrixMachineInterface by machine
+class DurableCalls(machine: DurableMatrixMachine) : MatrixCalls, DurableMatrixMachineInterface by machine
+
+/** One Matrix machine (in memory or durable) and the app loop around it; [calls] reaches the loop's calls on it. */
+class MatrixClient<M>(val server: Homeserver, val user: String, val device: String, var machine: M, val calls: (M) -> MatrixCalls) {
+    private val loop get() = calls(machine)
+
     fun answer(request: MatrixRequest): MatrixResponseResult =
-        machine.markRequestAsSent(request.requestId, server.route(user, device, request))
+        loop.markRequestAsSent(request.requestId, server.route(user, device, request))
 
     fun pump() {
         repeat(20) {
-            val requests = machine.outgoingRequests()
+            val requests = loop.outgoingRequests()
             if (requests.isEmpty()) return
             requests.forEach { answer(it) }
         }
@@ -684,17 +703,17 @@ class MatrixClient(val server: Homeserver, val user: String, val device: String,
     }
 
     fun sync(): MatrixSyncResult {
-        val result = machine.receiveSyncChanges(server.sync(user, device))
+        val result = loop.receiveSyncChanges(server.sync(user, device))
         Checks.that(result.rejected.isEmpty(), "$device: no to-device event refused (${result.rejected})")
         pump()
         return result
     }
 
     fun share(members: List<String>): MatrixShareResult {
-        machine.updateTrackedUsers(members)
+        loop.updateTrackedUsers(members)
         pump()
-        machine.keysClaimRequest(members)?.let { answer(it) }
-        val result = machine.shareRoomKey(MATRIX_ROOM, members)
+        loop.keysClaimRequest(members)?.let { answer(it) }
+        val result = loop.shareRoomKey(MATRIX_ROOM, members)
         result.requests.forEach { answer(it) }
         pump()
         return result
@@ -702,19 +721,23 @@ class MatrixClient(val server: Homeserver, val user: String, val device: String,
 
     fun send(members: List<String>, body: String): String {
         share(members)
-        return server.sendEvent(user, machine.encryptRoomEvent(MATRIX_ROOM, "m.room.message", Json.write(mapOf("body" to body))))
+        return server.sendEvent(user, loop.encryptRoomEvent(MATRIX_ROOM, "m.room.message", Json.write(mapOf("body" to body))))
     }
 
     fun read(event: String): String =
-        obj(Json.parse(machine.decryptRoomEvent(MATRIX_ROOM, event).contentJson))["body"] as String
+        obj(Json.parse(loop.decryptRoomEvent(MATRIX_ROOM, event).contentJson))["body"] as String
 }
+
+/** A client of a new in-memory MatrixMachine. */
+fun plainClient(server: Homeserver, user: String, device: String) =
+    MatrixClient(server, user, device, MatrixMachine(user, device), ::PlainCalls)
 
 fun matrixScenario() {
     val server = Homeserver()
     val members = listOf(M_ALICE, M_BOB)
-    val a1 = MatrixClient(server, M_ALICE, "ALICE1")
-    val a2 = MatrixClient(server, M_ALICE, "ALICE2")
-    val b1 = MatrixClient(server, M_BOB, "BOB1")
+    val a1 = plainClient(server, M_ALICE, "ALICE1")
+    val a2 = plainClient(server, M_ALICE, "ALICE2")
+    val b1 = plainClient(server, M_BOB, "BOB1")
     val all = listOf(a1, a2, b1)
     fun settle() = repeat(2) { all.forEach { it.sync() } }
     all.forEach { it.pump() }
@@ -771,6 +794,69 @@ fun matrixScenario() {
     all.forEach { it.machine.destroy() }
 }
 
+/**
+ * A Matrix device kept in a SQLite file (DurableMatrixMachine) talking to a
+ * plain MatrixMachine: every call commits before it returns, so it reopens
+ * from its file where it was (no pickle) and goes on; a second handle on the
+ * file is refused once stale, reloads, and goes on.
+ */
+fun durableMatrix() {
+    val dir = Files.createTempDirectory("roomseal-kotlin-matrix").toFile()
+    try {
+        val server = Homeserver()
+        val members = listOf(M_ALICE, M_BOB)
+        val path = File(dir, "alice.sqlite3").path
+        val key = ByteArray(32) { (it * 5 + 3).toByte() }
+        val alice = MatrixClient(server, M_ALICE, "ALICE1", DurableMatrixMachine.create(path, key, M_ALICE, "ALICE1"), ::DurableCalls)
+        val bob = plainClient(server, M_BOB, "BOB1")
+        fun settle() = repeat(2) { alice.sync(); bob.sync() }
+        alice.pump()
+        bob.pump()
+        val first = alice.send(members, "durable hello (kotlin)")
+        settle()
+        Checks.equal(bob.read(first), "durable hello (kotlin)", "bob reads the durable Matrix device")
+        val reply = bob.send(members, "plain reply (kotlin)")
+        settle()
+        Checks.equal(alice.read(reply), "plain reply (kotlin)", "the durable Matrix device reads bob")
+        val identity = alice.machine.identity()
+        val generation = alice.machine.storeGeneration()
+        alice.machine.close()
+
+        // Opened again from its file (as after a crash): it goes on both ways.
+        alice.machine = DurableMatrixMachine.open(path, key)
+        Checks.equal(alice.machine.identity(), identity, "the Matrix store reopens the same device")
+        Checks.equal(alice.machine.storeGeneration(), generation, "reopened at the generation it was closed at")
+        Checks.equal(alice.read(reply), "plain reply (kotlin)", "the reopened device still reads bob's event")
+        val second = alice.send(members, "after reopening (kotlin)")
+        val later = bob.send(members, "plain, later (kotlin)")
+        settle()
+        Checks.equal(bob.machine.decryptRoomEvent(MATRIX_ROOM, second).messageIndex, 1u, "the Megolm ratchet went on")
+        Checks.equal(alice.read(later), "plain, later (kotlin)", "the reopened device reads bob's next event")
+
+        // A second handle on the file: stale once the first writes, refused, reloaded, and it goes on.
+        DurableMatrixMachine.open(path, key).use { other ->
+            val written = alice.send(members, "from the first handle (kotlin)")
+            val stale = Checks.throws<RoomsealException.StaleStore>("a stale Matrix handle") {
+                other.encryptRoomEvent(MATRIX_ROOM, "m.room.message", """{"body":"stale"}""")
+            }
+            Checks.that("another writer" in stale.message.orEmpty(), "the refusal says why: ${stale.message}")
+            other.reload()
+            Checks.equal(other.storeGeneration(), alice.machine.storeGeneration(), "the reloaded handle is current")
+            val late = server.sendEvent(M_ALICE, other.encryptRoomEvent(MATRIX_ROOM, "m.room.message", """{"body":"reloaded (kotlin)"}"""))
+            settle()
+            Checks.equal(bob.read(written), "from the first handle (kotlin)", "bob reads the first handle")
+            Checks.equal(bob.read(late), "reloaded (kotlin)", "bob reads the reloaded handle")
+        }
+        Checks.throws<RoomsealException.Store>("a Matrix store opened under another key") {
+            DurableMatrixMachine.open(path, ByteArray(32)).close()
+        }
+        alice.machine.close()
+        bob.machine.close()
+    } finally {
+        dir.deleteRecursively()
+    }
+}
+
 fun main() {
     val started = System.nanoTime()
     try {
@@ -787,6 +873,7 @@ fun main() {
                         durable(relay, bob, devices)
                         threads(relay, alice, bob)
                         matrixScenario()
+                        durableMatrix()
                     }
                 }
             }
@@ -802,6 +889,7 @@ fun main() {
     println("  a durable SQLite store reopened and a stale handle refused, typed exceptions,")
     println("  8 writer + 4 reader threads on one endpoint,")
     println("  and the Matrix machine: 3 devices of 2 users, Olm sessions, room key shared, events both ways,")
-    println("  typed exceptions, a pickle restored (JNA ${Native.VERSION}, ${ms} ms)")
+    println("  typed exceptions, a pickle restored; a durable Matrix device reopened from its file,")
+    println("  a stale handle refused then reloaded (JNA ${Native.VERSION}, ${ms} ms)")
     println("kotlin: ${Checks.passed} passed, 0 failed")
 }

@@ -314,7 +314,7 @@ class TwoAndThreeDevices(unittest.TestCase):
             # once the first writes: refused, reloaded, then it goes on.
             other = rs.DurableEndpoint.open(path, key)
             alice.encrypt_event(ROOM, "m", "{}")
-            with self.assertRaises(rs.RoomsealError.Store) as caught:
+            with self.assertRaises(rs.RoomsealError.StaleStore) as caught:
                 other.encrypt_event(ROOM, "m", "{}")
             self.assertIn("another writer", str(caught.exception))
             late = other.encrypt_event(ROOM, "m", "{}")
@@ -923,6 +923,160 @@ class MatrixMachines(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
+
+
+class DurableMatrixMachines(unittest.TestCase):
+    """A DurableMatrixMachine (a Matrix device kept in a SQLite file) and a
+    plain MatrixMachine peer, through the in-test homeserver."""
+
+    members = [ALICE, BOB]
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.path = os.path.join(self.tmp.name, "alice.sqlite3")
+        self.key = os.urandom(32)
+        self.server = Homeserver()
+        durable = rs.DurableMatrixMachine.create(self.path, self.key, ALICE, "ALICE1")
+        self.a1 = MatrixDevice(self.server, ALICE, "ALICE1", durable)
+        self.b1 = MatrixDevice(self.server, BOB, "BOB1")
+        for d in (self.a1, self.b1):
+            d.pump()
+            d.machine.update_tracked_users(self.members)
+            d.pump()
+        settle(self.a1, self.b1)
+        self.addCleanup(self.close)
+
+    def close(self):
+        # Python frees an object, and here its SQLite connection, when the
+        # last reference goes.
+        self.a1.machine = None
+
+    def body(self, device, event):
+        return json.loads(device.read(event).content_json)["body"]
+
+    def reopen(self):
+        """Closes the durable machine and opens it again from its file (as
+        after a crash: nothing was pickled)."""
+        identity = self.a1.machine.identity()
+        self.a1.machine = None
+        self.a1.machine = rs.DurableMatrixMachine.open(self.path, self.key)
+        self.assertEqual(self.a1.machine.identity(), identity)
+        self.a1.pump()
+
+    def test_exchange_reopen_and_continue(self):
+        m = self.a1.machine
+        self.assertEqual((m.user_id(), m.device_id()), (ALICE, "ALICE1"))
+        keys = self.server.device_keys[ALICE]["ALICE1"]["keys"]
+        self.assertEqual(keys["curve25519:ALICE1"], m.identity().curve25519)
+        self.assertEqual([d.device_id for d in m.devices(BOB)], ["BOB1"])
+        # Every call that changes something commits it before returning.
+        self.a1.share(self.members)
+        before = m.store_generation()
+        content = m.encrypt_room_event(MATRIX_ROOM, "m.room.message", json.dumps({"body": "durable hello"}))
+        self.assertEqual(m.store_generation(), before + 1)
+        first = self.server.send_event(MATRIX_ROOM, ALICE, content)
+        settle(self.a1, self.b1)
+        self.assertEqual(self.body(self.b1, first), "durable hello")
+        self.assertTrue(m.has_olm_session(BOB, "BOB1"))
+        reply = self.b1.send(self.members, "plain reply")
+        settle(self.a1, self.b1)
+        self.assertEqual(self.body(self.a1, reply), "plain reply")
+        del m
+
+        self.reopen()
+        m = self.a1.machine
+        self.assertTrue(m.has_olm_session(BOB, "BOB1"))
+        self.assertEqual(self.body(self.a1, reply), "plain reply")
+        second = self.a1.send(self.members, "after reopening")
+        self.assertEqual(second["content"]["session_id"], first["content"]["session_id"])
+        settle(self.a1, self.b1)
+        clear = self.b1.read(second)
+        self.assertEqual(json.loads(clear.content_json)["body"], "after reopening")
+        self.assertEqual(clear.message_index, 1)
+        self.assertTrue(clear.authenticated)
+        later = self.b1.send(self.members, "plain, later")
+        settle(self.a1, self.b1)
+        self.assertEqual(self.body(self.a1, later), "plain, later")
+        self.assertEqual(len([k for k in m.room_keys() if k.own]), 1)
+        # The replay record survived too: another event id with the same
+        # ciphertext is refused.
+        replayed = dict(reply, event_id="$replayed")
+        with self.assertRaises(rs.RoomsealError.Replay):
+            self.a1.read(replayed)
+        # Pickling stays available as an export of the store.
+        exported = rs.MatrixMachine.from_pickle(m.pickle(self.key), self.key)
+        self.assertEqual(exported.identity(), m.identity())
+
+    def test_a_stale_handle_is_refused_then_reloads(self):
+        self.a1.share(self.members)
+        other = rs.DurableMatrixMachine.open(self.path, self.key)
+        self.assertEqual(other.store_generation(), self.a1.machine.store_generation())
+        written = self.a1.send(self.members, "from the first handle")
+        with self.assertRaises(rs.RoomsealError.StaleStore) as caught:
+            other.encrypt_room_event(MATRIX_ROOM, "m.room.message", json.dumps({"body": "stale"}))
+        self.assertIn("another writer", str(caught.exception))
+        self.assertNotIsInstance(caught.exception, rs.RoomsealError.Store)
+        other.reload()
+        self.assertEqual(other.store_generation(), self.a1.machine.store_generation())
+        late = self.server.send_event(MATRIX_ROOM, ALICE, other.encrypt_room_event(
+            MATRIX_ROOM, "m.room.message", json.dumps({"body": "from the reloaded handle"})))
+        settle(self.b1)
+        self.assertEqual(self.body(self.b1, written), "from the first handle")
+        clear = self.b1.read(late)
+        self.assertEqual(json.loads(clear.content_json)["body"], "from the reloaded handle")
+        self.assertEqual(clear.message_index, self.b1.read(written).message_index + 1)
+        # Now the first handle is the stale one; it reloads by itself on the
+        # refusal, and the call made again goes through.
+        with self.assertRaises(rs.RoomsealError.StaleStore):
+            self.a1.machine.rotate_room_key(MATRIX_ROOM)
+        self.assertTrue(self.a1.machine.rotate_room_key(MATRIX_ROOM))
+        del other
+
+    def test_a_wrong_key_or_an_occupied_store_is_refused(self):
+        with self.assertRaises(rs.RoomsealError.Store) as caught:
+            rs.DurableMatrixMachine.open(self.path, bytes(32))
+        self.assertNotIn(self.key.hex(), str(caught.exception))
+        with self.assertRaises(rs.RoomsealError.Store):
+            rs.DurableMatrixMachine.create(self.path, self.key, ALICE, "ALICE2")
+        with self.assertRaises(rs.RoomsealError.InvalidInput):
+            rs.DurableMatrixMachine.open(self.path, b"short")
+        with self.assertRaises(rs.RoomsealError.InvalidInput):
+            rs.DurableMatrixMachine.create(os.path.join(self.tmp.name, "x.sqlite3"), self.key, "nobody", "D")
+        with self.assertRaises(rs.RoomsealError.Store):
+            rs.DurableMatrixMachine.open(os.path.join(self.tmp.name, "empty.sqlite3"), self.key)
+        # The store is untouched by the refusals.
+        self.a1.machine = None
+        self.a1.machine = rs.DurableMatrixMachine.open(self.path, self.key)
+        self.assertEqual(self.a1.machine.device_id(), "ALICE1")
+
+    def test_migrate_a_matrix_machine_pickle(self):
+        first = self.a1.send(self.members, "before bob migrates")
+        settle(self.a1, self.b1)
+        self.assertEqual(self.body(self.b1, first), "before bob migrates")
+        key = os.urandom(32)
+        pickle = self.b1.machine.pickle(key)
+        bob_path = os.path.join(self.tmp.name, "bob.sqlite3")
+        with self.assertRaises(rs.RoomsealError.Pickle):
+            rs.DurableMatrixMachine.migrate_pickle(pickle, bytes(32), bob_path)
+        migrated = rs.DurableMatrixMachine.migrate_pickle(pickle, key, bob_path)
+        self.assertEqual(migrated.identity(), self.b1.machine.identity())
+        self.assertEqual(migrated.room_keys(), self.b1.machine.room_keys())
+        with self.assertRaises(rs.RoomsealError.Store):
+            rs.DurableMatrixMachine.migrate_pickle(pickle, key, bob_path)
+        self.b1.machine = migrated
+        self.assertEqual(self.body(self.b1, first), "before bob migrates")
+        second = self.a1.send(self.members, "to the migrated bob")
+        reply = self.b1.send(self.members, "from the migrated bob")
+        settle(self.a1, self.b1)
+        self.assertEqual(self.body(self.b1, second), "to the migrated bob")
+        self.assertEqual(self.body(self.a1, reply), "from the migrated bob")
+        # And it reopens from its own file.
+        self.b1.machine = None
+        del migrated
+        self.b1.machine = rs.DurableMatrixMachine.open(bob_path, key)
+        self.assertEqual(self.body(self.b1, second), "to the migrated bob")
+        self.b1.machine = None
 
 
 class ReadmeExample(unittest.TestCase):
